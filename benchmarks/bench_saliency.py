@@ -1,0 +1,231 @@
+"""SmoothGrad throughput and peak memory: this package against tf-keras-vis, at equal N and model.
+
+Variants (each runs in its own subprocess, so its peak RSS is its own):
+
+* ``ours``       galaxy_xai.saliency.smoothgrad: noisy copies of several galaxies per compiled batch;
+* ``tkv_single`` tf-keras-vis as the original code used it: one galaxy per call, the model's last
+                 activation replaced in place, ``clear_session()`` after each galaxy;
+* ``tkv_batch``  tf-keras-vis with all galaxies in one call;
+* ``floor``      the model's raw input-gradient throughput at the same batch size (a compiled
+                 gradient of a fixed batch); maps/s = gradients/s / N, what any SmoothGrad can reach;
+* ``baseline``   TensorFlow imported and the model built, nothing explained (the RSS floor).
+
+Throughput is maps per second, the median over ``--repeats`` timed runs after ``--warmup`` untimed
+ones (which pay tracing; ``ours`` traces once per call, so its timed runs include one trace each).
+Peak memory is ``ru_maxrss`` of the variant's process. Usage::
+
+    python -m benchmarks.bench_saliency                       # the comparison at 64 px, N = 64
+    python -m benchmarks.bench_saliency --variants ours baseline --px 224 --samples 256 \\
+        --galaxies 64 --repeats 1 --warmup 0                  # the 224-px memory check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = ("baseline", "ours", "tkv_single", "tkv_batch", "floor")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(args: argparse.Namespace):
+    """The benchmark model (random weights: speed does not depend on them) and seeded images."""
+    from galaxy_xai.models import build_model
+
+    model = build_model(args.arch, args.px, seed=0)
+    images = np.random.default_rng(0).uniform(size=(args.galaxies, args.px, args.px, 3)).astype("float32")
+    return model, images
+
+
+def timed(run, repeats: int, warmup: int) -> list[float]:
+    """Seconds per run of ``run()``, after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run_variant(args: argparse.Namespace) -> dict:
+    """Run one variant in this process; return its maps/s per repeat and its peak RSS."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    import keras
+    import tensorflow as tf
+
+    from galaxy_xai import saliency
+
+    warnings.filterwarnings("ignore", category=UserWarning)  # Keras' chatter on tf-keras-vis's list inputs
+    model, images = build(args)
+    index = saliency.class_index("Class3.1")
+    n_maps = len(images)
+    if args.variant == "baseline":
+        model(images[:1])
+        times = [float("nan")]
+    elif args.variant == "ours":
+
+        def run():
+            saliency.smoothgrad(
+                model, images, index, args.samples, args.noise, seed=0, batch_size=args.batch_size
+            )
+
+        times = timed(run, args.repeats, args.warmup)
+    elif args.variant in ("tkv_single", "tkv_batch"):
+        from tf_keras_vis.saliency import Saliency
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        def make_linear(m):
+            m.layers[-1].activation = keras.activations.linear  # the original code's in-place modifier
+
+        def explain(batch):
+            maps = Saliency(model, model_modifier=make_linear, clone=False)(
+                CategoricalScore(index), batch, smooth_samples=args.samples, smooth_noise=args.noise
+            )
+            return saliency.normalise_maps(maps.reshape(len(batch), *maps.shape[-2:]))[0]
+
+        if args.variant == "tkv_single":
+            n_maps = min(args.per_galaxy, len(images))
+
+            def run():
+                for image in images[:n_maps]:
+                    explain(image[None])
+                    keras.backend.clear_session()
+
+        else:
+
+            def run():
+                explain(images)
+
+        times = timed(run, args.repeats, args.warmup)
+    elif args.variant == "floor":
+        scores = saliency.score_model(model)
+        batch = tf.constant(np.resize(images, (args.batch_size, *images.shape[1:])))
+        gradient = tf.function(lambda x: saliency._input_gradient(scores, index, x))
+        n_batches = max(1, round(args.samples * len(images) / args.batch_size))
+
+        def run():
+            for _ in range(n_batches):
+                gradient(batch).numpy()
+
+        times = timed(run, args.repeats, args.warmup)
+        n_maps = n_batches * args.batch_size / args.samples
+    else:
+        raise ValueError(f"unknown variant {args.variant!r}")
+    return {
+        "variant": args.variant,
+        "maps": n_maps,
+        "seconds": times,
+        "maps_per_s": [n_maps / t for t in times],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def spawn(args: argparse.Namespace, variant: str) -> dict:
+    """Run one variant in a fresh interpreter and parse its JSON line."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_saliency", "--variant", variant]
+    for key in (
+        "arch",
+        "px",
+        "samples",
+        "noise",
+        "galaxies",
+        "per_galaxy",
+        "batch_size",
+        "repeats",
+        "warmup",
+    ):
+        cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"variant {variant} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarise(results: dict[str, dict]) -> dict:
+    """Medians and the ratios the issue sets targets for (ours / each reference)."""
+    median = {v: statistics.median(r["maps_per_s"]) for v, r in results.items() if v != "baseline"}
+    ratios = {}
+    if "ours" in median:
+        for ref, name in (
+            ("tkv_single", "vs_tkv_single"),
+            ("tkv_batch", "vs_tkv_batch"),
+            ("floor", "of_floor"),
+        ):
+            if ref in median:
+                ratios[name] = median["ours"] / median[ref]
+    return {
+        "median_maps_per_s": median,
+        "ratios": ratios,
+        "peak_rss_mb": {v: r["peak_rss_mb"] for v, r in results.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--arch", default="vgg_small")
+    parser.add_argument("--px", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=64, help="SmoothGrad N")
+    parser.add_argument("--noise", type=float, default=0.15)
+    parser.add_argument("--galaxies", type=int, default=64)
+    parser.add_argument(
+        "--per-galaxy", type=int, default=8, help="galaxies timed for tkv_single (it is slow)"
+    )
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    args = parser.parse_args(argv)
+    if args.variant:
+        print(json.dumps(run_variant(args)))
+        return
+
+    results = {}
+    for variant in args.variants:
+        results[variant] = spawn(args, variant)
+        r = results[variant]
+        rate = statistics.median(r["maps_per_s"]) if variant != "baseline" else float("nan")
+        print(
+            f"{variant:11s} {rate:9.2f} maps/s  (runs: {', '.join(f'{x:.2f}' for x in r['maps_per_s'])})  "
+            f"peak RSS {r['peak_rss_mb']:7.0f} MB",
+            flush=True,
+        )
+    summary = summarise(results)
+    summary["setup"] = {
+        k: getattr(args, k)
+        for k in (
+            "arch",
+            "px",
+            "samples",
+            "noise",
+            "galaxies",
+            "per_galaxy",
+            "batch_size",
+            "repeats",
+            "warmup",
+        )
+    }
+    for name, ratio in summary["ratios"].items():
+        print(f"ours {name}: {ratio:.2f}x")
+    if args.out:
+        from galaxy_xai.io import write_json
+
+        write_json(args.out, {"summary": summary, "runs": results})
+
+
+if __name__ == "__main__":
+    main()

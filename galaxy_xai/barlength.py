@@ -1,0 +1,456 @@
+"""Algorithm 1 of Bhambra et al. (2022): isolate the bar in a saliency map and measure its length.
+
+The published rule (``linearity="abs_pearson"``, the default):
+
+* scan the thresholds ``T_h`` in :data:`THRESHOLDS` = ``numpy.arange(0.5, 1.0, 0.0001)`` in order;
+  the candidate pixels at ``T_h`` are those with value ``> T_h``;
+* stop at the first ``T_h`` where the absolute Pearson correlation of the candidates' row and column
+  indices exceeds ``corr_threshold`` (T_c) or fewer than ``len_threshold`` (T_l) candidates remain; a
+  correlation of fewer than two pixels or of a constant coordinate counts as not exceeding (the
+  published code gets NaN there, and ``NaN > T_c`` is false); if none stops, the last ``T_h`` is used;
+* the bar is the candidate set at that ``T_h``; its length is the largest Euclidean distance between
+  two of its pixel centres, and at least 1.0 (the published code starts the maximum from 1).
+
+The published code re-thresholds the whole map 5,000 times and measures with an O(n^2) Python loop.
+Here the same answer comes from shared work done once per map:
+
+* only pixels above 0.5 can ever be candidates; they are sorted once by decreasing value, so the
+  candidate set at any ``T_h`` is a prefix of that order whose size is a ``searchsorted`` count
+  (ties are never split: equal values are both above a threshold or both not);
+* the stopping rule depends on the candidate set only through its size, so only the distinct
+  counts along the scan matter; prefix sums of row, col, row^2, col^2 and row*col give the exact
+  integer moments of every prefix, hence the linearity of every count in O(1);
+* near the threshold (within 1e-9) the correlation is recomputed with ``numpy.corrcoef`` on the
+  candidates in the published order, so a rounding difference cannot flip the decision;
+* the largest distance is attained between convex-hull vertices, and every hull vertex of a pixel set
+  is the leftmost or rightmost pixel of its row *and* the topmost or bottommost of its column; the
+  distance is maximised over those few pixels in exact integer arithmetic.
+
+``linearity="elongation"`` replaces |r| by ``1 - lambda_min / lambda_max`` of the candidates'
+coordinate covariance: rotation-invariant, whereas |r| is ~0 for a bar along an image axis.
+
+Shapes: one map is ``(H, W)``; a stack is ``(n, H, W)``; a grid result is ``(n_Tc, n_Tl)`` per map.
+Lengths are in pixels of the map (see :mod:`galaxy_xai.units` for 424-px pixels and kpc).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+THRESHOLDS = np.arange(0.5, 1.0, 0.0001)
+"""The published threshold scan T_h (5,000 values from 0.5 to 0.9999)."""
+
+LINEARITIES = ("abs_pearson", "elongation")
+
+MEAN_MAP = "mean_map"
+"""Method: Algorithm 1 on the element-wise mean of the models' maps."""
+
+MEAN_LENGTH = "mean_length"
+"""Method: the mean of the lengths measured on each model's map."""
+
+PAPER_MAP_PX = 224
+"""Map side for which the paper's T_l grid (10-50 pixels) was chosen."""
+
+_RECHECK_TOL = 1e-9
+"""|r| this close to T_c is recomputed exactly as the published code does (prefix-sum r is ~1e-15 off)."""
+
+_MAX_SIDE = 1024
+"""Largest map side for which the int64 moment sums are exact."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _check_linearity(linearity: str) -> None:
+    if linearity not in LINEARITIES:
+        raise ValueError(f"linearity = {linearity!r}: expected one of {', '.join(LINEARITIES)}")
+
+
+def _as_map(saliency_map: np.ndarray, what: str = "saliency_map") -> np.ndarray:
+    """The map as float64 (exact for float16/float32 input), after checking shape and values."""
+    arr = np.asarray(saliency_map)
+    if arr.ndim != 2:
+        raise ValueError(f"{what}: expected a 2-D map (H, W), got shape {arr.shape}")
+    if arr.shape[0] > _MAX_SIDE or arr.shape[1] > _MAX_SIDE or 0 in arr.shape:
+        raise ValueError(f"{what}: expected 1 to {_MAX_SIDE} pixels per side, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what}: contains NaN or infinite values; expected finite saliency values")
+    return arr
+
+
+def _as_stack(saliency_maps: np.ndarray) -> np.ndarray:
+    arr = np.asarray(saliency_maps)
+    if arr.ndim != 3:
+        raise ValueError(f"saliency_maps: expected a stack of maps (n, H, W), got shape {arr.shape}")
+    return arr
+
+
+# --------------------------------------------------------------------------------------------------
+# The shared work of one map
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """What every (T_c, T_l) pair of one map shares.
+
+    ``flat_desc``: flat indices of the pixels above 0.5, by decreasing value, (m,).
+    ``counts``: the distinct candidate counts met along the threshold scan, in scan order
+    (decreasing), (d,); the candidate set of count c is ``flat_desc[:c]``.
+    ``a, b, c_``: n^2 times the covariance of (row, col) of each count's candidates: var(row),
+    cov(row, col), var(col), exact integers as int64, (d,).
+    """
+
+    width: int
+    flat_desc: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    counts: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    c_: np.ndarray
+
+
+def _scan(map64: np.ndarray) -> _Scan:
+    flat = map64.ravel()
+    above = np.flatnonzero(flat > THRESHOLDS[0])
+    values = flat[above]
+    order = np.argsort(-values, kind="stable")
+    flat_desc = above[order]
+    ascending = values[order][::-1]
+    count_per_threshold = ascending.size - np.searchsorted(ascending, THRESHOLDS, side="right")
+    changes = np.flatnonzero(count_per_threshold[1:] != count_per_threshold[:-1]) + 1
+    counts = count_per_threshold[np.concatenate(([0], changes))]
+    rows, cols = np.divmod(flat_desc, map64.shape[1])
+
+    def prefix(v: np.ndarray) -> np.ndarray:
+        return np.concatenate(([0], np.cumsum(v, dtype=np.int64)))[counts]
+
+    sr, sc = prefix(rows), prefix(cols)
+    n = counts.astype(np.int64)
+    a = n * prefix(rows * rows) - sr * sr
+    b = n * prefix(rows * cols) - sr * sc
+    c_ = n * prefix(cols * cols) - sc * sc
+    return _Scan(map64.shape[1], flat_desc, rows, cols, counts, a, b, c_)
+
+
+def _linearity(scan: _Scan, linearity: str) -> tuple[np.ndarray, np.ndarray]:
+    """(value, defined) per distinct count, (d,) each; undefined values never exceed T_c."""
+    a, b, c = (v.astype(np.float64) for v in (scan.a, scan.b, scan.c_))
+    if linearity == "abs_pearson":
+        defined = (scan.counts >= 2) & (scan.a > 0) & (scan.c_ > 0)
+        denom = np.sqrt(a) * np.sqrt(c)
+        value = np.divide(np.abs(b), denom, out=np.zeros_like(a), where=defined)
+        return np.minimum(value, 1.0), defined
+    half_trace = 0.5 * (a + c)
+    lam_max = half_trace + np.hypot(0.5 * (a - c), b)
+    defined = (scan.counts >= 2) & (lam_max > 0)
+    lam_min = np.clip(2.0 * half_trace - lam_max, 0.0, None)
+    value = 1.0 - np.divide(lam_min, lam_max, out=np.ones_like(a), where=defined)
+    return value, defined
+
+
+def _published_abs_r(scan: _Scan, count: int) -> float:
+    """|r| of the top ``count`` pixels exactly as the published code computes it (row-major order)."""
+    rows, cols = np.divmod(np.sort(scan.flat_desc[:count]), scan.width)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(abs(np.corrcoef(rows, cols)[1, 0]))
+
+
+def _stop_counts(
+    scan: _Scan, corr_thresholds: np.ndarray, len_thresholds: np.ndarray, linearity: str
+) -> np.ndarray:
+    """Candidate count where the scan stops, for every (T_c, T_l) pair: int (n_Tc, n_Tl)."""
+    value, defined = _linearity(scan, linearity)
+    tc = corr_thresholds[:, None]
+    exceeds = defined & (value > tc)  # (n_Tc, d)
+    if linearity == "abs_pearson":
+        near = defined & (np.abs(value - tc) <= _RECHECK_TOL)
+        for j in np.flatnonzero(near.any(axis=0)):
+            exact = _published_abs_r(scan, int(scan.counts[j]))
+            exceeds[near[:, j], j] = exact > corr_thresholds[near[:, j]]
+    stops = exceeds[:, None, :] | (scan.counts[None, None, :] < len_thresholds[None, :, None])
+    first = np.argmax(stops, axis=-1)
+    return np.where(stops.any(axis=-1), scan.counts[first], scan.counts[-1])
+
+
+# --------------------------------------------------------------------------------------------------
+# The largest distance
+
+
+def _extreme_flags(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """True for the points with the smallest or largest ``minor`` among those sharing ``major``.
+
+    ``major``, ``minor``: non-negative integer coordinates, (k,).
+    """
+    size = int(major.max()) + 1
+    lowest = np.full(size, np.iinfo(np.int64).max)
+    highest = np.full(size, -1)
+    np.minimum.at(lowest, major, minor)
+    np.maximum.at(highest, major, minor)
+    return (minor == lowest[major]) | (minor == highest[major])
+
+
+def max_pixel_distance(rows: np.ndarray, cols: np.ndarray) -> float:
+    """Largest Euclidean distance between two pixel centres, and at least 1.0; in pixels.
+
+    ``rows``, ``cols``: integer pixel indices, (k,). Exact: the maximum squared distance is found in
+    integer arithmetic among the pixels that can be convex-hull vertices (extreme in their row and in
+    their column), then one square root is taken, which equals the published maximum of square roots.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    if rows.size < 2:
+        return 1.0
+    rows, cols = rows - rows.min(), cols - cols.min()  # distances are shift-invariant; indices >= 0
+    keep = _extreme_flags(rows, cols) & _extreme_flags(cols, rows)
+    r, c = rows[keep], cols[keep]
+    best = 0
+    for start in range(0, r.size, 512):  # bounds memory on degenerate sets; usually one pass
+        dr = r[start : start + 512, None] - r[None, :]
+        dc = c[start : start + 512, None] - c[None, :]
+        best = max(best, int((dr * dr + dc * dc).max()))
+    return max(1.0, float(np.sqrt(np.float64(best))))
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+
+
+def _grid_arrays(corr_thresholds, len_thresholds) -> tuple[np.ndarray, np.ndarray]:
+    tc = np.atleast_1d(np.asarray(corr_thresholds, dtype=np.float64))
+    tl = np.atleast_1d(np.asarray(len_thresholds, dtype=np.float64))
+    if tc.ndim != 1 or tl.ndim != 1 or not tc.size or not tl.size:
+        raise ValueError("corr_thresholds and len_thresholds: expected non-empty 1-D sequences")
+    if not (np.isfinite(tc).all() and np.isfinite(tl).all()):
+        raise ValueError("corr_thresholds and len_thresholds: expected finite numbers")
+    return tc, tl
+
+
+def _mask(scan: _Scan, shape: tuple[int, int], count: int) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask.flat[scan.flat_desc[:count]] = True
+    return mask
+
+
+def isolate_bar(
+    saliency_map: np.ndarray, corr_threshold: float, len_threshold: float, linearity: str = "abs_pearson"
+) -> np.ndarray:
+    """Boolean mask (H, W) of the bar isolated by Algorithm 1 in ``saliency_map`` (H, W).
+
+    ``corr_threshold``: T_c (dimensionless); ``len_threshold``: T_l, a pixel count of this map.
+    """
+    _check_linearity(linearity)
+    map64 = _as_map(saliency_map)
+    scan = _scan(map64)
+    tc, tl = _grid_arrays(corr_threshold, len_threshold)
+    return _mask(scan, map64.shape, int(_stop_counts(scan, tc, tl, linearity)[0, 0]))
+
+
+def bar_length_px(
+    saliency_map: np.ndarray, corr_threshold: float, len_threshold: float, linearity: str = "abs_pearson"
+) -> float:
+    """Length in map pixels of the bar Algorithm 1 isolates in ``saliency_map`` (H, W)."""
+    return float(bar_length_grid(saliency_map, [corr_threshold], [len_threshold], linearity)[0, 0])
+
+
+def _lengths_of_scan(scan: _Scan, tc: np.ndarray, tl: np.ndarray, linearity: str) -> np.ndarray:
+    stop = _stop_counts(scan, tc, tl, linearity)
+    unique, inverse = np.unique(stop, return_inverse=True)
+    lengths = np.array([max_pixel_distance(scan.rows[:k], scan.cols[:k]) for k in unique])
+    return lengths[inverse].reshape(stop.shape)
+
+
+def bar_length_grid(
+    saliency_map: np.ndarray,
+    corr_thresholds: Sequence[float],
+    len_thresholds: Sequence[float],
+    linearity: str = "abs_pearson",
+) -> np.ndarray:
+    """Bar length in map pixels for every (T_c, T_l) pair on one map: (n_Tc, n_Tl).
+
+    ``saliency_map``: (H, W). The sort, the moments and the distances are shared by all pairs;
+    element ``[i, j]`` equals ``bar_length_px(saliency_map, corr_thresholds[i], len_thresholds[j])``.
+    """
+    _check_linearity(linearity)
+    tc, tl = _grid_arrays(corr_thresholds, len_thresholds)
+    return _lengths_of_scan(_scan(_as_map(saliency_map)), tc, tl, linearity)
+
+
+def bar_lengths_grid(
+    saliency_maps: np.ndarray,
+    corr_thresholds: Sequence[float],
+    len_thresholds: Sequence[float],
+    linearity: str = "abs_pearson",
+) -> np.ndarray:
+    """:func:`bar_length_grid` for a stack of maps (n, H, W): lengths in map pixels (n, n_Tc, n_Tl)."""
+    _check_linearity(linearity)
+    maps = _as_stack(saliency_maps)
+    tc, tl = _grid_arrays(corr_thresholds, len_thresholds)
+    out = np.empty((maps.shape[0], tc.size, tl.size))
+    for i, one in enumerate(maps):
+        out[i] = _lengths_of_scan(_scan(_as_map(one, f"saliency_maps[{i}]")), tc, tl, linearity)
+    return out
+
+
+def scale_len_threshold(len_threshold_224: float, map_px: int) -> int:
+    """T_l for a ``map_px``-side map from the paper's value for 224-px maps: a pixel count.
+
+    T_l is a number of pixels, i.e. an area, so it scales with ``(map_px / 224)^2``; rounded, and at
+    least 2 (below two pixels there is no correlation to test and no length to measure).
+    """
+    if map_px < 1 or len_threshold_224 < 0:
+        raise ValueError(
+            f"scale_len_threshold: expected map_px >= 1 and T_l >= 0, got {map_px}, {len_threshold_224}"
+        )
+    return max(2, round(len_threshold_224 * (map_px / PAPER_MAP_PX) ** 2))
+
+
+# --------------------------------------------------------------------------------------------------
+# From stored maps to the maps Algorithm 1 measures, for the five methods of the grid search
+
+
+def normalise_maps(maps: np.ndarray) -> np.ndarray:
+    """Min-max rescale each map of a stack (n, H, W) to [0, 1]; constant maps become 0.
+
+    Floating input keeps its precision (float32 is plenty for a saliency map); other input -> float64.
+    """
+    maps = np.asarray(maps)
+    if not np.issubdtype(maps.dtype, np.floating) or maps.dtype == np.float16:
+        maps = maps.astype(np.float64 if not np.issubdtype(maps.dtype, np.floating) else np.float32)
+    lo = maps.min(axis=(-2, -1), keepdims=True)
+    span = maps.max(axis=(-2, -1), keepdims=True) - lo
+    return np.divide(maps - lo, span, out=np.zeros_like(maps), where=span > 0)
+
+
+def maps_to_measure(maps: np.ndarray, grey: np.ndarray, x_input: bool) -> np.ndarray:
+    """The maps Algorithm 1 is run on: float32 (n, H, W) in [0, 1].
+
+    ``maps``: saliency (n, H, W); ``grey``: the grey-scale model input (n, H, W) in [0, 1]. With
+    ``x_input`` the map is multiplied by the input (the paper's X_input). Every measured map is then
+    min-max renormalised so the 0.5-1.0 threshold scan means the same for every method: a no-op for
+    stored maps already spanning [0, 1]; the published code did not rescale the averaged map or the
+    product, whose maxima can fall well below 1.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if x_input:
+        maps = maps * np.asarray(grey, dtype=np.float32)
+    return normalise_maps(maps)
+
+
+def method_names(models: Sequence[str]) -> list[str]:
+    """The grid search's methods: each model, then :data:`MEAN_MAP` and :data:`MEAN_LENGTH`."""
+    return [*models, MEAN_MAP, MEAN_LENGTH]
+
+
+def method_lengths(
+    model_maps: Mapping[str, np.ndarray],
+    grey: np.ndarray,
+    x_inputs: Sequence[bool],
+    corr_thresholds: Sequence[float],
+    len_thresholds_px: Sequence[float],
+    linearity: str = "abs_pearson",
+    methods: Sequence[str] | None = None,
+    chunk_size: int = 64,
+    progress: bool = False,
+) -> dict[tuple[str, bool], np.ndarray]:
+    """Lengths in map pixels for each (method, x_input): {(method, x_input): (n, n_Tc, n_Tl)}.
+
+    ``model_maps``: {model: (n, H, W)}, the same galaxies in the same order for every model;
+    ``grey``: (n, H, W) model inputs; ``len_thresholds_px``: T_l already scaled to this map size.
+    ``methods`` defaults to :func:`method_names`; :data:`MEAN_LENGTH` averages the lengths of all
+    models (for each pair), :data:`MEAN_MAP` measures the mean of all models' maps. Galaxies are
+    processed in chunks of ``chunk_size`` so memory stays small at 224 px.
+    """
+    models = list(model_maps)
+    if not models:
+        raise ValueError("model_maps: expected at least one model")
+    methods = method_names(models) if methods is None else list(methods)
+    unknown = sorted(set(methods) - set(method_names(models)))
+    if unknown:
+        raise ValueError(f"methods: unknown {unknown}; expected among {method_names(models)}")
+    grey = np.asarray(grey)
+    n = grey.shape[0]
+    for name in models:
+        if model_maps[name].shape != grey.shape:
+            raise ValueError(
+                f"maps of {name}: shape {model_maps[name].shape}, expected {grey.shape} like grey"
+            )
+    measured = models if MEAN_LENGTH in methods else [m for m in models if m in methods]
+    tc, tl = _grid_arrays(corr_thresholds, len_thresholds_px)
+    out = {(m, bool(x)): np.empty((n, tc.size, tl.size)) for m in methods for x in x_inputs}
+
+    loaded = models if (MEAN_MAP in methods or MEAN_LENGTH in methods) else measured
+    starts = range(0, n, chunk_size)
+    for start in tqdm(starts, desc="measuring", unit="chunk", disable=not progress):
+        rows = slice(start, start + chunk_size)
+        chunk = {name: np.asarray(model_maps[name][rows], dtype=np.float32) for name in loaded}
+        grey_chunk = np.asarray(grey[rows], dtype=np.float32)
+        mean_map = np.mean([chunk[m] for m in models], axis=0) if MEAN_MAP in methods else None
+        for x in x_inputs:
+            per_model = {
+                name: bar_lengths_grid(maps_to_measure(chunk[name], grey_chunk, x), tc, tl, linearity)
+                for name in measured
+            }
+            for name in measured:
+                if name in methods:
+                    out[(name, bool(x))][rows] = per_model[name]
+            if MEAN_LENGTH in methods:
+                out[(MEAN_LENGTH, bool(x))][rows] = np.mean([per_model[m] for m in models], axis=0)
+            if mean_map is not None:
+                out[(MEAN_MAP, bool(x))][rows] = bar_lengths_grid(
+                    maps_to_measure(mean_map, grey_chunk, x), tc, tl, linearity
+                )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the heatmap files (format: data/heatmaps/<model>.npz, see the README)
+
+
+def read_heatmaps(
+    heatmap_dir: str | Path, models: Sequence[str], objids: Sequence[int], split: str, draw: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Maps of ``models`` for ``objids`` (in that order) of one split and noise draw.
+
+    Returns ({model: maps (n, H, W) float16}, grey (n, H, W) float16 from the first model's file).
+    Raises ValueError naming the file when a galaxy is missing or repeated, or shapes disagree.
+    """
+    objids = np.asarray(objids, dtype=np.int64)
+    maps: dict[str, np.ndarray] = {}
+    grey = None
+    for name in models:
+        path = Path(heatmap_dir) / f"{name}.npz"
+        if not path.is_file():
+            raise ValueError(f"{path}: heatmap file of model {name!r} not found")
+        with np.load(path) as npz:
+            missing_keys = {"maps", "objid", "split", "draw", "grey"} - set(npz.files)
+            if missing_keys:
+                raise ValueError(f"{path}: missing arrays {sorted(missing_keys)}")
+            select = (npz["split"] == split) & (npz["draw"] == draw)
+            ids = npz["objid"][select]
+            if np.unique(ids).size != ids.size:
+                raise ValueError(f"{path}: objid repeated within split={split!r}, draw={draw}")
+            position = {int(o): i for i, o in enumerate(ids)}
+            absent = [int(o) for o in objids if int(o) not in position]
+            if absent:
+                raise ValueError(
+                    f"{path}: no {split!r} map (draw {draw}) for {len(absent)} galaxies, e.g. objid {absent[0]}"
+                )
+            where = np.flatnonzero(select)[[position[int(o)] for o in objids]]
+            maps[name] = npz["maps"][where]
+            if grey is None:
+                grey = npz["grey"][where]
+        if maps[name].shape != maps[models[0]].shape:
+            raise ValueError(f"{path}: maps of shape {maps[name].shape}, expected {maps[models[0]].shape}")
+    if grey is None:
+        raise ValueError("read_heatmaps: expected at least one model")
+    return maps, grey

@@ -1,0 +1,301 @@
+"""One typed, validated configuration object built from ``params.yaml``.
+
+Every stage calls :func:`load_config` first, so a typo, a wrong type or an out-of-range value
+stops the run before any heavy work, with a message naming the key and what was expected::
+
+    ConfigError: params.yaml: xai.smoothgrad.noise = 2.0: expected a number in [0, 1]
+
+The dataclasses below are the params reference: each field's ``help`` metadata is what the README
+lists. Nothing else in the package reads ``params.yaml``; the config object is passed down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A parameter is unknown, missing, of the wrong type or out of range."""
+
+
+def _f(
+    default: Any, help: str, lo: float | None = None, hi: float | None = None, choices: tuple | None = None
+) -> Any:
+    """A dataclass field with its documentation, an inclusive numeric range and allowed values."""
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+ARCHITECTURES = (
+    "vgg16",
+    "resnet50v2",
+    "xception",
+    "vgg_small",
+    "resnet_small",
+    "xception_small",
+)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = _f("data/raw", "folder in the real Kaggle/GZ2/Hoyle layout (the synthetic sky by default)")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    n_labelled: int = _f(2000, "labelled galaxies (training_solutions_rev1.csv + images)", 1, 10_000_000)
+    n_unlabelled: int = _f(200, "unlabelled Kaggle-test-style images", 0, 10_000_000)
+    n_bars: int = _f(300, "barred galaxies of the Hoyle-style bar catalogue (GZ2 images)", 1, 10_000_000)
+    n_coadd_repeats: int = _f(10, "GZ2 objids repeated under a stripe82_coadd_* sample", 0, 10_000_000)
+    workers: int = _f(2, "rendering processes (output bytes do not depend on it)", 1, 256)
+    jpeg_quality: int = _f(90, "JPEG quality of the written images", 50, 100)
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    test_fraction: float = _f(0.10, "labelled galaxies held out as the morphology test split", 0.0, 0.9)
+    val_fraction: float = _f(0.05, "labelled galaxies used for validation (the paper's 5%)", 0.0, 0.9)
+    xai_val_fraction: float = _f(1 / 3, "bar-catalogue galaxies in the XAI validation split (paper 1/3)", 0.05, 0.95)
+    control_train_fraction: float = _f(0.64, "bar-catalogue galaxies to train the control model on", 0.05, 0.9)
+    control_val_fraction: float = _f(0.16, "bar-catalogue galaxies to validate the control model on", 0.01, 0.9)
+    tree_tolerance: float = _f(1e-3, "largest decision-tree violation accepted in a label row", 0.0, 1.0)
+    check_images: bool = _f(True, "decode every JPEG and drop the corrupt ones")
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    crop_px: int | None = _f(212, "centre crop in 424-px pixels before resizing; null keeps the whole image", 16, 424)
+    size_px: int = _f(64, "side of the model input in pixels (paper: 224)", 16, 1024)
+    rotation: bool = _f(True, "random rotations 0-360 deg (reflection fill) on the training split")
+    flip: bool = _f(True, "random horizontal and vertical flips on the training split")
+    shift: float = _f(0.05, "random shifts as a fraction of the image side", 0.0, 0.5)
+    brightness_min: float = _f(0.7, "lowest random brightness factor", 0.0, 10.0)
+    brightness_max: float = _f(1.3, "highest random brightness factor", 0.0, 10.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = _f("vgg_small", f"architecture, one of {', '.join(ARCHITECTURES)}", choices=ARCHITECTURES)
+    epochs: int = _f(30, "maximum epochs (early stopping may end sooner)", 1, 10_000)
+    batch_size: int = _f(32, "training batch size", 1, 4096)
+    learning_rate: float = _f(1e-3, "initial Adam learning rate", 1e-7, 1.0)
+    weights: str | None = _f(None, "null (random init, no network) or 'imagenet' (downloads)", choices=(None, "imagenet"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr_patience: int = _f(5, "ReduceLROnPlateau patience in epochs (factor 0.5)", 1, 1000)
+    stop_patience: int = _f(10, "EarlyStopping patience in epochs (best weights restored)", 1, 1000)
+    distribute: str = _f("auto", "auto (mirrored if several GPUs), none, or mirrored", choices=("auto", "none", "mirrored"))
+    mixed_precision: bool = _f(False, "train in mixed_float16 (GPU)")
+
+
+@dataclass(frozen=True)
+class SmoothGradConfig:
+    samples: int = _f(32, "SmoothGrad samples N (paper: 256); 0 gives the vanilla map", 0, 100_000)
+    noise: float = _f(0.15, "S_noise: sigma as a fraction of each image's value range", 0.0, 1.0)
+    batch_size: int = _f(256, "noisy copies per gradient batch (bounds peak memory)", 1, 1_000_000)
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    x_input: list[bool] = _f([False, True], "multiply the map by the grey-scale input before measuring")
+    corr_threshold: list[float] = _f([0.7, 0.75, 0.8, 0.85, 0.9], "T_c: linearity above which the bar is isolated", 0.0, 1.0)
+    len_threshold: list[int] = _f([10, 20, 30, 40, 50], "T_l: pixel-count floor, in pixels of a 224-px map (scaled to the map size)", 1, 1_000_000)
+
+
+@dataclass(frozen=True)
+class XaiConfig:
+    method: str = _f("smoothgrad", "explainer: smoothgrad, vanilla or gradcam", choices=("smoothgrad", "vanilla", "gradcam"))
+    target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)")
+    linearity: str = _f("abs_pearson", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation", choices=("abs_pearson", "elongation"))
+    permutations: int = _f(1000, "shuffles for the rho null baseline", 1, 10_000_000)
+    smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(arch="xception_small", epochs=60))
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = _f(42, "seeds every random draw of every stage", 0, 2**31 - 1)
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    xai: XaiConfig = field(default_factory=XaiConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic validation: walks the dataclass fields, so adding a param is adding one field above.
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str, meta: dict) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key, meta)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key} = {value!r}: expected {_type_name(tp)}")
+    if origin is list:
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{key} = {value!r}: expected a non-empty list")
+        (item_tp,) = typing.get_args(tp)
+        return [_convert(v, item_tp, f"{key}[{i}]", meta) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {value!r}: expected a mapping")
+        _, item_tp = typing.get_args(tp)
+        return {str(k): _convert(v, item_tp, f"{key}.{k}", {}) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r}: expected an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{key} = {value!r}: expected a finite number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} = {value!r}: expected a string")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if isinstance(value, (int, float)) and (
+        (lo is not None and value < lo) or (hi is not None and value > hi)
+    ):
+        raise ConfigError(f"{key} = {value!r}: expected {_type_name(tp)} in [{lo}, {hi}]")
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix or "the top level"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(f"{key}: unknown key; allowed keys of {where}: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        key = f"{prefix}.{name}" if prefix else name
+        value = _convert(raw[name], hints[name], key, dict(f.metadata))
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            allowed = ", ".join("null" if c is None else str(c) for c in choices)
+            raise ConfigError(f"{key} = {value!r}: expected one of {allowed}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _check(cfg: Config) -> None:
+    """Rules that involve several keys."""
+    p = cfg.prepare
+    if p.test_fraction + p.val_fraction >= 1:
+        raise ConfigError("prepare.test_fraction + prepare.val_fraction: expected a sum below 1")
+    if p.control_train_fraction + p.control_val_fraction >= 1:
+        raise ConfigError(
+            "prepare.control_train_fraction + prepare.control_val_fraction: expected a sum below 1"
+        )
+    if 1 - p.control_train_fraction - p.control_val_fraction > 1 - p.xai_val_fraction + 1e-9:
+        raise ConfigError(
+            "prepare.control_*_fraction: the control test split must fit inside the XAI test split "
+            f"(1 - xai_val_fraction = {1 - p.xai_val_fraction:.3f})"
+        )
+    im = cfg.images
+    if im.brightness_min > im.brightness_max:
+        raise ConfigError("images.brightness_min: expected at most images.brightness_max")
+    if not cfg.models:
+        raise ConfigError("models: expected at least one model, e.g. models: {vgg_small: {arch: vgg_small}}")
+    for name in cfg.models:
+        if not name.replace("_", "").isalnum():
+            raise ConfigError(f"models.{name}: expected a name of letters, digits and underscores")
+
+
+def config_from_dict(raw: dict, source: str = "params") -> Config:
+    """Validate a params mapping and return the typed :class:`Config`."""
+    try:
+        cfg = _build(Config, raw, "")
+        _check(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return cfg
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found (run from the project root)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return config_from_dict(raw or {}, source=str(path))
+
+
+def params_reference() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every leaf parameter, for the README's params reference."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            key = f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], key + ".")
+            elif "help" in f.metadata:
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                rows.append((key, "null" if default is None else repr(default), f.metadata["help"]))
+
+    walk(Config, "")
+    walk(ModelConfig, "models.<name>.")
+    return rows

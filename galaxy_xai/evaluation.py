@@ -1,0 +1,345 @@
+"""Scores of the study: correlations, their null baseline, the regression through the origin, errors.
+
+Two conventions for the correlation of measured and catalogue bar lengths:
+
+* the paper's (``rho``): both lengths multiplied by the galaxy's PETROR90_R (arcsec) first. The
+  shared per-galaxy factor correlates the two columns even when the measurement carries no
+  information, which :func:`permutation_null` quantifies;
+* image units (``rho_image``): both lengths in 424-px pixels, no shared factor.
+
+Lengths are 1-D arrays of shape (n,) over galaxies, in the same unit for both arguments unless said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from galaxy_xai.units import px424_to_kpc
+
+HOYLE_RELATIVE_ERROR = 0.17
+"""Relative error of the Hoyle et al. (2011) volunteer bar lengths used by the paper's regression."""
+
+
+def _vectors(x, y, what: str = "x, y") -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(
+            f"{what}: expected two 1-D arrays of the same length, got shapes {x.shape}, {y.shape}"
+        )
+    if x.size < 2:
+        raise ValueError(f"{what}: expected at least 2 galaxies, got {x.size}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"{what}: expected finite values")
+    return x, y
+
+
+def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r between each column of ``a`` (n, k) and ``b`` (n,) or each column of ``b`` (n, k).
+
+    Returns (k,); NaN where a column is constant.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if b.ndim == 1:
+        b = b[:, None]
+    da = a - a.mean(axis=0)
+    db = b - b.mean(axis=0)
+    num = (da * db).sum(axis=0)
+    den = np.sqrt((da * da).sum(axis=0) * (db * db).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(den > 0, num / den, np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation of two (n,) arrays; NaN if either is constant."""
+    x, y = _vectors(x, y)
+    return float(pearson_columns(x[:, None], y)[0])
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation of two (n,) arrays (ties get their average rank)."""
+    x, y = _vectors(x, y)
+    return pearson(rankdata(x), rankdata(y))
+
+
+def rho_paper(measured, catalogue, petror90_r) -> float:
+    """Pearson rho in the paper's convention: both lengths times PETROR90_R (arcsec), (n,) each."""
+    measured, catalogue = _vectors(measured, catalogue, "measured, catalogue")
+    factor = np.asarray(petror90_r, dtype=np.float64)
+    if factor.shape != measured.shape:
+        raise ValueError(f"petror90_r: expected shape {measured.shape}, got {factor.shape}")
+    return pearson(measured * factor, catalogue * factor)
+
+
+def permutation_null(
+    measured, catalogue, factor, n_permutations: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Correlations after shuffling ``measured`` across galaxies: (n_permutations,).
+
+    ``measured``, ``catalogue``: lengths (n,); ``factor``: per-galaxy factor (n,) applied to both
+    after shuffling (PETROR90_R for the paper's convention; ones for image units). Each row is an
+    independent permutation drawn from ``rng``; the mean is the rho the shared factor alone gives.
+    """
+    measured, catalogue = _vectors(measured, catalogue, "measured, catalogue")
+    factor = np.broadcast_to(np.asarray(factor, dtype=np.float64), measured.shape)
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations = {n_permutations}: expected at least 1")
+    shuffled = rng.permuted(np.broadcast_to(measured, (n_permutations, measured.size)), axis=1)
+    return pearson_columns((shuffled * factor).T, catalogue * factor)
+
+
+class OriginFit(NamedTuple):
+    """Weighted least-squares line y = slope * x through the origin."""
+
+    slope: float
+    slope_err: float
+    chi2_dof: float
+
+
+def fit_through_origin(x, y, sigma_x, sigma_y, max_iter: int = 100, rtol: float = 1e-12) -> OriginFit:
+    """Weighted least-squares slope of y = b x with errors on both axes (effective variance).
+
+    ``x``, ``y``: (n,); ``sigma_x``, ``sigma_y``: their 1-sigma errors (n,) or scalars, same units.
+    Weights are ``w = 1 / (sigma_y^2 + b^2 sigma_x^2)`` (the effective-variance method), re-evaluated
+    with the current slope until it changes by less than ``rtol``: ``b = sum(w x y) / sum(w x^2)``.
+    ``slope_err = 1 / sqrt(sum(w x^2))`` is the formal error from the stated errors (not rescaled);
+    ``chi2_dof = sum(w (y - b x)^2) / (n - 1)`` says whether those errors describe the scatter.
+    """
+    x, y = _vectors(x, y)
+    sx2 = np.broadcast_to(np.asarray(sigma_x, dtype=np.float64) ** 2, x.shape)
+    sy2 = np.broadcast_to(np.asarray(sigma_y, dtype=np.float64) ** 2, x.shape)
+    if not (np.isfinite(sx2).all() and np.isfinite(sy2).all()):
+        raise ValueError("sigma_x, sigma_y: expected finite errors")
+    slope = float((x * y).sum() / (x * x).sum())
+    for _ in range(max_iter):
+        variance = sy2 + slope**2 * sx2
+        if (variance <= 0).any():
+            raise ValueError(
+                "fit_through_origin: a galaxy has zero error on both axes; expected positive errors"
+            )
+        w = 1.0 / variance
+        new = float((w * x * y).sum() / (w * x * x).sum())
+        done = abs(new - slope) <= rtol * abs(new)
+        slope = new
+        if done:
+            break
+    w = 1.0 / (sy2 + slope**2 * sx2)
+    slope_err = float(1.0 / np.sqrt((w * x * x).sum()))
+    chi2_dof = float((w * (y - slope * x) ** 2).sum() / max(x.size - 1, 1))
+    return OriginFit(slope, slope_err, chi2_dof)
+
+
+def decile_errors(length, abs_diff, n_bins: int = 10) -> np.ndarray:
+    """The paper's measurement error: mean |l1 - l2| within bins of equal counts of ``length``.
+
+    ``length``: mean of the two measurements (n,); ``abs_diff``: |l1 - l2| (n,), same unit. Galaxies
+    are ranked by length and cut into ``n_bins`` groups of (nearly) equal size (deciles by default;
+    fewer groups when there are fewer galaxies); each galaxy gets its group's mean. Returns (n,).
+    """
+    length, abs_diff = _vectors(length, abs_diff, "length, abs_diff")
+    order = np.argsort(length, kind="stable")
+    error = np.empty_like(abs_diff)
+    for group in np.array_split(order, min(n_bins, length.size)):
+        error[group] = abs_diff[group].mean()
+    return error
+
+
+def rmse(y_true, y_pred) -> float:
+    """Root mean squared error over all entries of two arrays of the same shape."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape or not y_true.size:
+        raise ValueError(
+            f"rmse: expected two non-empty arrays of the same shape, got {y_true.shape}, {y_pred.shape}"
+        )
+    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+
+
+def per_column_rmse(y_true, y_pred) -> np.ndarray:
+    """RMSE of each output column of (n, k) arrays: (k,)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.ndim != 2 or y_true.shape != y_pred.shape or not y_true.shape[0]:
+        raise ValueError(f"per_column_rmse: expected two (n, k) arrays, got {y_true.shape}, {y_pred.shape}")
+    return np.sqrt(np.mean((y_true - y_pred) ** 2, axis=0))
+
+
+def median_relative_spread(lengths) -> float:
+    """Median over galaxies of (max - min) / mean of one galaxy's lengths, (n, k) -> float.
+
+    For the rotation-stability check: row i holds galaxy i measured at k rotations.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if lengths.ndim != 2 or lengths.shape[1] < 2:
+        raise ValueError(f"median_relative_spread: expected (n, k >= 2) lengths, got {lengths.shape}")
+    return float(np.median(np.ptp(lengths, axis=1) / lengths.mean(axis=1)))
+
+
+# --------------------------------------------------------------------------------------------------
+# The grid search table
+
+
+def grid_scores(
+    lengths_px424: Mapping[tuple[str, bool], np.ndarray],
+    catalogue_px424,
+    petror90_r,
+    corr_thresholds: Sequence[float],
+    len_thresholds: Sequence[float],
+    len_thresholds_px: Sequence[int],
+) -> pd.DataFrame:
+    """One row per (method, x_input, T_c, T_l) with ``rho_image`` and ``rho`` (paper convention).
+
+    ``lengths_px424``: {(method, x_input): measured lengths in 424-px pixels (n, n_Tc, n_Tl)};
+    ``catalogue_px424``, ``petror90_r``: (n,); ``len_thresholds`` as in params (224-px maps),
+    ``len_thresholds_px`` the counts actually used on these maps.
+    """
+    catalogue = np.asarray(catalogue_px424, dtype=np.float64)
+    factor = np.asarray(petror90_r, dtype=np.float64)
+    tc_grid, tl_grid = np.meshgrid(corr_thresholds, np.arange(len(len_thresholds)), indexing="ij")
+    frames = []
+    for (method, x_input), lengths in lengths_px424.items():
+        flat = lengths.reshape(lengths.shape[0], -1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "method": method,
+                    "x_input": bool(x_input),
+                    "corr_threshold": tc_grid.ravel(),
+                    "len_threshold": np.asarray(len_thresholds)[tl_grid.ravel()],
+                    "len_threshold_px": np.asarray(len_thresholds_px)[tl_grid.ravel()],
+                    "rho_image": pearson_columns(flat, catalogue),
+                    "rho": pearson_columns(flat * factor[:, None], catalogue * factor),
+                    "n": catalogue.size,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def best_per_method(table: pd.DataFrame, score: str = "rho_image") -> pd.DataFrame:
+    """The row with the highest ``score`` for each method (first in grid order on ties; NaN last)."""
+    ranked = table.assign(_score=table[score].fillna(-np.inf)).reset_index(drop=True)
+    best = ranked.loc[ranked.groupby("method", sort=False)["_score"].idxmax()]
+    return best.drop(columns="_score").reset_index(drop=True)
+
+
+PAPER_TABLE2_RHO = {"vgg": 0.68, "resnet": 0.71, "xception": 0.67, "mean_map": 0.76, "mean_length": 0.75}
+"""Table 2 of the paper (validation rho); models are keyed by architecture family (prefix of arch)."""
+
+
+def paper_table2_rho(method: str, arch: str | None = None) -> float | None:
+    """The paper's validation rho for a method (a model of architecture ``arch``, or a mean method)."""
+    if method in PAPER_TABLE2_RHO:
+        return PAPER_TABLE2_RHO[method]
+    family = next((f for f in PAPER_TABLE2_RHO if arch and arch.startswith(f)), None)
+    return PAPER_TABLE2_RHO.get(family) if family else None
+
+
+# --------------------------------------------------------------------------------------------------
+# The bar catalogue rows and the test-set summary
+
+XAI_COLUMNS = ("objid", "length_px424", "length_kpc", "PETROR90_R", "REDSHIFT", "xai_split")
+
+
+def xai_sample(bars: pd.DataFrame, split: str, source: str = "bars.csv") -> pd.DataFrame:
+    """Rows of the prepared bar catalogue in XAI split ``split`` ('val' or 'test'), checked.
+
+    Raises ValueError naming ``source`` and the first bad objid on missing columns, an empty split,
+    repeated objids or non-finite / non-positive lengths, PETROR90_R or REDSHIFT.
+    """
+    missing = [c for c in XAI_COLUMNS if c not in bars.columns]
+    if missing:
+        raise ValueError(f"{source}: missing columns {missing}; expected {list(XAI_COLUMNS)}")
+    rows = bars[bars["xai_split"] == split].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"{source}: no rows with xai_split == {split!r}")
+    if rows["objid"].duplicated().any():
+        raise ValueError(f"{source}: objid {rows.loc[rows['objid'].duplicated(), 'objid'].iloc[0]} repeated")
+    for column in ("length_px424", "length_kpc", "PETROR90_R", "REDSHIFT"):
+        values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            raise ValueError(
+                f"{source}: objid {rows['objid'].iloc[np.argmax(bad)]}: {column} = {rows[column].iloc[np.argmax(bad)]!r}; "
+                "expected a positive number"
+            )
+    return rows
+
+
+def measurement_summary(
+    draws_px424: np.ndarray,
+    sample: pd.DataFrame,
+    n_permutations: int,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, dict]:
+    """Per-galaxy lengths and the headline scores of the test protocol.
+
+    ``draws_px424``: measured lengths in 424-px pixels from the two noise draws (2, n);
+    ``sample``: the matching rows of :func:`xai_sample` (objid, length_px424, length_kpc, PETROR90_R,
+    REDSHIFT, optionally true_length_px424 and true_length_kpc). The length is the mean of the draws,
+    its error the decile mean of |l1 - l2| (:func:`decile_errors`, in 424-px pixels); kpc use each
+    galaxy's PETROR90_R and redshift. The slope is measured / catalogue in h^-1 kpc, through the
+    origin, with the Hoyle 17% error on the catalogue axis and the decile error on the measured axis.
+    """
+    draws = np.asarray(draws_px424, dtype=np.float64)
+    if draws.ndim != 2 or draws.shape != (2, len(sample)):
+        raise ValueError(f"draws_px424: expected shape (2, {len(sample)}), got {draws.shape}")
+    measured = draws.mean(axis=0)
+    error = decile_errors(measured, np.abs(draws[0] - draws[1]))
+    factor = sample["PETROR90_R"].to_numpy(dtype=np.float64)
+    kpc_per_px424 = px424_to_kpc(1.0, factor, sample["REDSHIFT"].to_numpy(dtype=np.float64))
+    catalogue = sample["length_px424"].to_numpy(dtype=np.float64)
+    catalogue_kpc = sample["length_kpc"].to_numpy(dtype=np.float64)
+    per_galaxy = pd.DataFrame(
+        {
+            "objid": sample["objid"].to_numpy(),
+            "measured_px424": measured,
+            "measured_draw0_px424": draws[0],
+            "measured_draw1_px424": draws[1],
+            "error_px424": error,
+            "catalogue_px424": catalogue,
+            "measured_kpc": measured * kpc_per_px424,
+            "error_kpc": error * kpc_per_px424,
+            "catalogue_kpc": catalogue_kpc,
+            "petror90_r_arcsec": factor,
+            "redshift": sample["REDSHIFT"].to_numpy(dtype=np.float64),
+        }
+    )
+    null = permutation_null(measured, catalogue, factor, n_permutations, rng)
+    fit = fit_through_origin(
+        catalogue_kpc,
+        per_galaxy["measured_kpc"],
+        HOYLE_RELATIVE_ERROR * catalogue_kpc,
+        per_galaxy["error_kpc"],
+    )
+    scores = {
+        "n": int(measured.size),
+        "rho": rho_paper(measured, catalogue, factor),
+        "rho_image": pearson(measured, catalogue),
+        "rho_null": float(null.mean()),
+        "rho_null_p95": float(np.percentile(null, 95)),
+        "permutations": int(n_permutations),
+        "spearman": spearman(measured * factor, catalogue * factor),
+        "spearman_image": spearman(measured, catalogue),
+        "slope": fit.slope,
+        "slope_err": fit.slope_err,
+        "slope_chi2_dof": fit.chi2_dof,
+    }
+    if "true_length_px424" in sample.columns:
+        truth = sample["true_length_px424"].to_numpy(dtype=np.float64)
+        per_galaxy["true_px424"] = truth
+        if "true_length_kpc" in sample.columns:
+            per_galaxy["true_kpc"] = sample["true_length_kpc"].to_numpy(dtype=np.float64)
+        known = np.isfinite(truth)
+        if known.sum() >= 2:
+            scores["rho_truth"] = rho_paper(measured[known], truth[known], factor[known])
+            scores["rho_truth_image"] = pearson(measured[known], truth[known])
+            scores["n_truth"] = int(known.sum())
+    return per_galaxy, scores

@@ -1,0 +1,175 @@
+"""The paper's figures as pure functions: arrays and tables in, a matplotlib Figure out.
+
+Nothing here reads or writes files; ``stages/figure.py`` gathers the inputs and saves the PNGs.
+Images are (H, W, 3) floats in [0, 1]; maps are (H, W) floats in [0, 1]; lengths carry units in
+their names and axis labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MAP_CMAP = "jet"  # the paper's colour scale: red = most important, blue = least
+
+
+def _centre_crop(array: np.ndarray, fraction: float) -> np.ndarray:
+    """The central ``fraction`` of an image or map along both axes."""
+    h, w = array.shape[:2]
+    dh, dw = int(round(h * (1 - fraction) / 2)), int(round(w * (1 - fraction) / 2))
+    return array[dh : h - dh or None, dw : w - dw or None]
+
+
+def saliency_panels(
+    image: np.ndarray, maps: Mapping[str, np.ndarray], title: str, crop_fraction: float = 1.0
+) -> plt.Figure:
+    """Figure 1: a galaxy and its averaged saliency maps for several answers, side by side."""
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.2 * (1 + len(maps)), 3.4))
+    axes[0].imshow(_centre_crop(image, crop_fraction))
+    axes[0].set_title("image")
+    for ax, (label, smap) in zip(axes[1:], maps.items(), strict=True):
+        im = ax.imshow(_centre_crop(smap, crop_fraction), cmap=MAP_CMAP, vmin=0, vmax=1)
+        ax.set_title(label)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes), fraction=0.02, pad=0.01, label="normalised saliency")
+    fig.suptitle(title)
+    return fig
+
+
+def learning_curves(curves: Mapping[str, pd.DataFrame], paper_note: str = "") -> plt.Figure:
+    """Figure 2: training (solid) and validation (dashed) RMSE per epoch for each model.
+
+    Each frame has columns ``epoch``, ``train_rmse`` and ``val_rmse``.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (name, df), colour in zip(curves.items(), plt.cm.tab10.colors, strict=False):
+        ax.plot(df["epoch"], df["train_rmse"], "-", color=colour, label=f"{name} train")
+        ax.plot(df["epoch"], df["val_rmse"], "--", color=colour, label=f"{name} validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("RMSE of the 37 vote fractions")
+    ax.set_title("Learning curves" + (f" ({paper_note})" if paper_note else ""))
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def bar_examples(examples: Sequence[Mapping]) -> plt.Figure:
+    """Figure 3: image, saliency map, and the isolated bar with its measured length drawn on it.
+
+    Each example maps ``image`` (H, W, 3), ``map`` (H, W), ``mask`` (H, W) bool, ``endpoints``
+    ((row0, col0), (row1, col1)) in map pixels, ``title`` and ``length_label`` (e.g. '12.3 h^-1 kpc').
+    """
+    fig, axes = plt.subplots(len(examples), 3, figsize=(9, 3.1 * len(examples)), squeeze=False)
+    for row, ex in zip(axes, examples, strict=True):
+        row[0].imshow(ex["image"])
+        row[0].set_ylabel(ex["title"], fontsize=9)
+        row[1].imshow(ex["map"], cmap=MAP_CMAP, vmin=0, vmax=1)
+        row[2].imshow(np.where(ex["mask"], ex["map"], 0.0), cmap="gray", vmin=0, vmax=1)
+        (r0, c0), (r1, c1) = ex["endpoints"]
+        row[2].plot([c0, c1], [r0, r1], "-", color="tab:red", lw=2)
+        row[2].set_title(ex["length_label"], fontsize=9)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("image")
+    axes[0, 1].set_title("saliency map (bar)")
+    return fig
+
+
+def _density_contours(ax: plt.Axes, x: np.ndarray, y: np.ndarray) -> None:
+    """Gaussian-KDE contours enclosing roughly 20/50/80 per cent of the points."""
+    from scipy.stats import gaussian_kde
+
+    if len(x) < 10 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return
+    kde = gaussian_kde(np.vstack([x, y]))
+    gx, gy = np.meshgrid(np.linspace(x.min(), x.max(), 80), np.linspace(y.min(), y.max(), 80))
+    density = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+    at_points = np.sort(kde(np.vstack([x, y])))
+    levels = np.unique(np.quantile(at_points, [0.2, 0.5, 0.8]))
+    if len(levels) > 1:
+        ax.contour(gx, gy, density, levels=levels, colors="k", linewidths=0.8, alpha=0.7)
+
+
+def measured_vs_reference(panels: Sequence[Mapping], xlabel: str, ylabel: str) -> plt.Figure:
+    """Figure 4 (and measured vs truth): scatter, weighted fit through the origin, 1:1 line.
+
+    Each panel maps ``x`` and ``y`` (n,) lengths in the axis units, optional ``xerr`` / ``yerr``,
+    ``slope`` of the fit through the origin, and ``title`` (e.g. 'saliency, rho = 0.76').
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
+    for ax, p in zip(axes[0], panels, strict=True):
+        x, y = np.asarray(p["x"], float), np.asarray(p["y"], float)
+        ax.errorbar(x, y, xerr=p.get("xerr"), yerr=p.get("yerr"), fmt="o", ms=3, alpha=0.45,
+                    elinewidth=0.5, color="tab:blue")
+        _density_contours(ax, x, y)
+        hi = float(np.nanmax(np.concatenate([x, y]))) * 1.05
+        ax.plot([0, hi], [0, hi], ":", color="grey", label="one to one")
+        if p.get("slope") is not None and np.isfinite(p["slope"]):
+            ax.plot([0, hi], [0, p["slope"] * hi], "-", color="tab:red",
+                    label=f"weighted fit through 0: slope {p['slope']:.2f}")
+        ax.set_xlim(0, hi)
+        ax.set_ylim(0, hi)
+        ax.set_aspect("equal")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(p["title"], fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def disagreements(examples: Sequence[Mapping]) -> plt.Figure:
+    """Figure 5: galaxies where the ensemble and the volunteers disagree on smooth vs features.
+
+    Each example maps ``image``, ``maps`` ({label: (H, W)}) and ``title`` (both probabilities).
+    """
+    n_maps = max(len(ex["maps"]) for ex in examples)
+    fig, axes = plt.subplots(len(examples), 1 + n_maps, figsize=(3.1 * (1 + n_maps), 3.2 * len(examples)),
+                             squeeze=False)
+    for row, ex in zip(axes, examples, strict=True):
+        row[0].imshow(ex["image"])
+        row[0].set_title(ex["title"], fontsize=8)
+        for ax, (label, smap) in zip(row[1:], ex["maps"].items(), strict=False):
+            ax.imshow(smap, cmap=MAP_CMAP, vmin=0, vmax=1)
+            ax.set_title(label, fontsize=9)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return fig
+
+
+def grid_heatmaps(grid: pd.DataFrame, value: str = "rho") -> plt.Figure:
+    """T_c x T_l -> rho, one panel per (method, X_input): the grid search at a glance.
+
+    ``grid`` has columns ``method``, ``x_input``, ``corr_threshold``, ``len_threshold`` and ``value``.
+    """
+    keys = list(grid.groupby(["method", "x_input"], sort=False).groups)
+    ncols = 2
+    nrows = int(np.ceil(len(keys) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
+    lo, hi = float(grid[value].min()), float(grid[value].max())
+    for ax, (method, x_input) in zip(axes.ravel(), keys, strict=False):
+        sub = grid[(grid["method"] == method) & (grid["x_input"] == x_input)]
+        table = sub.pivot_table(index="corr_threshold", columns="len_threshold", values=value)
+        im = ax.imshow(table.to_numpy(), cmap="viridis", vmin=lo, vmax=hi, origin="lower", aspect="auto")
+        ax.set_xticks(range(table.shape[1]), [f"{v:g}" for v in table.columns])
+        ax.set_yticks(range(table.shape[0]), [f"{v:g}" for v in table.index])
+        ax.set_xlabel("T_l (pixels of a 224-px map)")
+        ax.set_ylabel("T_c")
+        ax.set_title(f"{method}, X_input={x_input}", fontsize=9)
+        for (i, j), v in np.ndenumerate(table.to_numpy()):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
+    for ax in axes.ravel()[len(keys):]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes.ravel().tolist(), label=f"validation {value}")
+    return fig

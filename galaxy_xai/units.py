@@ -1,0 +1,77 @@
+"""Unit conversions, in one place: map pixels -> 424-px pixels -> arcsec -> h^-1 kpc.
+
+Conventions (the same for the synthetic sky and the real data):
+
+* Galaxy Zoo 2 images are 424 x 424 px at ``0.02 * PETROR90_R`` arcsec per pixel (Willett et al.
+  2013), so every galaxy's Petrosian R90 spans ``R90_PX = 50`` pixels whatever its distance.
+* A saliency map of side ``map_px`` made from a centre crop of ``crop_px`` 424-px pixels (the whole
+  image when ``crop_px`` is None) has ``crop_px / map_px`` 424-px pixels per map pixel.
+* Hoyle et al.'s ``length_scaled`` is taken as the bar's full length in units of the galaxy's
+  Petrosian diameter ``2 * PETROR90_R``. On a GZ2 image that diameter is ``2 * R90_PX = 100`` px, so
+  ``length_px424 = 100 * length_scaled`` independently of the galaxy's size and distance.
+* Physical lengths use the angular-diameter distance of a flat LambdaCDM cosmology with
+  H0 = 100 h km/s/Mpc and Omega_m = 0.3, so kpc come out in h^-1 kpc as in the Hoyle catalogue.
+
+The paper multiplies both the measured and the catalogue lengths by PETROR90_R before correlating
+them; :mod:`galaxy_xai.evaluation` reports that convention and the image-unit one side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IMAGE_PX = 424
+"""Side of a Galaxy Zoo image in pixels."""
+
+ARCSEC_PER_PX_PER_R90 = 0.02
+"""GZ2 pixel scale in arcsec per pixel, per arcsec of PETROR90_R."""
+
+R90_PX = 1.0 / ARCSEC_PER_PX_PER_R90
+"""Petrosian R90 of every galaxy in 424-px pixels (50)."""
+
+OMEGA_M = 0.3
+
+
+def map_px_to_px424(length_map_px, map_px: int, crop_px: int | None):
+    """Length in pixels of a ``map_px``-side map -> length in 424-px image pixels."""
+    crop = IMAGE_PX if crop_px is None else crop_px
+    return np.asarray(length_map_px, dtype=float) * (crop / map_px)
+
+
+def px424_to_arcsec(length_px424, petror90_r_arcsec):
+    """424-px pixels -> arcsec, with the GZ2 scale of 0.02 x PETROR90_R arcsec per pixel."""
+    return np.asarray(length_px424, dtype=float) * ARCSEC_PER_PX_PER_R90 * np.asarray(petror90_r_arcsec, dtype=float)
+
+
+def scaled_to_px424(length_scaled):
+    """Hoyle ``length_scaled`` (units of the Petrosian diameter 2 R90) -> 424-px pixels."""
+    return np.asarray(length_scaled, dtype=float) * 2.0 * R90_PX
+
+
+def px424_to_scaled(length_px424):
+    """424-px pixels -> Hoyle ``length_scaled`` (inverse of :func:`scaled_to_px424`)."""
+    return np.asarray(length_px424, dtype=float) / (2.0 * R90_PX)
+
+
+def kpc_per_arcsec(redshift):
+    """Proper h^-1 kpc per arcsec at ``redshift`` (flat LambdaCDM, H0 = 100 h, Omega_m = 0.3).
+
+    Shape follows ``redshift``. Uses astropy's cosmology so the numbers match the literature.
+    """
+    from astropy.cosmology import FlatLambdaCDM
+
+    z = np.asarray(redshift, dtype=float)
+    if np.any(~np.isfinite(z)) or np.any(z <= 0):
+        raise ValueError("kpc_per_arcsec: expected finite redshifts > 0")
+    cosmo = FlatLambdaCDM(H0=100.0, Om0=OMEGA_M)
+    return cosmo.kpc_proper_per_arcmin(z).value / 60.0
+
+
+def px424_to_kpc(length_px424, petror90_r_arcsec, redshift):
+    """424-px pixels -> h^-1 kpc for galaxies of the given PETROR90_R (arcsec) and redshift."""
+    return px424_to_arcsec(length_px424, petror90_r_arcsec) * kpc_per_arcsec(redshift)
+
+
+def map_px_to_kpc(length_map_px, map_px: int, crop_px: int | None, petror90_r_arcsec, redshift):
+    """Map pixels -> h^-1 kpc: the whole chain in one call."""
+    return px424_to_kpc(map_px_to_px424(length_map_px, map_px, crop_px), petror90_r_arcsec, redshift)

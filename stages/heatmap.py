@@ -1,0 +1,81 @@
+"""Stage ``heatmap``: one model's saliency maps of every bar-catalogue galaxy, in one array file.
+
+Explains ``xai.target`` (Class3.1, "bar") with ``xai.method`` (SmoothGrad by default, with
+``xai.smoothgrad.samples`` / ``noise`` / ``batch_size``): the validation galaxies once and the test
+galaxies twice with independent noise draws (the paper's test protocol). Writes ``--out`` (npz):
+maps float16 (n, H, W) in [0, 1], objid, split, draw, grey (the grey-scale input), model, method.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import keras
+import pandas as pd
+
+from galaxy_xai.images import load_images
+from galaxy_xai.io import write_npz
+from galaxy_xai.saliency import heatmap_set
+from stages._common import start
+
+BARS_COLUMNS = ("objid", "image_path", "xai_split")
+
+
+def read_bars(path: Path) -> pd.DataFrame:
+    """The bar catalogue's columns this stage needs; ValueError naming the file if it or a column is missing."""
+    if not path.is_file():
+        raise ValueError(f"{path}: bar catalogue not found (run the prepare stage first)")
+    bars = pd.read_csv(path, usecols=lambda c: c in BARS_COLUMNS, dtype={"objid": "int64", "image_path": str})
+    missing = [c for c in BARS_COLUMNS if c not in bars.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(BARS_COLUMNS)}"
+        )
+    if bars.empty:
+        raise ValueError(f"{path}: no galaxies to explain")
+    return bars
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model name (a key of params.yaml models)")
+    parser.add_argument("--model-file", type=Path, required=True, help="trained model (.keras)")
+    parser.add_argument("--bars", type=Path, default=Path("data/prepared/bars.csv"), help="bar catalogue")
+    parser.add_argument("--out", type=Path, required=True, help="output array file (.npz)")
+    args, cfg, log = start("heatmap", parser, argv)
+
+    if not args.model_file.is_file():
+        log.error("%s: model file not found (run the train stage first)", args.model_file)
+        raise SystemExit(2)
+    try:
+        bars = read_bars(args.bars)
+        model = keras.models.load_model(args.model_file, compile=False)
+        log.info("loaded %s (%s, %d parameters)", args.model_file, model.name, model.count_params())
+        images = load_images(bars["image_path"].tolist(), cfg.images)
+        log.info("decoded %d bar-catalogue images %s from %s", len(images), images.shape[1:], args.bars)
+        arrays = heatmap_set(
+            model,
+            args.model,
+            images,
+            bars["objid"].to_numpy(),
+            bars["xai_split"].to_numpy(),
+            cfg.xai,
+            cfg.seed,
+            progress=True,
+        )
+    except ValueError as err:
+        log.error("%s", err)
+        raise SystemExit(2) from None
+    write_npz(args.out, **arrays)
+    log.info(
+        "wrote %s: %d maps (%d val, %d test x 2 draws)",
+        args.out,
+        len(arrays["maps"]),
+        (bars["xai_split"] == "val").sum(),
+        (bars["xai_split"] == "test").sum(),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Stage ``train@<model>``: train one morphology CNN on the 37 Galaxy Zoo vote fractions.
+
+``<model>`` is a key of ``models`` in params.yaml. Reads the prepared morphology table (train and
+val splits) and writes the model (``.keras``), a metrics JSON (epochs run, best epoch, best
+validation RMSE, final training RMSE, time, images/s) and its learning curves under ``--plots``:
+``learning_curve.tsv`` (epoch, train_rmse, val_rmse, lr, seconds) and DVCLive's files in
+``dvclive/``. An unknown model name, or an image size the architecture cannot take, stops the
+stage with exit status 2 before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from galaxy_xai import catalogue, io, models, training
+from stages._common import start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a key of models in params.yaml")
+    parser.add_argument("--table", type=Path, default=Path("data/prepared/morphology.csv"))
+    parser.add_argument("--out", type=Path, required=True, help="the trained model (.keras)")
+    parser.add_argument("--metrics", type=Path, required=True, help="training metrics (JSON)")
+    parser.add_argument("--plots", type=Path, required=True, help="folder of the learning curves")
+    args, cfg, log = start("train", parser, argv)
+
+    if args.model not in cfg.models:
+        log.error(
+            "--model %s: not a key of models in %s; allowed: %s",
+            args.model,
+            args.params,
+            ", ".join(cfg.models),
+        )
+        raise SystemExit(2)
+    model_cfg = cfg.models[args.model]
+    try:
+        models.validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights)
+    except ValueError as err:
+        log.error("models.%s: %s", args.model, err)
+        raise SystemExit(2) from None
+    try:
+        table = training.read_prepared(args.table, ["image_path", "split", *catalogue.CLASS_COLUMNS])
+    except ValueError as err:
+        log.error("%s", err)
+        raise SystemExit(2) from None
+
+    log.info("training %s (%s, up to %d epochs)", args.model, model_cfg.arch, model_cfg.epochs)
+    model, result = training.train_from_table(
+        table,
+        catalogue.CLASS_COLUMNS,
+        images_cfg=cfg.images,
+        model_cfg=model_cfg,
+        train_cfg=cfg.train,
+        seed=cfg.seed,
+        curve_path=args.plots / "learning_curve.tsv",
+        live_dir=args.plots / "dvclive",
+        log=log,
+    )
+    with io.atomic_path(args.out, suffix=".keras") as tmp:
+        model.save(tmp)
+    io.write_json(
+        args.metrics,
+        {
+            "model": args.model,
+            "arch": model_cfg.arch,
+            "parameters": model.count_params(),
+            "n_train": int((table["split"] == "train").sum()),
+            "n_val": int((table["split"] == "val").sum()),
+            **result.summary(),
+        },
+    )
+    log.info("wrote %s and %s", args.out, args.metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Algorithm 1: the fast implementation against the literal published one, invariants, edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galaxy_xai import barlength
+from galaxy_xai.barlength import (
+    MEAN_LENGTH,
+    MEAN_MAP,
+    bar_length_grid,
+    bar_length_px,
+    bar_lengths_grid,
+    isolate_bar,
+    max_pixel_distance,
+)
+from tests.oracle import bar_like_map, mixed_maps, published_length, published_mask, smooth_blob_map
+
+T_C = [0.7, 0.75, 0.8, 0.85, 0.9]
+T_L = [2, 3, 5, 10, 20]
+
+
+def assert_matches_oracle(cam: np.ndarray, c_t: float, l_t: float) -> None:
+    expected_mask = published_mask(cam, c_t, l_t)
+    np.testing.assert_array_equal(isolate_bar(cam, c_t, l_t), expected_mask.astype(bool))
+    assert bar_length_px(cam, c_t, l_t) == published_length(expected_mask)
+
+
+def test_matches_published_algorithm_on_mixed_maps():
+    maps = mixed_maps(16, 28, seed=3)
+    rng = np.random.default_rng(4)
+    for cam in maps:
+        assert_matches_oracle(cam, float(rng.choice(T_C)), int(rng.choice(T_L)))
+
+
+@pytest.mark.parametrize("angle_deg", range(0, 180, 15))
+def test_matches_published_algorithm_on_bars_at_every_angle(angle_deg):
+    rng = np.random.default_rng(angle_deg)
+    cam = bar_like_map(40, rng, angle_deg=angle_deg).astype(np.float16)
+    for c_t, l_t in ((0.7, 3), (0.9, 12)):
+        assert_matches_oracle(cam, c_t, l_t)
+
+
+def test_matches_published_algorithm_on_smooth_blobs():
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        assert_matches_oracle(smooth_blob_map(28, rng), 0.8, 5)
+
+
+# Pixel sets (flat indices in a 5x5 map) whose exact |r| equals T_c: numpy.corrcoef rounds some above
+# and some below T_c, and the fast path must follow it. The pixel with the lowest value is placed so
+# that dropping it changes the length.
+EXACT_TIES = [
+    (0.8, [3, 9, 15, 21]),
+    (0.8, [1, 8, 12, 19]),
+    (0.85, [2, 3, 8, 14, 19, 24]),
+    (0.9, [0, 7, 11, 18, 24]),
+    (0.75, [3, 6, 7, 9, 11, 16, 20]),
+    (0.7, [2, 3, 6, 12, 16, 21]),
+    (0.7, [1, 7, 10, 19, 23, 24]),
+]
+
+
+@pytest.mark.parametrize(("c_t", "pixels"), EXACT_TIES)
+def test_follows_published_rounding_when_r_equals_the_threshold(c_t, pixels):
+    cam = np.zeros((5, 5))
+    cam.flat[pixels] = np.linspace(0.6, 1.0, len(pixels))
+    assert_matches_oracle(cam, c_t, len(pixels))
+
+
+def test_exact_recheck_path_agrees_with_published(monkeypatch):
+    monkeypatch.setattr(barlength, "_RECHECK_TOL", 2.0)  # every decision via numpy.corrcoef
+    for cam in mixed_maps(4, 20, seed=9):
+        assert_matches_oracle(cam, 0.8, 4)
+
+
+def test_single_hot_pixel():
+    cam = np.zeros((20, 20))
+    cam[7, 11] = 1.0
+    mask = isolate_bar(cam, 0.8, 5)
+    assert mask.sum() == 1 and mask[7, 11]
+    assert bar_length_px(cam, 0.8, 5) == 1.0
+    assert_matches_oracle(cam, 0.8, 5)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 0.7, 1.0])
+def test_constant_maps(value):
+    cam = np.full((12, 12), value)
+    assert_matches_oracle(cam, 0.8, 10)
+    if value == 1.0:  # no count floor: the scan runs to the last threshold
+        assert_matches_oracle(cam, 0.8, 0)
+
+
+def test_all_below_half_gives_empty_mask_and_length_one():
+    cam = np.random.default_rng(0).uniform(0, 0.5, (16, 16))
+    assert not isolate_bar(cam, 0.8, 3).any()
+    assert bar_length_px(cam, 0.8, 3) == 1.0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1), (2, 2), (3, 3)])
+def test_tiny_maps(shape):
+    rng = np.random.default_rng(sum(shape))
+    for l_t in (0, 2, 4):
+        assert_matches_oracle(rng.random(shape), 0.8, l_t)
+
+
+def test_bad_maps_are_rejected_with_a_clear_error():
+    cam = np.ones((8, 8))
+    cam[2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        bar_length_px(cam, 0.8, 5)
+    with pytest.raises(ValueError, match=r"saliency_maps\[1\].*NaN"):
+        bar_lengths_grid(np.stack([np.ones((8, 8)), cam]), [0.8], [5])
+    with pytest.raises(ValueError, match="2-D"):
+        isolate_bar(np.ones((2, 8, 8)), 0.8, 5)
+    with pytest.raises(ValueError, match=r"\(n, H, W\)"):
+        bar_lengths_grid(np.ones((8, 8)), [0.8], [5])
+    with pytest.raises(ValueError, match="linearity"):
+        bar_length_px(np.ones((8, 8)), 0.8, 5, linearity="pearson")
+
+
+def rasterised_line(size: int, angle_deg: float, half_length: float) -> tuple[np.ndarray, float]:
+    """A one-pixel-wide line through the centre (value 1 on 0) and its end-to-end length in pixels."""
+    t = np.linspace(-half_length, half_length, 8 * size)
+    theta = np.deg2rad(angle_deg)
+    rows = np.rint(size / 2 + t * np.sin(theta)).astype(int)
+    cols = np.rint(size / 2 + t * np.cos(theta)).astype(int)
+    cam = np.zeros((size, size))
+    cam[rows, cols] = 1.0
+    return cam, float(np.hypot(rows[-1] - rows[0], cols[-1] - cols[0]))
+
+
+@pytest.mark.parametrize("linearity", barlength.LINEARITIES)
+@pytest.mark.parametrize("angle_deg", np.arange(0, 180, 7.5))
+def test_straight_line_gives_its_length(angle_deg, linearity):
+    cam, expected = rasterised_line(48, angle_deg, 17.0)
+    assert bar_length_px(cam, 0.8, 3, linearity) == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_array_equal(isolate_bar(cam, 0.8, 3, linearity), cam > 0)
+
+
+def test_elongation_is_rotation_invariant_and_abs_pearson_is_not():
+    size = 64
+    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    spreads = {}
+    for linearity in barlength.LINEARITIES:
+        lengths = []
+        for angle in np.deg2rad(np.arange(0, 180, 15)):
+            u = xx * np.cos(angle) + yy * np.sin(angle)
+            v = -xx * np.sin(angle) + yy * np.cos(angle)
+            cam = np.exp(-0.5 * ((u / 12.0) ** 2 + (v / 3.0) ** 2))
+            lengths.append(bar_length_px(cam, 0.85, 10, linearity))
+        spreads[linearity] = np.ptp(lengths) / np.mean(lengths)
+    assert spreads["elongation"] <= 0.05
+    assert spreads["abs_pearson"] > 3 * spreads["elongation"]
+
+
+def test_elongation_exact_under_quarter_turns():
+    cam = bar_like_map(40, np.random.default_rng(2), angle_deg=30)
+    lengths = [bar_length_px(np.rot90(cam, k), 0.8, 5, "elongation") for k in range(4)]
+    assert lengths == [lengths[0]] * 4
+
+
+def elongation_reference_mask(cam: np.ndarray, c_t: float, l_t: float) -> np.ndarray:
+    """The published loop with 1 - lambda_min / lambda_max of numpy.cov in place of |r|."""
+    for heat_threshold in barlength.THRESHOLDS:
+        x, y = np.asarray(cam > heat_threshold).nonzero()
+        value = np.nan
+        if len(x) >= 2:
+            lam = np.linalg.eigvalsh(np.cov(x, y))
+            value = 1 - max(lam[0], 0) / lam[1] if lam[1] > 0 else np.nan
+        if value > c_t or len(x) < l_t:
+            break
+    return cam > heat_threshold
+
+
+def test_elongation_matches_a_direct_covariance_loop():
+    for cam in mixed_maps(6, 20, seed=12):
+        for c_t in (0.7, 0.9):
+            np.testing.assert_array_equal(
+                isolate_bar(cam, c_t, 4, "elongation"), elongation_reference_mask(cam, c_t, 4)
+            )
+
+
+@pytest.mark.parametrize("linearity", barlength.LINEARITIES)
+def test_grid_equals_single_function_for_every_pair(linearity):
+    maps = mixed_maps(5, 32, seed=21)
+    grid = bar_lengths_grid(maps, T_C, T_L, linearity)
+    assert grid.shape == (5, len(T_C), len(T_L))
+    for k, cam in enumerate(maps):
+        np.testing.assert_array_equal(grid[k], bar_length_grid(cam, T_C, T_L, linearity))
+        for i, c_t in enumerate(T_C):
+            for j, l_t in enumerate(T_L):
+                assert grid[k, i, j] == bar_length_px(cam, c_t, l_t, linearity)
+
+
+def test_max_pixel_distance_equals_brute_force():
+    rng = np.random.default_rng(8)
+    for k in (0, 1, 2, 3, 10, 200):
+        rows, cols = rng.integers(0, 30, k), rng.integers(0, 30, k)
+        pts = np.unique(np.stack([rows, cols], 1), axis=0)
+        d = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1)).max() if len(pts) > 1 else 1.0
+        assert max_pixel_distance(pts[:, 0], pts[:, 1]) == max(1.0, d)
+    diagonal = np.arange(50)
+    assert max_pixel_distance(diagonal, 2 * diagonal) == np.sqrt(49**2 + 98**2)
+    assert max_pixel_distance(diagonal - 20, -diagonal) == np.sqrt(2 * 49**2)
+
+
+@pytest.mark.parametrize(
+    ("t_l", "map_px", "expected"), [(10, 224, 10), (50, 64, 4), (10, 64, 2), (30, 448, 120)]
+)
+def test_len_threshold_scales_with_area(t_l, map_px, expected):
+    assert barlength.scale_len_threshold(t_l, map_px) == expected
+
+
+def test_maps_to_measure_multiplies_input_and_renormalises():
+    maps = np.stack([np.linspace(0.2, 0.6, 16).reshape(4, 4), np.full((4, 4), 0.3)])
+    grey = np.full((2, 4, 4), 0.5)
+    grey[0, 0, 0] = 0.0
+    out = barlength.maps_to_measure(maps, grey, x_input=True)
+    product = maps[0] * grey[0]
+    np.testing.assert_allclose(out[0], (product - product.min()) / np.ptp(product), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(out[1], 0.0)
+    np.testing.assert_allclose(
+        barlength.maps_to_measure(maps[:1], grey[:1], x_input=False)[0],
+        (maps[0] - 0.2) / 0.4,
+        rtol=1e-6,
+        atol=1e-7,
+    )
+
+
+def test_method_lengths_combines_models_as_documented():
+    maps = mixed_maps(9, 24, seed=30)
+    model_maps = {"a": maps[:3], "b": maps[3:6], "c": maps[6:9]}
+    grey = np.random.default_rng(1).random((3, 24, 24))
+    out = barlength.method_lengths(model_maps, grey, [False, True], T_C[:2], T_L[:3], chunk_size=2)
+    assert set(out) == {(m, x) for m in ["a", "b", "c", MEAN_MAP, MEAN_LENGTH] for x in (False, True)}
+    for x in (False, True):
+        per_model = [
+            bar_lengths_grid(barlength.maps_to_measure(m, grey, x), T_C[:2], T_L[:3])
+            for m in model_maps.values()
+        ]
+        np.testing.assert_array_equal(out[("b", x)], per_model[1])
+        np.testing.assert_allclose(out[(MEAN_LENGTH, x)], np.mean(per_model, axis=0))
+        mean_map = barlength.maps_to_measure(
+            np.mean(maps.astype(np.float32).reshape(3, 3, 24, 24), axis=0), grey, x
+        )
+        np.testing.assert_array_equal(out[(MEAN_MAP, x)], bar_lengths_grid(mean_map, T_C[:2], T_L[:3]))
+    only = barlength.method_lengths(model_maps, grey, [True], [0.8], [3], methods=[MEAN_LENGTH])
+    assert set(only) == {(MEAN_LENGTH, True)}
+    with pytest.raises(ValueError, match="unknown"):
+        barlength.method_lengths(model_maps, grey, [True], [0.8], [3], methods=["vgg16"])
+
+
+def write_heatmaps(path, objids, n_draws_test=2, size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    split = np.array(["val"] * len(objids) + ["test"] * len(objids) * n_draws_test, dtype="<U4")
+    ids = np.tile(np.asarray(objids, dtype=np.int64), 1 + n_draws_test)
+    draw = np.concatenate(
+        [np.zeros(len(objids))] + [np.full(len(objids), d) for d in range(n_draws_test)]
+    ).astype(np.int8)
+    maps = rng.random((ids.size, size, size)).astype(np.float16)
+    np.savez(
+        path, maps=maps, objid=ids, split=split, draw=draw, grey=maps[:, ::-1], model="m", method="smoothgrad"
+    )
+    return maps, ids, split, draw
+
+
+def test_read_heatmaps_selects_and_orders_by_objid(tmp_path):
+    maps, ids, split, draw = write_heatmaps(tmp_path / "m.npz", [11, 12, 13])
+    got, grey = barlength.read_heatmaps(tmp_path, ["m"], [13, 11], "test", draw=1)
+    rows = [np.flatnonzero((ids == o) & (split == "test") & (draw == 1))[0] for o in (13, 11)]
+    np.testing.assert_array_equal(got["m"], maps[rows])
+    np.testing.assert_array_equal(grey, maps[rows][:, ::-1])
+    with pytest.raises(ValueError, match="objid 99"):
+        barlength.read_heatmaps(tmp_path, ["m"], [11, 99], "val", draw=0)
+    with pytest.raises(ValueError, match="not found"):
+        barlength.read_heatmaps(tmp_path, ["other"], [11], "val", draw=0)

@@ -1,0 +1,478 @@
+"""The data layer and the ``prepare`` stage: readers, quirks, joins, splits, and the stage's outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from galaxy_xai import catalogue as cat
+from galaxy_xai import units
+from galaxy_xai.config import PrepareConfig
+from stages import prepare as prepare_stage
+from tests.fixtures import FIRST_OBJID, REAL_LABEL_ROWS, DataFolder, make_data_folder, params_file, write_jpeg
+
+CFG = PrepareConfig()
+SEED = 42
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> DataFolder:
+    return make_data_folder(tmp_path_factory.mktemp("template") / "raw")
+
+
+@pytest.fixture
+def data(template, tmp_path) -> DataFolder:
+    """A private copy of the fixture folder that a test may break."""
+    shutil.copytree(template.path, tmp_path / "raw")
+    return dataclasses.replace(template, path=tmp_path / "raw")
+
+
+def run(folder: DataFolder, truth: bool = True, **changes) -> cat.PreparedData:
+    table = cat.read_truth(folder.path) if truth else None
+    return cat.prepare_data(
+        folder.path, dataclasses.replace(CFG, **changes), SEED, truth=table, progress=False
+    )
+
+
+def edit_csv(path: Path, change) -> None:
+    """Apply ``change`` to the CSV read as text (18-digit IDs stay exact) and write it back."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = change(frame)
+    frame.to_csv(path, index=False)
+
+
+def set_cell(path: Path, key: str, key_value, column: str, value: str) -> None:
+    def change(frame):
+        frame.loc[frame[key] == str(key_value), column] = value
+        return frame
+
+    edit_csv(path, change)
+
+
+def real_rows() -> np.ndarray:
+    return np.array([[float(v) for v in row.split(",")] for row in REAL_LABEL_ROWS.values()])
+
+
+# --- the decision tree ----------------------------------------------------------------------------
+
+
+def test_the_real_label_rows_pass_the_tree():
+    assert np.all(cat.tree_violation(real_rows()) < 1e-3)
+
+
+def test_every_answer_out_of_place_breaks_the_tree():
+    # Each of the 37 answers takes part in a constraint, so moving any one by 0.01 is caught.
+    base = real_rows()[0]
+    perturbed = np.tile(base, (len(cat.CLASS_COLUMNS), 1)) + 0.01 * np.eye(len(cat.CLASS_COLUMNS))
+    assert np.all(cat.tree_violation(perturbed) > 0.005)
+    negative = base.copy()
+    negative[cat.CLASS_COLUMNS.index("Class8.7")] = -0.02  # the sum rule alone would also flag this
+    assert cat.tree_violation(negative[None])[0] >= 0.02
+    assert cat.tree_violation(base[None] + 1e-5)[0] < 1e-3  # rounding passes
+
+
+# --- readers ----------------------------------------------------------------------------------------
+
+
+def test_reordered_and_extra_columns_are_fine(data):
+    before = cat.read_labels(data.path)
+    edit_csv(data.path / cat.LABELS_CSV, lambda f: f[f.columns[::-1]].assign(Comment="x"))
+    after = cat.read_labels(data.path)
+    assert list(after.columns) == cat.LABEL_COLUMNS
+    pd.testing.assert_frame_equal(after, before)
+
+
+def test_ids_are_parsed_exactly(data):
+    hoyle = cat.read_hoyle(data.path)
+    assert hoyle["objid"].dtype == np.int64
+    assert hoyle["objid"].iloc[0] == FIRST_OBJID  # float64 would have rounded it
+    assert set(cat.read_labels(data.path)["GalaxyID"]) == set(data.galaxy_ids)
+
+
+@pytest.mark.parametrize("value", ["abc", "", "0.1.2"])
+def test_a_non_numeric_label_is_an_error_naming_file_line_and_column(data, value):
+    gid = data.galaxy_ids[4]
+    set_cell(data.path / cat.LABELS_CSV, "GalaxyID", gid, "Class3.1", value)
+    row = int(np.flatnonzero(pd.read_csv(data.path / cat.LABELS_CSV)["GalaxyID"] == gid)[0])
+    with pytest.raises(cat.DataError, match=rf"{cat.LABELS_CSV}: line {row + 2} .*Class3\.1"):
+        cat.read_labels(data.path)
+
+
+@pytest.mark.parametrize("value", ["12.5", "abc", "1e5", ""])
+def test_a_galaxy_id_that_is_not_an_integer_is_an_error(data, value):
+    set_cell(data.path / cat.LABELS_CSV, "GalaxyID", data.galaxy_ids[3], "GalaxyID", value)
+    with pytest.raises(cat.DataError, match=rf"{cat.LABELS_CSV}: line 5 .*GalaxyID = .*expected an integer"):
+        cat.read_labels(data.path)
+
+
+def test_a_bad_objid_in_the_mapping_is_an_error(data):
+    set_cell(data.path / cat.GZ2_MAPPING_CSV, "asset_id", data.asset_ids[0], "objid", "5.877e17")
+    with pytest.raises(cat.DataError, match=rf"{cat.GZ2_MAPPING_CSV}: line .*objid = '5.877e17'"):
+        cat.read_mapping(data.path)
+
+
+def test_text_in_gz2sample_is_an_error_but_an_empty_cell_is_missing(data):
+    objid = data.objids[5]
+    set_cell(data.path / cat.GZ2_SAMPLE_CSV, "OBJID", objid, "REDSHIFT", "")
+    assert np.isnan(cat.read_gz2sample(data.path).set_index("OBJID").loc[objid, "REDSHIFT"])
+    set_cell(data.path / cat.GZ2_SAMPLE_CSV, "OBJID", objid, "REDSHIFT", "high")
+    with pytest.raises(cat.DataError, match=rf"{cat.GZ2_SAMPLE_CSV}: line 7 .*REDSHIFT = 'high'"):
+        cat.read_gz2sample(data.path)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        (cat.LABELS_CSV, "file"),
+        (cat.GZ2_MAPPING_CSV, "file"),
+        (cat.GZ2_SAMPLE_CSV, "file"),
+        (cat.HOYLE_CSV, "file"),
+        (cat.TRAIN_IMAGES, "folder"),
+        (cat.GZ2_IMAGES, "folder"),
+    ],
+)
+def test_a_missing_file_or_folder_names_it_and_shows_the_layout(data, name, kind):
+    target = data.path / name
+    shutil.rmtree(target) if kind == "folder" else target.unlink()
+    with pytest.raises(cat.DataError) as err:
+        run(data)
+    assert f"{name}: required {kind} not found" in str(err.value)
+    assert cat.EXPECTED_LAYOUT in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "column"),
+    [
+        (cat.LABELS_CSV, "Class3.1"),
+        (cat.LABELS_CSV, "GalaxyID"),
+        (cat.GZ2_MAPPING_CSV, "asset_id"),
+        (cat.GZ2_SAMPLE_CSV, "PETROR90_R"),
+        (cat.GZ2_SAMPLE_CSV, "REDSHIFT"),
+        (cat.HOYLE_CSV, "length_scaled"),
+        (cat.HOYLE_CSV, "objid"),
+    ],
+)
+def test_a_missing_column_names_file_and_column(data, name, column):
+    edit_csv(data.path / name, lambda f: f.drop(columns=column))
+    with pytest.raises(cat.DataError, match=rf"{name}: missing column\(s\) {column}\b") as err:
+        run(data)
+    assert cat.EXPECTED_LAYOUT in str(err.value)
+
+
+def test_the_unlabelled_test_images_are_optional(data):
+    shutil.rmtree(data.path / "images_test_rev1")
+    prepared = run(data)
+    assert prepared.metrics["files"][cat.TEST_IMAGES]["jpegs"] == 0
+    assert len(prepared.morphology) == len(data.galaxy_ids)
+
+
+# --- the mapping ------------------------------------------------------------------------------------
+
+
+def test_dedupe_mapping_prefers_original_then_extra_whatever_the_row_order():
+    mapping = pd.DataFrame(
+        {
+            "objid": [1, 1, 1, 2, 2, 3, 3, 4],
+            "sample": [
+                "stripe82",
+                "extra",
+                "original",
+                "stripe82_coadd_2",
+                "extra",
+                "stripe82_coadd_2",
+                "stripe82_coadd_1",
+                "stripe82",
+            ],
+            "asset_id": [10, 11, 12, 20, 21, 30, 31, 40],
+        }
+    )
+    for seed in range(5):
+        shuffled = mapping.sample(frac=1, random_state=seed).reset_index(drop=True)
+        kept, repeated = cat.dedupe_mapping(shuffled)
+        assert kept["objid"].tolist() == [1, 2, 3, 4]
+        assert kept["asset_id"].tolist() == [12, 21, 31, 40]
+        assert sorted(repeated["asset_id"]) == [10, 11, 20, 30]
+
+
+def test_repeated_objids_in_the_file_take_the_original_image(data):
+    # The fixture lists a stripe82_coadd_1 row (whose image does not exist) before each original.
+    prepared = run(data)
+    bars = prepared.bars.set_index("objid")
+    assert set(data.coadd_objids) <= set(bars.index)
+    np.testing.assert_array_equal(
+        bars.loc[data.coadd_objids, "asset_id"], data.asset_ids[: len(data.coadd_objids)]
+    )
+    mapping_counts = prepared.metrics["files"][cat.GZ2_MAPPING_CSV]
+    assert mapping_counts["duplicate_rows"] == len(data.coadd_objids)
+    assert mapping_counts["duplicate_rows_by_sample"] == {"stripe82_coadd_1": len(data.coadd_objids)}
+    assert (prepared.dropped["reason"] == "duplicate_mapping_row").sum() == len(data.coadd_objids)
+
+
+# --- the prepared tables --------------------------------------------------------------------------
+
+
+def test_a_clean_folder_keeps_every_galaxy_with_consistent_units(data):
+    prepared = run(data)
+    morph, bars = prepared.morphology, prepared.bars
+    assert list(morph.columns) == ["GalaxyID", "image_path", *cat.CLASS_COLUMNS, "split"]
+    assert list(bars.columns) == [*cat.BARS_COLUMNS, "true_length_px424", "true_length_kpc"]
+    assert len(morph) == len(data.galaxy_ids) and len(bars) == len(data.objids)
+    assert set(REAL_LABEL_ROWS) <= set(morph["GalaxyID"])
+    assert all(Path(p).is_file() for p in [*morph["image_path"], *bars["image_path"]])
+    assert prepared.metrics["morphology"]["dropped"] == dict.fromkeys(cat.MORPHOLOGY_DROP_REASONS, 0)
+    assert prepared.metrics["bars"]["dropped"] == dict.fromkeys(cat.BARS_DROP_REASONS, 0)
+
+    np.testing.assert_allclose(bars["length_px424"], 100 * bars["length_scaled"])
+    gz2 = cat.read_gz2sample(data.path).set_index("OBJID").loc[bars["objid"]]
+    np.testing.assert_array_equal(bars["PETROR90_R"], gz2["PETROR90_R"])
+    np.testing.assert_allclose(
+        bars["length_kpc"], units.px424_to_kpc(bars["length_px424"], gz2["PETROR90_R"], gz2["REDSHIFT"])
+    )
+    # The fixture's Hoyle length_avg was made from the same chain, so the two kpc columns agree.
+    np.testing.assert_allclose(bars["length_kpc"], bars["length_avg"], rtol=1e-9)
+    truth = pd.read_csv(data.path / cat.TRUTH_CSV).query("set == 'gz2'").set_index("id").loc[bars["objid"]]
+    np.testing.assert_array_equal(bars["true_length_px424"], truth["bar_length_px424"])
+    np.testing.assert_array_equal(bars["true_length_kpc"], truth["bar_length_kpc"])
+    assert prepared.metrics["bars"]["truth_matched"] == len(bars)
+
+
+def test_without_truth_there_are_no_true_columns(data):
+    assert list(run(data, truth=False).bars.columns) == cat.BARS_COLUMNS
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_every_bar_catalogue_quirk_is_dropped_counted_and_listed(data):
+    ids = data.objids
+    sample, hoyle = data.path / cat.GZ2_SAMPLE_CSV, data.path / cat.HOYLE_CSV
+    images = data.path / cat.GZ2_IMAGES
+    expected = {
+        "bad_petror90_r": [ids[3], ids[4], ids[5]],
+        "bad_redshift": [ids[6], ids[7]],
+        "missing_image": [ids[8]],
+        "corrupt_image": [ids[9], ids[10]],
+        "not_a_jpeg": [ids[11]],
+        "wrong_image_size": [ids[12]],
+        "not_in_gz2sample": [ids[13]],
+        "no_mapping": [ids[14]],
+        "duplicate_objid": [ids[15]],
+        "bad_length_scaled": [ids[16]],
+    }
+    set_cell(sample, "OBJID", ids[3], "PETROR90_R", "")
+    set_cell(sample, "OBJID", ids[4], "PETROR90_R", "-1")
+    set_cell(sample, "OBJID", ids[5], "PETROR90_R", "0")
+    set_cell(sample, "OBJID", ids[6], "REDSHIFT", "")
+    set_cell(sample, "OBJID", ids[7], "REDSHIFT", "-0.01")
+    (images / f"{data.asset_ids[8]}.jpg").unlink()
+    truncate(images / f"{data.asset_ids[9]}.jpg")
+    (images / f"{data.asset_ids[10]}.jpg").write_bytes(b"\xff\xd8 this is not image data" * 50)
+    Image.new("RGB", (424, 424)).save(images / f"{data.asset_ids[11]}.jpg", format="PNG")
+    write_jpeg(images / f"{data.asset_ids[12]}.jpg", seed=0, px=100)
+    edit_csv(sample, lambda f: f[f["OBJID"] != str(ids[13])])
+    edit_csv(data.path / cat.GZ2_MAPPING_CSV, lambda f: f[f["objid"] != str(ids[14])])
+    edit_csv(hoyle, lambda f: pd.concat([f, f[f["objid"] == str(ids[15])]]))  # a second row for ids[15]
+    set_cell(hoyle, "objid", ids[16], "length_scaled", "nan")
+
+    prepared = run(data)
+    listed = prepared.metrics["bars"]["dropped"]
+    assert listed == {r: len(expected.get(r, [])) for r in cat.BARS_DROP_REASONS}
+    assert prepared.metrics["dropped_ids"]["bars"] == {
+        r: sorted(expected.get(r, [])) for r in cat.BARS_DROP_REASONS
+    }
+    gone = {i for v in expected.values() for i in v} - {ids[15]}  # ids[15]'s first row is kept
+    assert set(prepared.bars["objid"]) == set(ids) - gone
+    assert prepared.metrics["bars"]["rows"] == len(ids) - len(gone)
+    table = prepared.dropped.query("table == 'bars'")
+    assert sorted(zip(table["reason"], table["id"], strict=True)) == sorted(
+        (r, i) for r, v in expected.items() for i in v
+    )
+    assert table.loc[table["reason"] == "corrupt_image", "file"].str.endswith(".jpg").all()
+
+
+def test_every_morphology_quirk_is_dropped_counted_and_listed(data):
+    ids = data.galaxy_ids
+    labels = data.path / cat.LABELS_CSV
+
+    def change(frame):
+        frame.loc[frame["GalaxyID"] == str(ids[0]), "Class3.1"] = "0.9"  # breaks sum(Class3) = Class2.2
+        return pd.concat([frame, frame[frame["GalaxyID"] == str(ids[1])]])  # a repeated GalaxyID
+
+    edit_csv(labels, change)
+    (data.path / cat.TRAIN_IMAGES / f"{ids[2]}.jpg").unlink()
+    truncate(data.path / cat.TRAIN_IMAGES / f"{ids[3]}.jpg")
+
+    prepared = run(data)
+    metrics = prepared.metrics["morphology"]
+    assert metrics["rows_read"] == len(ids) + 1
+    assert metrics["dropped"] == {
+        "duplicate_id": 1,
+        "tree_violation": 1,
+        "missing_image": 1,
+        "not_a_jpeg": 0,
+        "corrupt_image": 1,
+        "wrong_image_size": 0,
+    }
+    assert metrics["tree_violation"]["rows_above_tolerance"] == 1
+    assert (
+        metrics["tree_violation"]["max_read"] > 0.1
+        and metrics["tree_violation"]["max_kept"] < CFG.tree_tolerance
+    )
+    dropped_ids = prepared.metrics["dropped_ids"]["morphology"]
+    assert (dropped_ids["tree_violation"], dropped_ids["missing_image"], dropped_ids["corrupt_image"]) == (
+        [ids[0]],
+        [ids[2]],
+        [ids[3]],
+    )
+    assert set(prepared.morphology["GalaxyID"]) == set(ids) - {ids[0], ids[2], ids[3]}
+    assert set(REAL_LABEL_ROWS) <= set(prepared.morphology["GalaxyID"])
+    assert metrics["rows"] == len(ids) - 3 == sum(metrics["split"].values())
+
+
+def test_tree_tolerance_decides_what_is_dropped(data):
+    # Real row 135453 has Class6.1 = 0.12106, Class6.2 = 0.87894: push their sum to 1.002.
+    set_cell(data.path / cat.LABELS_CSV, "GalaxyID", 135453, "Class6.2", "0.88094")
+    assert run(data).metrics["morphology"]["dropped"]["tree_violation"] == 1
+    assert run(data, tree_tolerance=0.01).metrics["morphology"]["dropped"]["tree_violation"] == 0
+
+
+def test_without_check_images_a_corrupt_jpeg_passes_but_a_missing_one_does_not(data):
+    ids = data.galaxy_ids
+    truncate(data.path / cat.TRAIN_IMAGES / f"{ids[5]}.jpg")
+    (data.path / cat.TRAIN_IMAGES / f"{ids[6]}.jpg").unlink()
+    dropped = run(data, check_images=False).metrics["dropped_ids"]["morphology"]
+    assert dropped["corrupt_image"] == [] and dropped["missing_image"] == [ids[6]]
+    assert run(data).metrics["dropped_ids"]["morphology"]["corrupt_image"] == [ids[5]]
+
+
+def test_check_jpegs_keeps_input_order(data, tmp_path):
+    good = [str(data.path / cat.TRAIN_IMAGES / f"{i}.jpg") for i in data.galaxy_ids[:6]]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"no")
+    paths = [good[0], str(bad), *good[1:], str(tmp_path / "absent.jpg")]
+    problems = cat.check_jpegs(paths, workers=3, progress=False)
+    assert problems.tolist() == ["", "corrupt_image", *[""] * 5, "missing_image"]
+
+
+# --- splits -----------------------------------------------------------------------------------------
+
+
+def unique_ids(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).choice(10**12, size=n, replace=False).astype(np.int64) + FIRST_OBJID
+
+
+def test_morphology_split_sizes_determinism_and_row_order_independence():
+    ids = unique_ids(1000)
+    split = cat.split_morphology(ids, 0.10, 0.05, seed=1)
+    assert {s: int((split == s).sum()) for s in cat.MORPHOLOGY_SPLITS} == {
+        "train": 850,
+        "val": 50,
+        "test": 100,
+    }
+    np.testing.assert_array_equal(split, cat.split_morphology(ids, 0.10, 0.05, seed=1))
+    assert (split != cat.split_morphology(ids, 0.10, 0.05, seed=2)).any()
+    order = np.random.default_rng(3).permutation(len(ids))
+    np.testing.assert_array_equal(cat.split_morphology(ids[order], 0.10, 0.05, seed=1), split[order])
+
+
+@pytest.mark.parametrize(
+    ("n", "xai_val", "control_train", "control_val"),
+    [(3150, 1 / 3, 0.64, 0.16), (30, 1 / 3, 0.64, 0.16), (11, 0.5, 0.3, 0.2), (200, 0.05, 0.05, 0.01)],
+)
+def test_bar_splits_have_the_fractions_and_control_test_is_inside_xai_test(
+    n, xai_val, control_train, control_val
+):
+    ids = unique_ids(n, seed=n)
+    xai, control = cat.split_bars(ids, xai_val, control_train, control_val, seed=7)
+    assert (xai == "val").sum() == round(xai_val * n) and (xai == "test").sum() == n - round(xai_val * n)
+    assert np.all(xai[control == "test"] == "test")
+    n_control_test = (control == "test").sum()
+    assert n_control_test == min(round((1 - control_train - control_val) * n), (xai == "test").sum())
+    assert abs((control == "val").sum() - control_val * n) <= 1
+    assert (control == "train").sum() == n - n_control_test - (control == "val").sum() > 0
+    again = cat.split_bars(ids, xai_val, control_train, control_val, seed=7)
+    np.testing.assert_array_equal(again[0], xai)
+    np.testing.assert_array_equal(again[1], control)
+
+
+def test_paper_bar_split_sizes():
+    xai, control = cat.split_bars(unique_ids(3150), 1 / 3, 0.64, 0.16, seed=0)
+    assert ((xai == "val").sum(), (xai == "test").sum()) == (1050, 2100)
+    assert [(control == s).sum() for s in cat.CONTROL_SPLITS] == [2016, 504, 630]
+
+
+def test_an_empty_split_is_a_clear_error():
+    with pytest.raises(cat.DataError, match=r"morphology split: the 'val' split would be empty \(5 galaxies"):
+        cat.split_morphology(unique_ids(5), 0.2, 0.05, seed=0)
+    with pytest.raises(cat.DataError, match="control split: the 'val' split would be empty"):
+        cat.split_bars(unique_ids(3), 0.34, 0.64, 0.16, seed=0)
+    # A fraction of exactly 0 asks for no galaxies in that split.
+    assert set(cat.split_morphology(unique_ids(5), 0.0, 0.2, seed=0)) == {"train", "val"}
+
+
+def test_prepared_splits_are_deterministic_and_follow_the_seed(data):
+    a, b = run(data), run(data)
+    pd.testing.assert_frame_equal(a.morphology, b.morphology)
+    pd.testing.assert_frame_equal(a.bars, b.bars)
+    other = cat.prepare_data(data.path, CFG, SEED + 1, progress=False)
+    assert (other.morphology["split"] != a.morphology["split"]).any()
+
+
+# --- the stage ----------------------------------------------------------------------------------------
+
+
+def stage_args(tmp_path: Path, data_path: Path) -> list[str]:
+    params = params_file(tmp_path / "params.yaml", {"data": {"path": str(data_path)}})
+    return [
+        "--params",
+        str(params),
+        "--out",
+        str(tmp_path / "prepared"),
+        "--metrics",
+        str(tmp_path / "m" / "data.json"),
+    ]
+
+
+def test_the_stage_writes_tables_drops_and_metrics(data, tmp_path):
+    (data.path / cat.GZ2_IMAGES / f"{data.asset_ids[20]}.jpg").unlink()
+    prepare_stage.main(stage_args(tmp_path, data.path))
+
+    morph = pd.read_csv(tmp_path / "prepared" / "morphology.csv")
+    bars = pd.read_csv(tmp_path / "prepared" / "bars.csv")
+    dropped = pd.read_csv(tmp_path / "prepared" / "dropped.csv")
+    metrics = json.loads((tmp_path / "m" / "data.json").read_text())
+    assert list(morph.columns) == ["GalaxyID", "image_path", *cat.CLASS_COLUMNS, "split"]
+    assert list(bars.columns) == [*cat.BARS_COLUMNS, "true_length_px424", "true_length_kpc"]
+    assert bars["objid"].dtype == np.int64 and bars["objid"].iloc[0] == FIRST_OBJID
+    assert set(bars["xai_split"]) == {"val", "test"} and set(bars["control_split"]) == {
+        "train",
+        "val",
+        "test",
+    }
+    assert set(morph["split"]) == {"train", "val", "test"}
+    assert metrics["morphology"]["split"] == morph["split"].value_counts().to_dict()
+    assert metrics["dropped_ids"]["bars"]["missing_image"] == [data.objids[20]]
+    assert data.objids[20] not in set(bars["objid"])
+    assert dropped.query("table == 'bars'")[["id", "reason"]].values.tolist() == [
+        [data.objids[20], "missing_image"]
+    ]
+    assert not list((tmp_path / "prepared").glob(".*"))  # no temporary files left behind
+
+
+def test_the_stage_exits_2_naming_a_missing_file(data, tmp_path, capsys):
+    (data.path / cat.HOYLE_CSV).unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_stage.main(stage_args(tmp_path, data.path))
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err  # the stage's logging replaces pytest's handlers: read the stream
+    assert f"{cat.HOYLE_CSV}: required file not found" in stderr and cat.EXPECTED_LAYOUT in stderr
+    assert not (tmp_path / "prepared").exists()

@@ -1,0 +1,372 @@
+"""Saliency maps: known answers on a linear model, invariants, seeding, tf-keras-vis equivalence, the stage."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from galaxy_xai import saliency
+from galaxy_xai.catalogue import CLASS_COLUMNS
+from galaxy_xai.config import XaiConfig, config_from_dict
+from stages import heatmap as heatmap_stage
+from tests.fixtures import ROOT, galaxy_image, write_jpeg
+
+PX = 16
+
+
+def linear_model(weights: np.ndarray) -> keras.Model:
+    """score = flatten(x) @ weights: its input gradient is the weight column, whatever x."""
+    px, n_out = int(round((weights.shape[0] / 3) ** 0.5)), weights.shape[1]
+    inputs = keras.Input((px, px, 3))
+    x = keras.layers.Flatten()(inputs)
+    logits = keras.layers.Dense(n_out, name="logits")(x)
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="output")(logits))
+    model.get_layer("logits").set_weights([weights.astype("float32"), np.zeros(n_out, "float32")])
+    return model
+
+
+def tiny_cnn(px: int = PX, seed: int = 0) -> keras.Model:
+    """A small nonlinear functional model with the project's interface (pool, logits, output)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((px, px, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="tanh", name="conv1")(inputs)
+    x = keras.layers.Conv2D(12, 3, strides=2, padding="same", activation="relu", name="features")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = keras.layers.Dense(len(CLASS_COLUMNS), name="logits")(x)
+    return keras.Model(inputs, keras.layers.Activation("sigmoid", name="output")(logits))
+
+
+def galaxies(n: int, px: int = PX) -> np.ndarray:
+    return np.stack([galaxy_image(i, px) for i in range(n)]).astype("float32") / 255
+
+
+def expected_linear_map(weights: np.ndarray, index: int, px: int) -> np.ndarray:
+    grad = np.abs(weights[:, index]).reshape(px, px, 3).max(axis=-1)
+    return (grad - grad.min()) / (grad.max() - grad.min())
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return tiny_cnn()
+
+
+BAR = saliency.class_index("Class3.1")
+
+
+def test_class_index_names_the_column():
+    assert CLASS_COLUMNS[saliency.class_index("Class3.1")] == "Class3.1"
+    assert saliency.class_index("Class1.1") == 0
+    with pytest.raises(ValueError, match="Class3.9"):
+        saliency.class_index("Class3.9")
+
+
+# --- semantics on a linear model -------------------------------------------------------------------
+
+
+def test_linear_model_vanilla_is_normalised_channel_max_of_abs_weights():
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=(PX * PX * 3, 3))  # signed, and the largest channel varies per pixel
+    maps = saliency.vanilla(linear_model(weights), rng.uniform(size=(3, PX, PX, 3)), class_index=2)
+    assert maps.dtype == np.float32 and maps.shape == (3, PX, PX)
+    for m in maps:
+        np.testing.assert_allclose(m, expected_linear_map(weights, 2, PX), atol=1e-6)
+
+
+def test_linear_model_smoothgrad_equals_vanilla_for_any_noise():
+    rng = np.random.default_rng(2)
+    weights = rng.normal(size=(PX * PX * 3, 2))
+    model, images = linear_model(weights), rng.uniform(size=(5, PX, PX, 3)).astype("float32")
+    for noise in (0.05, 0.5):
+        maps = saliency.smoothgrad(model, images, 1, samples=7, noise=noise, seed=3, batch_size=8)
+        np.testing.assert_allclose(
+            maps, np.broadcast_to(expected_linear_map(weights, 1, PX), maps.shape), atol=1e-5
+        )
+
+
+def test_normalise_maps_min_max_and_constant_maps():
+    maps = np.array([[[2.0, 4.0], [6.0, 10.0]], [[3.0, 3.0], [3.0, 3.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    out, n_constant = saliency.normalise_maps(maps)
+    np.testing.assert_allclose(out[0], [[0.0, 0.25], [0.5, 1.0]])
+    assert n_constant == 2 and not out[1:].any()
+    with pytest.raises(ValueError, match=r"images \[0\]"):
+        saliency.normalise_maps(np.array([[[np.nan, 1.0]]]))
+
+
+def test_zero_gradient_gives_zero_maps_and_one_warning(caplog):
+    weights = np.zeros((PX * PX * 3, 2))
+    weights[:, 1] = 1.0  # class 0 has no gradient at all; class 1 a constant one
+    model, images = linear_model(weights), galaxies(3)
+    with caplog.at_level(logging.WARNING, logger="galaxy_xai.saliency"):
+        for index in (0, 1):
+            maps = saliency.smoothgrad(model, images, index, samples=4, noise=0.2)
+            assert np.isfinite(maps).all() and not maps.any()
+    warnings_ = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        warnings_ == ["smoothgrad N=4: 3 of 3 maps are constant (no gradient signal); returned as zeros"] * 2
+    )
+
+
+def test_model_without_logits_layer_uses_the_last_activation_made_linear():
+    rng = np.random.default_rng(4)
+    weights = rng.normal(size=(PX * PX * 3, 2))
+    inputs = keras.Input((PX, PX, 3))
+    dense = keras.layers.Dense(2, activation="sigmoid", name="dense_out")
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    dense.set_weights([weights.astype("float32"), np.zeros(2, "float32")])
+    # Saturating inputs: through the sigmoid the gradient would vanish; through the logits it does not.
+    maps = saliency.vanilla(model, np.full((1, PX, PX, 3), 1.0, "float32") * 50, 0)
+    np.testing.assert_allclose(maps[0], expected_linear_map(weights, 0, PX), atol=1e-6)
+    assert model.layers[-1].activation is keras.activations.sigmoid  # the original model is untouched
+
+
+# --- SmoothGrad: seeding, batching, invariants --------------------------------------------------------
+
+
+def test_smoothgrad_is_seeded_and_independent_of_batching(cnn, caplog):
+    images = galaxies(5)
+    kwargs = dict(samples=12, noise=0.2)
+    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.saliency"):
+        a = saliency.smoothgrad(
+            cnn, images, BAR, seed=7, batch_size=24, **kwargs
+        )  # 2 galaxies per chunk, padded
+    assert "traced 1 time(s)" in caplog.text  # padding the last chunk avoids a retrace
+    b = saliency.smoothgrad(cnn, images, BAR, seed=7, batch_size=24, **kwargs)
+    c = saliency.smoothgrad(cnn, images, BAR, seed=7, batch_size=5, **kwargs)  # 3 masked steps of 5
+    d = saliency.smoothgrad(cnn, images, BAR, seed=8, batch_size=24, **kwargs)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, c, atol=1e-5)
+    assert np.abs(a - d).max() > 0.05
+    assert a.dtype == np.float32 and a.shape == (5, PX, PX)
+    assert np.allclose(a.min(axis=(1, 2)), 0) and np.allclose(a.max(axis=(1, 2)), 1)
+
+
+def test_smoothgrad_noise_follows_keys_not_positions(cnn):
+    images, keys = galaxies(4), np.array([11, 5, 42, 7])
+    maps = saliency.smoothgrad(cnn, images, BAR, 6, 0.2, seed=1, keys=keys)
+    order = np.array([2, 0, 3, 1])
+    shuffled = saliency.smoothgrad(cnn, images[order], BAR, 6, 0.2, seed=1, keys=keys[order], batch_size=7)
+    np.testing.assert_allclose(shuffled, maps[order], atol=1e-5)
+    with pytest.raises(ValueError, match="keys"):
+        saliency.smoothgrad(cnn, images, BAR, 6, 0.2, keys=keys[:3])
+
+
+def test_sample_layout_bounds_the_batch():
+    for samples, batch, n in [(256, 256, 64), (32, 256, 64), (300, 256, 10), (7, 3, 2), (5, 100, 2)]:
+        g, k, steps = saliency.sample_layout(samples, batch, n)
+        assert g * k <= max(batch, k) and k <= batch and k * steps >= samples and k * (steps - 1) < samples
+        assert g <= n
+
+
+def test_bad_inputs_are_named(cnn):
+    with pytest.raises(ValueError, match=r"expected shape \(n, 16, 16, 3\)"):
+        saliency.smoothgrad(cnn, np.zeros((2, 8, 8, 3), "float32"), BAR, 4, 0.1)
+    with pytest.raises(ValueError, match="class_index = 37"):
+        saliency.vanilla(cnn, galaxies(1), 37)
+    with pytest.raises(ValueError, match="method = 'occlusion'"):
+        saliency.explain("occlusion", cnn, galaxies(1), BAR, 4, 0.1)
+
+
+def test_explain_dispatch_and_vanilla_limit(cnn):
+    images = galaxies(3)
+    van = saliency.vanilla(cnn, images, BAR)
+    np.testing.assert_array_equal(saliency.explain("vanilla", cnn, images, BAR, 9, 0.3, seed=4), van)
+    np.testing.assert_array_equal(saliency.smoothgrad(cnn, images, BAR, samples=0, noise=0.3), van)
+    # The noise -> 0 limit of SmoothGrad is the vanilla map.
+    np.testing.assert_allclose(saliency.smoothgrad(cnn, images, BAR, 3, 1e-6), van, atol=1e-3)
+
+
+# --- equivalence with tf-keras-vis (the paper's implementation) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tkv_saliency(cnn):
+    from tf_keras_vis.saliency import Saliency
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+    return Saliency(cnn, model_modifier=ReplaceToLinear(), clone=True)
+
+
+def _min_max(maps: np.ndarray) -> np.ndarray:
+    """What the original code did to tf-keras-vis's output: an exact min-max per map."""
+    lo, hi = maps.min(axis=(1, 2), keepdims=True), maps.max(axis=(1, 2), keepdims=True)
+    return (maps - lo) / (hi - lo)
+
+
+def test_vanilla_matches_tf_keras_vis(cnn, tkv_saliency):
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    images = galaxies(4)
+    ours = saliency.vanilla(cnn, images, BAR)
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # Keras' input-structure chatter on tf-keras-vis's list input
+        raw = tkv_saliency(CategoricalScore(BAR), images, normalize_map=False)
+        normalised = tkv_saliency(CategoricalScore(BAR), images)
+    np.testing.assert_allclose(ours, _min_max(raw), atol=1e-5)
+    # tf-keras-vis divides by (range + 1e-7): it differs from the exact min-max by at most 1e-7 / range.
+    span = raw.max(axis=(1, 2)) - raw.min(axis=(1, 2))
+    assert np.all(np.abs(ours - normalised).max(axis=(1, 2)) <= 1e-7 / span + 1e-6)
+
+
+def test_smoothgrad_correlates_with_tf_keras_vis_at_256_samples(cnn, tkv_saliency):
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    images = galaxies(2)
+    ours = saliency.smoothgrad(cnn, images, BAR, samples=256, noise=0.15, seed=0)
+    np.random.seed(0)  # noqa: NPY002 -- tf-keras-vis draws from NumPy's global generator
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = tkv_saliency(CategoricalScore(BAR), images, smooth_samples=256, smooth_noise=0.15)
+    vanilla = saliency.vanilla(cnn, images, BAR)
+    for ours_map, ref_map, van_map in zip(ours, reference, vanilla, strict=True):
+        r = np.corrcoef(ours_map.ravel(), ref_map.ravel())[0, 1]
+        assert r >= 0.95, r
+        # ... and the agreement is not just "both look like the gradient": smoothing changed the map.
+        assert r > np.corrcoef(van_map.ravel(), ref_map.ravel())[0, 1]
+
+
+def test_gradcam_matches_tf_keras_vis(cnn):
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    images = galaxies(3)
+    maps = saliency.gradcam(cnn, images, BAR)
+    assert maps.shape == (3, PX, PX) and maps.dtype == np.float32
+    assert np.allclose(maps.min(axis=(1, 2)), 0) and np.allclose(maps.max(axis=(1, 2)), 1)
+    explainer = Gradcam(saliency.score_model(cnn), clone=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = explainer(
+            CategoricalScore(BAR),
+            images,
+            penultimate_layer="features",
+            seek_penultimate_conv_layer=False,
+            normalize_cam=False,
+        )
+    np.testing.assert_allclose(maps, _min_max(reference), atol=1e-5)
+    np.testing.assert_array_equal(saliency.gradcam(cnn, images, BAR, layer="features"), maps)
+
+
+def test_gradcam_reaches_into_a_nested_backbone(cnn):
+    """keras.applications backbones are one nested layer; the default feature map is inside it."""
+    inner = keras.Model(cnn.input, cnn.get_layer("features").output, name="backbone")
+    inputs = keras.Input((PX, PX, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(inner(inputs))
+    logits = keras.layers.Dense(len(CLASS_COLUMNS), name="logits")
+    nested = keras.Model(inputs, keras.layers.Activation("sigmoid", name="output")(logits(x)))
+    logits.set_weights(cnn.get_layer("logits").get_weights())
+    images = galaxies(2)
+    np.testing.assert_allclose(
+        saliency.gradcam(nested, images, BAR), saliency.gradcam(cnn, images, BAR), atol=1e-6
+    )
+
+
+# --- the heatmap set and the stage -------------------------------------------------------------------
+
+
+def test_heatmap_set_draws(cnn):
+    images, objids = galaxies(5), np.array([10, 11, 12, 13, 14])
+    splits = np.array(["val", "test", "val", "test", "test"])
+    xai = XaiConfig()
+    out = saliency.heatmap_set(cnn, "tiny", images, objids, splits, xai, seed=3)
+    np.testing.assert_array_equal(out["objid"], [10, 11, 12, 13, 14, 11, 13, 14])
+    np.testing.assert_array_equal(out["draw"], [0, 0, 0, 0, 0, 1, 1, 1])
+    first, second = out["maps"][[1, 3, 4]], out["maps"][5:]
+    assert np.abs(first.astype(float) - second).max() > 0.05  # independent noise draws...
+    assert all(
+        np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.5 for a, b in zip(first, second, strict=True)
+    )  # ...same galaxy
+    other_model = saliency.heatmap_set(cnn, "other", images, objids, splits, xai, seed=3)
+    assert np.abs(other_model["maps"].astype(float) - out["maps"]).max() > 0.05  # models get their own noise
+    van = saliency.heatmap_set(cnn, "tiny", images, objids, splits, XaiConfig(method="vanilla"), seed=3)
+    np.testing.assert_array_equal(van["maps"][[1, 3, 4]], van["maps"][5:])
+    with pytest.raises(ValueError, match="train"):
+        saliency.heatmap_set(cnn, "tiny", images, objids, np.array(["train"] * 5), xai, seed=3)
+
+
+@pytest.fixture
+def stage_inputs(tmp_path):
+    model = tiny_cnn(px=24, seed=1)
+    model.save(tmp_path / "tiny.keras")
+    objids = np.array([587722981747982465, 587722981747982466, 587722981747982470, 587722981747982471])
+    paths = []
+    for i, objid in enumerate(objids):
+        path = tmp_path / "images" / f"{objid}.jpg"
+        write_jpeg(path, seed=i)
+        paths.append(str(path))
+    bars = pd.DataFrame(
+        {
+            "objid": objids,
+            "asset_id": np.arange(4),
+            "image_path": paths,
+            "length_scaled": 0.5,
+            "xai_split": ["val", "test", "test", "val"],
+            "control_split": "train",
+        }
+    )
+    bars.to_csv(tmp_path / "bars.csv", index=False)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["images"]["size_px"] = 24
+    params["xai"]["smoothgrad"] = {"samples": 4, "noise": 0.2, "batch_size": 8}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    config_from_dict(params)  # the modified params are valid
+    return tmp_path, objids
+
+
+def run_stage(tmp_path, bars="bars.csv"):
+    heatmap_stage.main(
+        [
+            "--model",
+            "tiny",
+            "--model-file",
+            str(tmp_path / "tiny.keras"),
+            "--bars",
+            str(tmp_path / bars),
+            "--out",
+            str(tmp_path / "heatmaps" / "tiny.npz"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ]
+    )
+
+
+def test_stage_writes_the_npz_contract(stage_inputs):
+    tmp_path, objids = stage_inputs
+    run_stage(tmp_path)
+    with np.load(tmp_path / "heatmaps" / "tiny.npz") as npz:  # no pickles: plain arrays only
+        out = {key: npz[key] for key in npz.files}
+    assert set(out) == {"maps", "objid", "split", "draw", "grey", "model", "method"}
+    assert out["maps"].dtype == np.float16 and out["maps"].shape == (6, 24, 24)
+    assert out["grey"].dtype == np.float16 and out["grey"].shape == (6, 24, 24)
+    assert (
+        out["objid"].dtype == np.int64
+        and out["split"].dtype == np.dtype("<U4")
+        and out["draw"].dtype == np.int8
+    )
+    np.testing.assert_array_equal(out["objid"], np.concatenate([objids, objids[[1, 2]]]))
+    np.testing.assert_array_equal(out["split"], ["val", "test", "test", "val", "test", "test"])
+    np.testing.assert_array_equal(out["draw"], [0, 0, 0, 0, 1, 1])
+    assert str(out["model"]) == "tiny" and str(out["method"]) == "smoothgrad"
+    maps = out["maps"].astype(np.float32)
+    assert maps.min() >= 0 and np.allclose(maps.max(axis=(1, 2)), 1)
+    # The grey image is the input's channel mean: a galaxy image is bright in the centre.
+    grey = out["grey"].astype(np.float32)
+    assert grey[:, 12, 12].min() > grey[:, 0, 0].max()
+    assert not list((tmp_path / "heatmaps").glob(".*"))  # no temporary file left behind
+
+
+def test_stage_reports_a_missing_column(stage_inputs, capsys):
+    tmp_path, _ = stage_inputs
+    pd.read_csv(tmp_path / "bars.csv").drop(columns="xai_split").to_csv(tmp_path / "broken.csv", index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(tmp_path, bars="broken.csv")
+    assert exit_info.value.code == 2
+    assert "broken.csv: missing column(s) xai_split" in capsys.readouterr().err
+    assert not (tmp_path / "heatmaps" / "tiny.npz").exists()

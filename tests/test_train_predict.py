@@ -1,0 +1,268 @@
+"""Training (generic fit, strategies, seeding), the paper backbones' smoke test, and the train and
+predict stage mains on a tiny fixture."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from galaxy_xai import catalogue, models, training
+from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
+from stages import predict as predict_stage
+from stages import train as train_stage
+from tests.fixtures import params_file, tree_labels, write_jpeg
+
+SMALL = ("vgg_small", "resnet_small")  # two models make an ensemble; xception_small trains below
+SIZE_PX = 32
+N_ROWS = {"train": 16, "val": 6, "test": 8}
+KAGGLE_IDS = [901234, 100007, 555555]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A data folder (labelled + Kaggle-test images, truth.csv), a prepared morphology table and
+    tiny params, as the stages see them."""
+    root = tmp_path_factory.mktemp("project")
+    data = root / "data"
+    rng = np.random.default_rng(0)
+    n = sum(N_ROWS.values())
+    ids = 100_000 + 13 * np.arange(n)
+    paths = []
+    for gid in ids:
+        write_jpeg(data / catalogue.TRAIN_IMAGES / f"{gid}.jpg", int(gid))
+        paths.append(str(data / catalogue.TRAIN_IMAGES / f"{gid}.jpg"))
+    for gid in KAGGLE_IDS:
+        write_jpeg(data / catalogue.TEST_IMAGES / f"{gid}.jpg", gid)
+    table = pd.DataFrame(tree_labels(n, rng), columns=catalogue.CLASS_COLUMNS)
+    table.insert(0, "image_path", paths)
+    table.insert(0, "GalaxyID", ids)
+    table["split"] = np.repeat(list(N_ROWS), list(N_ROWS.values()))
+    (root / "prepared").mkdir()
+    table.to_csv(root / "prepared" / "morphology.csv", index=False)
+    pd.DataFrame(
+        {
+            "set": "training",
+            "id": ids,
+            "kind": np.where(np.arange(n) % 3 == 0, "smooth", "disk"),
+            "has_bar": np.arange(n) % 2,
+        }
+    ).to_csv(data / catalogue.TRUTH_CSV, index=False)
+    params = params_file(
+        root / "params.yaml",
+        {
+            "data": {"path": str(data)},
+            "images": {"crop_px": 212, "size_px": SIZE_PX},
+            "models": {
+                name: {"arch": name, "epochs": 2, "batch_size": 8, "learning_rate": 0.002, "weights": None}
+                for name in SMALL
+            },
+        },
+    )
+    return {"root": root, "params": params, "table": root / "prepared" / "morphology.csv", "frame": table}
+
+
+def _train_args(project, name):
+    root = project["root"]
+    return [
+        "--params", str(project["params"]), "--model", name, "--table", str(project["table"]),
+        "--out", str(root / "models" / f"{name}.keras"), "--metrics", str(root / "metrics" / "train" / f"{name}.json"),
+        "--plots", str(root / "plots" / "train" / name),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(project):
+    for name in SMALL:
+        train_stage.main(_train_args(project, name))
+    return project
+
+
+def test_train_stage_outputs(trained):
+    root = trained["root"]
+    for name in SMALL:
+        metrics = json.loads((root / "metrics" / "train" / f"{name}.json").read_text())
+        assert metrics["epochs_run"] == 2 and metrics["arch"] == name
+        assert metrics["n_train"] == N_ROWS["train"] and metrics["n_val"] == N_ROWS["val"]
+        assert 1 <= metrics["best_epoch"] <= 2 and 0 < metrics["best_val_rmse"] < 1
+        assert metrics["images_per_s"] > 0
+        curve = pd.read_csv(root / "plots" / "train" / name / "learning_curve.tsv", sep="\t")
+        assert list(curve.columns) == training.CURVE_COLUMNS
+        assert curve["epoch"].tolist() == [1, 2]
+        assert metrics["best_val_rmse"] == pytest.approx(curve["val_rmse"].min())
+        model = keras.models.load_model(root / "models" / f"{name}.keras")
+        assert model.input_shape == (None, SIZE_PX, SIZE_PX, 3) and model.output_shape == (None, 37)
+        assert not list((root / "models").glob(".*"))  # no temporary file left behind
+
+
+def test_restored_weights_give_best_val_rmse(trained):
+    """EarlyStopping restores the best epoch: the saved model reproduces the best val RMSE."""
+    root, frame = trained["root"], trained["frame"]
+    model = keras.models.load_model(root / "models" / "resnet_small.keras")
+    paths, y = training.split_inputs(frame, "val", catalogue.CLASS_COLUMNS)
+    pred = training.predict(model, paths, ImagesConfig(crop_px=212, size_px=SIZE_PX))
+    best = json.loads((root / "metrics" / "train" / "resnet_small.json").read_text())["best_val_rmse"]
+    assert np.sqrt(np.mean((pred - y) ** 2)) == pytest.approx(best, rel=1e-4)
+
+
+def test_predict_stage(trained):
+    root = trained["root"]
+    out = root / "predictions"
+    predict_stage.main(
+        [
+            "--params", str(trained["params"]), "--models", str(root / "models"), "--table", str(trained["table"]),
+            "--train-metrics", str(root / "metrics" / "train"), "--metrics", str(root / "metrics" / "morphology.json"),
+            "--table1", str(root / "metrics" / "table1.md"), "--predictions", str(out),
+        ]
+    )  # fmt: skip
+    metrics = json.loads((root / "metrics" / "morphology.json").read_text())
+    names = [*SMALL, "ensemble", "baseline_zeros", "baseline_train_mean"]
+    assert list(metrics["rmse"]) == names
+    frame = trained["frame"]
+    test = frame[frame["split"] == "test"]
+    y = test[catalogue.CLASS_COLUMNS].to_numpy()
+    assert metrics["rmse"]["baseline_zeros"]["test"] == pytest.approx(np.sqrt(np.mean(y**2)))
+    assert metrics["per_question_test_rmse"]["baseline_zeros"]["Q3"] == pytest.approx(
+        np.sqrt(np.mean(test[["Class3.1", "Class3.2"]].to_numpy() ** 2))
+    )
+    mean = frame.loc[frame["split"] == "train", catalogue.CLASS_COLUMNS].to_numpy().mean(axis=0)
+    assert metrics["rmse"]["baseline_train_mean"]["test"] == pytest.approx(np.sqrt(np.mean((y - mean) ** 2)))
+    assert metrics["n"] == N_ROWS
+
+    preds = {name: pd.read_csv(out / f"{name}.csv") for name in [*SMALL, "ensemble"]}
+    for frame_ in preds.values():
+        assert list(frame_.columns) == ["GalaxyID", "split", *catalogue.CLASS_COLUMNS]
+        assert frame_["GalaxyID"].tolist() == frame["GalaxyID"].tolist()
+    ensemble = np.mean([preds[name][catalogue.CLASS_COLUMNS].to_numpy() for name in SMALL], axis=0)
+    np.testing.assert_allclose(preds["ensemble"][catalogue.CLASS_COLUMNS].to_numpy(), ensemble, atol=1e-6)
+    test_mask = (preds["ensemble"]["split"] == "test").to_numpy()
+    ours = np.sqrt(np.mean((preds["ensemble"][catalogue.CLASS_COLUMNS].to_numpy()[test_mask] - y) ** 2))
+    assert metrics["rmse"]["ensemble"]["test"] == pytest.approx(ours, rel=1e-5)
+    assert metrics["bar_auc"] is None or 0 <= metrics["bar_auc"] <= 1
+
+    table1 = (root / "metrics" / "table1.md").read_text()
+    assert "| vgg_small | vgg_small | 2 |" in table1 and "0.07939 (VGG16)" in table1
+    assert "ensemble (mean)" in table1 and "baseline: all zeros" in table1
+
+    submission = (out / "kaggle_submission.csv").read_text().splitlines()
+    assert submission[0] == ",".join(["GalaxyID", *catalogue.CLASS_COLUMNS])
+    assert [int(line.split(",")[0]) for line in submission[1:]] == sorted(KAGGLE_IDS)
+    values = np.array([[float(v) for v in line.split(",")[1:]] for line in submission[1:]])
+    assert values.shape == (3, 37) and np.all((values >= 0) & (values <= 1))
+
+
+def test_bar_auc_known_answer():
+    truth = pd.DataFrame(
+        {
+            "set": ["training"] * 5 + ["gz2"],
+            "id": [1, 2, 3, 4, 5, 1],
+            "kind": ["disk", "disk", "disk", "smooth", "disk", "disk"],
+            "has_bar": [1, 0, 1, 0, 0, 0],
+        }
+    )
+    log = logging.getLogger("test")
+    # Galaxy 4 (smooth) and the gz2 row are ignored; among disks the score ranks bars first.
+    scores = np.array([0.9, 0.1, 0.8, 0.95, 0.2])
+    assert predict_stage.bar_auc(truth, np.arange(1, 6), scores, log) == 1.0
+    assert predict_stage.bar_auc(truth, np.arange(1, 6), -scores, log) == 0.0
+    assert predict_stage.bar_auc(truth, np.array([2, 5]), scores[[1, 4]], log) is None
+
+
+def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train_stage.main(
+            [
+                "--params",
+                str(project["params"]),
+                "--model",
+                "nope",
+                "--out",
+                "x",
+                "--metrics",
+                "y",
+                "--plots",
+                "z",
+            ]
+        )
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--model nope: not a key of models" in err and "vgg_small, resnet_small" in err
+    params = params_file(
+        tmp_path / "params.yaml", {"images": {"size_px": 64}, "models": {"big": {"arch": "xception"}}}
+    )
+    args = ["--params", str(params), "--model", "big", "--table", str(tmp_path / "missing.csv")]
+    with pytest.raises(SystemExit) as exit_:
+        train_stage.main([*args, "--out", "x", "--metrics", "y", "--plots", "z"])
+    assert exit_.value.code == 2
+    assert "xception needs an input of at least 71 px" in capsys.readouterr().err
+
+
+def _fit(arch, distribute="none", mixed=False, px=16):
+    """One epoch on four random images: exercises a code path, not learning."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, px, px, 3), dtype="float32"), rng.random((4, 37), dtype="float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+    return training.fit(
+        lambda: models.build_model(arch, px),
+        ds,
+        ds,
+        n_train=4,
+        model_cfg=ModelConfig(arch=arch, epochs=1, batch_size=2),
+        train_cfg=TrainConfig(distribute=distribute, mixed_precision=mixed),
+        seed=0,
+    )
+
+
+def test_mirrored_strategy_on_one_cpu():
+    model, result = _fit("vgg_small", distribute="mirrored")
+    assert result.epochs_run == 1 and np.isfinite(result.best_val_rmse)
+    strategy = training.select_strategy("mirrored")
+    assert type(strategy).__name__ == "MirroredStrategy" and strategy.num_replicas_in_sync >= 1
+    assert type(training.select_strategy("auto")).__name__ != "MirroredStrategy"  # no GPUs here
+    with pytest.raises(ValueError, match="auto, mirrored or none"):
+        training.select_strategy("tpu")
+
+
+def test_mixed_precision_keeps_output_float32():
+    model, result = _fit("vgg_small", mixed=True)
+    assert model.get_layer("hidden").compute_dtype == "float16"
+    assert model.get_layer("logits").compute_dtype == "float32"
+    assert model.get_layer("output").compute_dtype == "float32"
+    assert np.isfinite(result.best_val_rmse)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+
+
+def test_train_stage_is_seeded(trained, tmp_path):
+    """The same params give the same model: rerun one train stage and compare weights and curve."""
+    root = trained["root"]
+    args = _train_args(trained, "vgg_small")
+    again = {"--out": tmp_path / "m.keras", "--metrics": tmp_path / "m.json", "--plots": tmp_path / "plots"}
+    for flag, value in again.items():
+        args[args.index(flag) + 1] = str(value)
+    train_stage.main(args)
+    first = keras.models.load_model(root / "models" / "vgg_small.keras")
+    second = keras.models.load_model(tmp_path / "m.keras")
+    for wa, wb in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    curves = [
+        pd.read_csv(p / "learning_curve.tsv", sep="\t")
+        for p in (root / "plots" / "train" / "vgg_small", tmp_path / "plots")
+    ]
+    assert curves[0]["val_rmse"].tolist() == curves[1]["val_rmse"].tolist()
+
+
+def test_split_inputs_errors_name_the_split_and_file():
+    frame = pd.DataFrame(
+        {"image_path": [__file__, "nowhere/a.jpg"], "split": ["train", "test"], "y": [0.5, 1]}
+    )
+    paths, y = training.split_inputs(frame, "train", ["y"])
+    assert paths == [__file__] and y.dtype == np.float32 and y.shape == (1, 1)
+    with pytest.raises(ValueError, match="no rows with split == 'val'"):
+        training.split_inputs(frame, "val", ["y"])
+    with pytest.raises(ValueError, match="1 image.* of the test split not found, e.g. nowhere/a.jpg"):
+        training.split_inputs(frame, "test", ["y"])
