@@ -293,27 +293,10 @@ def petrosian_radii(
     return float(r50), float(r90)
 
 
-@functools.lru_cache(maxsize=1)
-def _kpc_per_arcsec_table() -> tuple[np.ndarray, np.ndarray]:
-    # units.kpc_per_arcsec builds an astropy cosmology per call (~50 ms): tabulate it once per process
-    # (interpolation error < 1e-7 relative) for the per-galaxy draws.
-    z = np.geomspace(1e-3, 1.0, 4000)
-    return z, units.kpc_per_arcsec(z)
-
-
-def kpc_per_arcsec(redshift):
-    """:func:`units.kpc_per_arcsec`, interpolated from a table (0.001 <= z <= 1)."""
-    z = np.asarray(redshift, dtype=float)
-    if np.any((z < 1e-3) | (z > 1.0)):
-        raise ValueError(f"kpc_per_arcsec: redshift {z}: expected 0.001 - 1")
-    grid, scale = _kpc_per_arcsec_table()
-    return np.exp(np.interp(np.log(z), np.log(grid), np.log(scale)))
-
-
 def distance_modulus(redshift):
     """m - M (with M - 5 log10 h), from the angular-diameter distance of :mod:`galaxy_xai.units`."""
     z = np.asarray(redshift, dtype=float)
-    d_angular_pc = kpc_per_arcsec(z) * 1e3 / (math.pi / 648_000)
+    d_angular_pc = units.kpc_per_arcsec(z) * 1e3 / (math.pi / 648_000)
     return 5 * np.log10(d_angular_pc * (1 + z) ** 2 / 10)
 
 
@@ -338,7 +321,7 @@ def draw_galaxy(rng: np.random.Generator, set_name: str) -> Galaxy:
 
     redshift = rng.uniform(*REDSHIFT_RANGE[set_name])
     r90_kpc = _truncated_lognormal(rng, R90_KPC_MEDIAN, R90_KPC_LOG_SIGMA, *R90_KPC_RANGE)
-    r90_arcsec = float(r90_kpc / kpc_per_arcsec(redshift))
+    r90_arcsec = float(r90_kpc / units.kpc_per_arcsec(redshift))
     abs_mag_r = (
         ABS_MAG_R_AT_MEDIAN
         + ABS_MAG_R_PER_DEX_SIZE * math.log10(r90_kpc / R90_KPC_MEDIAN)

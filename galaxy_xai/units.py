@@ -18,6 +18,8 @@ them; :mod:`galaxy_xai.evaluation` reports that convention and the image-unit on
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 IMAGE_PX = 424
@@ -58,13 +60,18 @@ def kpc_per_arcsec(redshift):
 
     Shape follows ``redshift``. Uses astropy's cosmology so the numbers match the literature.
     """
-    from astropy.cosmology import FlatLambdaCDM
-
     z = np.asarray(redshift, dtype=float)
     if np.any(~np.isfinite(z)) or np.any(z <= 0):
         raise ValueError("kpc_per_arcsec: expected finite redshifts > 0")
-    cosmo = FlatLambdaCDM(H0=100.0, Om0=OMEGA_M)
-    return cosmo.kpc_proper_per_arcmin(z).value / 60.0
+    return _cosmology().kpc_proper_per_arcmin(z).value / 60.0
+
+
+@lru_cache(maxsize=1)
+def _cosmology():
+    # Building the astropy cosmology costs ~50 ms; the object is immutable, so build it once.
+    from astropy.cosmology import FlatLambdaCDM
+
+    return FlatLambdaCDM(H0=100.0, Om0=OMEGA_M)
 
 
 def px424_to_kpc(length_px424, petror90_r_arcsec, redshift):
