@@ -10,13 +10,15 @@ Variants (each runs in its own subprocess, so its peak RSS is its own):
                  gradient of a fixed batch); maps/s = gradients/s / N, what any SmoothGrad can reach;
 * ``baseline``   TensorFlow imported and the model built, nothing explained (the RSS floor).
 
-Throughput is maps per second, the median over ``--repeats`` timed runs after ``--warmup`` untimed
-ones (which pay tracing; ``ours`` traces once per call, so its timed runs include one trace each).
-Peak memory is ``ru_maxrss`` of the variant's process. Usage::
+Throughput is maps per second, the median over ``--rounds`` rounds (each round runs every variant
+once, in a fresh process, so a change in the machine's load hits all variants alike) of
+``--repeats`` timed runs after ``--warmup`` untimed runs on two galaxies. ``ours`` traces its
+compiled function once per call, so each timed run includes one trace. Peak memory is the largest
+``ru_maxrss`` of the variant's processes. Usage::
 
     python -m benchmarks.bench_saliency                       # the comparison at 64 px, N = 64
     python -m benchmarks.bench_saliency --variants ours baseline --px 224 --samples 256 \\
-        --galaxies 64 --repeats 1 --warmup 0                  # the 224-px memory check
+        --galaxies 64 --rounds 1 --warmup 0                   # the 224-px memory check
 """
 
 from __future__ import annotations
@@ -46,14 +48,15 @@ def build(args: argparse.Namespace):
     return model, images
 
 
-def timed(run, repeats: int, warmup: int) -> list[float]:
-    """Seconds per run of ``run()``, after ``warmup`` untimed runs."""
+def timed(run, images: np.ndarray, repeats: int, warmup: int) -> list[float]:
+    """Seconds per ``run(images)``, after ``warmup`` untimed runs on the first two images (they pay
+    TensorFlow's one-off costs: thread pools, oneDNN primitives, the first trace)."""
     for _ in range(warmup):
-        run()
+        run(images[:2])
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        run()
+        run(images)
         times.append(time.perf_counter() - start)
     return times
 
@@ -71,18 +74,14 @@ def run_variant(args: argparse.Namespace) -> dict:
     warnings.filterwarnings("ignore", category=UserWarning)  # Keras' chatter on tf-keras-vis's list inputs
     model, images = build(args)
     index = saliency.class_index("Class3.1")
-    n_maps = len(images)
-    if args.variant == "baseline":
-        model(images[:1])
-        times = [float("nan")]
-    elif args.variant == "ours":
 
-        def run():
+    if args.variant == "ours":
+
+        def run(batch):
             saliency.smoothgrad(
-                model, images, index, args.samples, args.noise, seed=0, batch_size=args.batch_size
+                model, batch, index, args.samples, args.noise, seed=0, batch_size=args.batch_size
             )
 
-        times = timed(run, args.repeats, args.warmup)
     elif args.variant in ("tkv_single", "tkv_batch"):
         from tf_keras_vis.saliency import Saliency
         from tf_keras_vis.utils.scores import CategoricalScore
@@ -97,33 +96,36 @@ def run_variant(args: argparse.Namespace) -> dict:
             return saliency.normalise_maps(maps.reshape(len(batch), *maps.shape[-2:]))[0]
 
         if args.variant == "tkv_single":
-            n_maps = min(args.per_galaxy, len(images))
+            images = images[: args.per_galaxy]
 
-            def run():
-                for image in images[:n_maps]:
+            def run(batch):
+                for image in batch:
                     explain(image[None])
                     keras.backend.clear_session()
 
         else:
-
-            def run():
-                explain(images)
-
-        times = timed(run, args.repeats, args.warmup)
+            run = explain
     elif args.variant == "floor":
         scores = saliency.score_model(model)
-        batch = tf.constant(np.resize(images, (args.batch_size, *images.shape[1:])))
         gradient = tf.function(lambda x: saliency._input_gradient(scores, index, x))
-        n_batches = max(1, round(args.samples * len(images) / args.batch_size))
+        full = tf.constant(np.resize(images, (args.batch_size, *images.shape[1:])))
 
-        def run():
-            for _ in range(n_batches):
-                gradient(batch).numpy()
+        def run(batch):
+            # The gradients SmoothGrad needs for these maps, as full batches of clean inputs.
+            for _ in range(max(1, round(args.samples * len(batch) / args.batch_size))):
+                gradient(full).numpy()
 
-        times = timed(run, args.repeats, args.warmup)
-        n_maps = n_batches * args.batch_size / args.samples
-    else:
+    elif args.variant != "baseline":
         raise ValueError(f"unknown variant {args.variant!r}")
+
+    if args.variant == "baseline":
+        model(images[:1])
+        n_maps, times = 0, []
+    else:
+        times = timed(run, images, args.repeats, args.warmup)
+        n_maps = len(images)
+        if args.variant == "floor":
+            n_maps = max(1, round(args.samples * n_maps / args.batch_size)) * args.batch_size / args.samples
     return {
         "variant": args.variant,
         "maps": n_maps,
@@ -156,7 +158,7 @@ def spawn(args: argparse.Namespace, variant: str) -> dict:
 
 def summarise(results: dict[str, dict]) -> dict:
     """Medians and the ratios the issue sets targets for (ours / each reference)."""
-    median = {v: statistics.median(r["maps_per_s"]) for v, r in results.items() if v != "baseline"}
+    median = {v: statistics.median(r["maps_per_s"]) for v, r in results.items() if r["maps_per_s"]}
     ratios = {}
     if "ours" in median:
         for ref, name in (
@@ -186,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         "--per-galaxy", type=int, default=8, help="galaxies timed for tkv_single (it is slow)"
     )
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of one process per variant")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per process")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
@@ -194,16 +197,23 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_variant(args)))
         return
 
-    results = {}
-    for variant in args.variants:
-        results[variant] = spawn(args, variant)
-        r = results[variant]
-        rate = statistics.median(r["maps_per_s"]) if variant != "baseline" else float("nan")
-        print(
-            f"{variant:11s} {rate:9.2f} maps/s  (runs: {', '.join(f'{x:.2f}' for x in r['maps_per_s'])})  "
-            f"peak RSS {r['peak_rss_mb']:7.0f} MB",
-            flush=True,
-        )
+    # Rounds of one run per variant: a change in the machine's load hits every variant alike.
+    results: dict[str, dict] = {}
+    for round_index in range(args.rounds):
+        for variant in args.variants:
+            run = spawn(args, variant)
+            merged = results.setdefault(variant, {**run, "seconds": [], "maps_per_s": [], "peak_rss_mb": 0.0})
+            merged["seconds"] += run["seconds"]
+            merged["maps_per_s"] += run["maps_per_s"]
+            merged["peak_rss_mb"] = max(merged["peak_rss_mb"], run["peak_rss_mb"])
+            rate = ", ".join(f"{x:.2f}" for x in run["maps_per_s"]) or "-"
+            print(
+                f"round {round_index + 1} {variant:11s} {rate:>8s} maps/s  peak RSS {run['peak_rss_mb']:6.0f} MB",
+                flush=True,
+            )
+    for variant, r in results.items():
+        rate = statistics.median(r["maps_per_s"]) if r["maps_per_s"] else float("nan")
+        print(f"{variant:11s} median {rate:8.3f} maps/s  peak RSS {r['peak_rss_mb']:6.0f} MB")
     summary = summarise(results)
     summary["setup"] = {
         k: getattr(args, k)
@@ -215,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
             "galaxies",
             "per_galaxy",
             "batch_size",
+            "rounds",
             "repeats",
             "warmup",
         )

@@ -199,26 +199,43 @@ def _extreme_flags(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
     return (minor == lowest[major]) | (minor == highest[major])
 
 
-def max_pixel_distance(rows: np.ndarray, cols: np.ndarray) -> float:
-    """Largest Euclidean distance between two pixel centres, and at least 1.0; in pixels.
+def farthest_pair(rows: np.ndarray, cols: np.ndarray) -> tuple[tuple[int, int], tuple[int, int], int]:
+    """The two pixel centres farthest apart: ((row0, col0), (row1, col1), squared distance in px^2).
 
-    ``rows``, ``cols``: integer pixel indices, (k,). Exact: the maximum squared distance is found in
-    integer arithmetic among the pixels that can be convex-hull vertices (extreme in their row and in
-    their column), then one square root is taken, which equals the published maximum of square roots.
+    ``rows``, ``cols``: integer pixel indices, (k,) with k >= 1. Exact: the maximum squared distance
+    is found in integer arithmetic among the pixels that can be convex-hull vertices (extreme in
+    their row and in their column).
     """
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
-    if rows.size < 2:
-        return 1.0
-    rows, cols = rows - rows.min(), cols - cols.min()  # distances are shift-invariant; indices >= 0
-    keep = _extreme_flags(rows, cols) & _extreme_flags(cols, rows)
+    if rows.size == 0:
+        raise ValueError("farthest_pair: expected at least one pixel")
+    r0, c0 = rows.min(), cols.min()
+    shifted_r, shifted_c = rows - r0, cols - c0  # distances are shift-invariant; indices >= 0
+    keep = _extreme_flags(shifted_r, shifted_c) & _extreme_flags(shifted_c, shifted_r)
     r, c = rows[keep], cols[keep]
-    best = 0
+    best, pair = -1, (0, 0)
     for start in range(0, r.size, 512):  # bounds memory on degenerate sets; usually one pass
         dr = r[start : start + 512, None] - r[None, :]
         dc = c[start : start + 512, None] - c[None, :]
-        best = max(best, int((dr * dr + dc * dc).max()))
-    return max(1.0, float(np.sqrt(np.float64(best))))
+        d2 = dr * dr + dc * dc
+        flat = int(d2.argmax())
+        if int(d2.flat[flat]) > best:
+            best = int(d2.flat[flat])
+            pair = (start + flat // r.size, flat % r.size)
+    i, j = pair
+    return (int(r[i]), int(c[i])), (int(r[j]), int(c[j])), best
+
+
+def max_pixel_distance(rows: np.ndarray, cols: np.ndarray) -> float:
+    """Largest Euclidean distance between two pixel centres, and at least 1.0; in pixels.
+
+    ``rows``, ``cols``: integer pixel indices, (k,). One square root of the exact integer maximum of
+    :func:`farthest_pair`, which equals the published maximum of square roots.
+    """
+    if np.size(rows) < 2:
+        return 1.0
+    return max(1.0, float(np.sqrt(np.float64(farthest_pair(rows, cols)[2]))))
 
 
 # --------------------------------------------------------------------------------------------------

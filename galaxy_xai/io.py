@@ -11,8 +11,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,5 +85,3 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(name)s | %(message)s", datefmt="%H:%M:%S", force=True
     )
-    # TensorFlow's C++ and absl chatter is not a step of ours.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

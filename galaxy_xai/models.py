@@ -136,46 +136,63 @@ def _application(factory: Callable, preprocess: Callable) -> Callable:
 
 # --- small CPU variants --------------------------------------------------------------------------
 
+_BN_MOMENTUM = 0.9
+"""Faster-moving batch statistics than Keras' 0.99: a short training run has few steps."""
+
+
+def _bn(name: str) -> layers.BatchNormalization:
+    return layers.BatchNormalization(momentum=_BN_MOMENTUM, name=name)
+
 
 def _conv_bn_relu(x, filters: int, name: str, strides: int = 1):
     x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = _bn(f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _stem(inputs):
+    """Shared by the small models: per-image standardisation, then one full-resolution conv + pool.
+
+    Standardising each image (zero mean, unit variance over its pixels) gives faint and bright
+    galaxies the same contrast; the first convolution sees thin features (bars a few pixels wide)
+    before any downsampling, and is narrow so it stays cheap.
+    """
+    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardise")(inputs)
+    x = _conv_bn_relu(x, 16, "stem")
+    return layers.MaxPooling2D(name="stem_pool")(x)
 
 
 def _vgg_small(inputs, weights=None):
     """A plain VGG-style stack: 3x3 convolutions and max pooling, widths doubling per stage."""
-    x = _conv_bn_relu(inputs, 24, "block1a", strides=2)  # early stride: most of the cost is at 1/2 side
-    x = layers.MaxPooling2D(name="block1_pool")(x)
-    for stage, (filters, n_convs) in enumerate(((48, 2), (96, 2)), start=2):
+    x = _stem(inputs)
+    for stage, (filters, n_convs) in enumerate(((32, 1), (64, 2), (128, 1)), start=1):
         for i in range(n_convs):
             x = _conv_bn_relu(x, filters, f"block{stage}{'ab'[i]}")
         x = layers.MaxPooling2D(name=f"block{stage}_pool")(x)
-    return _conv_bn_relu(x, 192, "block4a")
+    return _conv_bn_relu(x, 160, "block4a")
 
 
 def _preact_block(x, filters: int, strides: int, name: str):
     """ResNet-v2 basic block: BN-ReLU-conv-BN-ReLU-conv plus an identity (or 1x1 projection) shortcut."""
-    pre = layers.BatchNormalization(name=f"{name}_preact_bn")(x)
+    pre = _bn(f"{name}_preact_bn")(x)
     pre = layers.Activation("relu", name=f"{name}_preact_relu")(pre)
     if strides != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=strides, name=f"{name}_shortcut")(pre)
     else:
         shortcut = x
     y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv1")(pre)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = _bn(f"{name}_bn1")(y)
     y = layers.Activation("relu", name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(y)
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
 
 def _resnet_small(inputs, weights=None):
-    """Pre-activation residual network: a strided stem, then one residual block per stage."""
-    x = layers.Conv2D(32, 3, strides=2, padding="same", name="stem_conv")(inputs)
-    x = layers.MaxPooling2D(name="stem_pool")(x)
+    """Pre-activation residual network: the stem, a strided conv, then one residual block per stage."""
+    x = layers.Conv2D(32, 3, strides=2, padding="same", name="stage0_conv")(_stem(inputs))
     for stage, (filters, strides) in enumerate(((32, 1), (64, 2), (128, 2)), start=1):
         x = _preact_block(x, filters, strides, f"stage{stage}")
-    x = layers.BatchNormalization(name="post_bn")(x)
+    x = _bn("post_bn")(x)
     return layers.Activation("relu", name="post_relu")(x)
 
 
@@ -183,22 +200,20 @@ def _sep_bn(x, filters: int, name: str, relu_first: bool = True):
     if relu_first:
         x = layers.Activation("relu", name=f"{name}_relu")(x)
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv")(x)
-    return layers.BatchNormalization(name=f"{name}_bn")(x)
+    return _bn(f"{name}_bn")(x)
 
 
 def _xception_small(inputs, weights=None):
-    """Xception in miniature: a strided entry flow, depthwise-separable residual blocks, an exit conv."""
-    x = _conv_bn_relu(inputs, 32, "entry1", strides=2)
-    x = _conv_bn_relu(x, 48, "entry2", strides=2)
+    """Xception in miniature: the stem, depthwise-separable residual blocks, an identity middle block."""
+    x = _conv_bn_relu(_stem(inputs), 32, "entry")
     for i, filters in enumerate((64, 128, 256), start=1):
         # Downsampling block: two separable convs + max pool, 1x1 strided projection shortcut.
         shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False, name=f"down{i}_proj")(x)
-        shortcut = layers.BatchNormalization(name=f"down{i}_proj_bn")(shortcut)
+        shortcut = _bn(f"down{i}_proj_bn")(shortcut)
         y = _sep_bn(x, filters, f"down{i}a", relu_first=i > 1)
         y = _sep_bn(y, filters, f"down{i}b")
         y = layers.MaxPooling2D(3, strides=2, padding="same", name=f"down{i}_pool")(y)
         x = layers.Add(name=f"down{i}_add")([shortcut, y])
-    # Middle flow: one identity residual block of separable convs.
     y = _sep_bn(x, 256, "middle_a")
     y = _sep_bn(y, 256, "middle_b")
     x = layers.Add(name="middle_add")([x, y])

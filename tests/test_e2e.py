@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,6 +40,66 @@ def test_outputs_exist_and_pipeline_is_clean(repo):
     status = run(repo, "dvc", "status")
     assert "up to date" in status.stdout, status.stdout
     assert (repo / "dvc.lock").is_file()
+
+
+def test_every_figure_and_the_report_agree_with_the_metrics(repo):
+    figures = repo / "plots" / "figures"
+    for name in ("fig1_saliency_maps", "fig2_learning_curves", "fig3_isolated_bars",
+                 "fig4_measured_vs_catalogue", "fig5_disagreements", "gridsearch", "measured_vs_true"):
+        png = figures / f"{name}.png"
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    report = (repo / "report.md").read_text()
+    bars = json.loads((repo / "metrics/barlengths.json").read_text())
+    control = json.loads((repo / "metrics/control.json").read_text())
+    assert f"| saliency method rho (paper convention, x PETROR90_R) | {bars['rho']:.3f} |" in report
+    assert f"| saliency method rho in image units | {bars['rho_image']:.3f} |" in report
+    assert f"| control CNN rho (paper convention) | {control['rho']:.3f} |" in report
+    for key in ("rho", "rho_image", "rho_null", "spearman", "n", "slope", "slope_err", "rho_truth"):
+        assert key in bars, key
+    heatmap = np.load(repo / "data/heatmaps/vgg_small.npz")
+    size = TINY_PARAMS["images"]["size_px"]
+    assert heatmap["maps"].dtype == np.float16 and heatmap["maps"].shape[1:] == (size, size)
+    assert set(heatmap["draw"][heatmap["split"] == "test"]) == {0, 1}
+
+
+def test_changing_smoothgrad_noise_reruns_heatmaps_and_after_never_training(repo):
+    params = read_params(repo)
+    params["xai"]["smoothgrad"]["noise"] = 0.2
+    write_params(repo, params)
+    ran, log = repro(repo)
+    assert {s for s in ran if s.startswith("heatmap@")} == {f"heatmap@{m}" for m in params["models"]}, log
+    assert {"gridsearch", "measure", "figure"} <= ran, log
+    assert not any(s.startswith(("train", "synthesize", "prepare", "predict", "control")) for s in ran), log
+
+
+def test_changing_the_grid_reruns_gridsearch_and_measure_not_heatmap(repo):
+    params = read_params(repo)
+    params["xai"]["grid"]["corr_threshold"] = [0.6, 0.8]
+    write_params(repo, params)
+    ran, log = repro(repo)
+    assert {"gridsearch", "measure"} <= ran, log
+    assert not any(s.startswith(("heatmap", "train")) for s in ran), log
+
+
+def test_changing_one_model_reruns_only_that_model(repo):
+    params = read_params(repo)
+    params["models"]["vgg_small"]["learning_rate"] = 0.001
+    write_params(repo, params)
+    ran, log = repro(repo)
+    assert "train@vgg_small" in ran and "heatmap@vgg_small" in ran, log
+    assert not {"train@resnet_small", "train@xception_small", "heatmap@resnet_small"} & ran, log
+    assert "control" not in ran, log
+
+
+def test_a_bad_param_stops_before_work_naming_the_key(repo):
+    params = read_params(repo)
+    params["xai"]["smoothgrad"]["noise"] = 3
+    write_params(repo, params)
+    proc = run(repo, "dvc", "repro", "heatmap@vgg_small", check=False)
+    assert proc.returncode != 0
+    assert "xai.smoothgrad.noise = 3: expected" in proc.stdout + proc.stderr
+    params["xai"]["smoothgrad"]["noise"] = 0.2
+    write_params(repo, params)
 
 
 def test_changing_a_synthetic_param_reruns_synthesize_and_prepare(repo):
