@@ -156,7 +156,9 @@ def grid_heatmaps(grid: pd.DataFrame, value: str = "rho") -> plt.Figure:
     keys = list(grid.groupby(["method", "x_input"], sort=False).groups)
     ncols = 2
     nrows = int(np.ceil(len(keys) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.8 * ncols, 3.6 * nrows), squeeze=False, layout="constrained"
+    )
     lo, hi = float(grid[value].min()), float(grid[value].max())
     for ax, (method, x_input) in zip(axes.ravel(), keys, strict=False):
         sub = grid[(grid["method"] == method) & (grid["x_input"] == x_input)]
