@@ -97,7 +97,9 @@ def test_a_bad_param_stops_before_work_naming_the_key(repo):
     write_params(repo, params)
     proc = run(repo, "dvc", "repro", "heatmap@vgg_small", check=False)
     assert proc.returncode != 0
-    assert "xai.smoothgrad.noise = 3: expected" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "params.yaml: xai.smoothgrad.noise = 3.0: expected a number in [0.0, 1.0]" in out, out[-3000:]
+    assert "smoothgrad maps of" not in out, "the stage started work before validating its params"
     params["xai"]["smoothgrad"]["noise"] = 0.2
     write_params(repo, params)
 

@@ -200,6 +200,8 @@ def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
         train_stage.main([*args, "--out", "x", "--metrics", "y", "--plots", "z"])
     assert exit_.value.code == 2
     assert "xception needs an input of at least 71 px" in capsys.readouterr().err
+    # start() bound the root logger to capsys' stream, closed after this test: detach it.
+    logging.root.handlers.clear()
 
 
 def _fit(arch, distribute="none", mixed=False, px=16):
