@@ -205,7 +205,7 @@ def _sep_bn(x, filters: int, name: str, relu_first: bool = True):
 
 def _xception_small(inputs, weights=None):
     """Xception in miniature: the stem, depthwise-separable residual blocks, an identity middle block."""
-    x = _conv_bn_relu(_stem(inputs), 32, "entry", strides=2)
+    x = _conv_bn_relu(_stem(inputs), 32, "entry")
     for i, filters in enumerate((64, 128, 256), start=1):
         # Downsampling block: two separable convs + max pool, 1x1 strided projection shortcut.
         shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False, name=f"down{i}_proj")(x)
