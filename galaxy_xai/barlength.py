@@ -35,6 +35,7 @@ Lengths are in pixels of the map (see :mod:`galaxy_xai.units` for 424-px pixels 
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,7 +56,10 @@ MEAN_LENGTH = "mean_length"
 """Method: the mean of the lengths measured on each model's map."""
 
 PAPER_MAP_PX = 224
-"""Map side for which the paper's T_l grid (10-50 pixels) was chosen."""
+"""Map side for which the paper's T_l grid (10-50 pixels) was chosen (maps of the whole image)."""
+
+IMAGE_PX = 424
+"""Side of the Galaxy Zoo images, in whose pixels crops are given."""
 
 _RECHECK_TOL = 1e-9
 """|r| this close to T_c is recomputed exactly as the published code does (prefix-sum r is ~1e-15 off)."""
@@ -318,34 +322,51 @@ def bar_lengths_grid(
     return out
 
 
-def scale_len_threshold(len_threshold_224: float, map_px: int) -> int:
-    """T_l for a ``map_px``-side map from the paper's value for 224-px maps: a pixel count.
+def scale_len_threshold(len_threshold_224: float, map_px: int, crop_px: int | None = None) -> int:
+    """T_l for our maps from the paper's value for its 224-px maps of the whole 424-px image.
 
-    T_l is a number of pixels, i.e. an area, so it scales with ``(map_px / 224)^2``; rounded, and at
-    least 2 (below two pixels there is no correlation to test and no length to measure).
+    T_l is a number of pixels, i.e. an area on the sky, so it scales with the area of a map pixel:
+    the paper's pixel spans 424 / 224 image pixels, ours ``crop_px / map_px`` (``crop_px`` in 424-px
+    pixels, None for the whole image). Rounded, and at least 2 (below two pixels there is no
+    correlation to test and no length to measure). For the default 64-px maps of a 160-px crop the
+    factor is (64 / 224 x 424 / 160)^2 = 0.57: T_l = 10 -> 6 px.
     """
-    if map_px < 1 or len_threshold_224 < 0:
+    crop = IMAGE_PX if crop_px is None else crop_px
+    if map_px < 1 or len_threshold_224 < 0 or not 0 < crop <= IMAGE_PX:
         raise ValueError(
-            f"scale_len_threshold: expected map_px >= 1 and T_l >= 0, got {map_px}, {len_threshold_224}"
+            f"scale_len_threshold: expected map_px >= 1, T_l >= 0 and 0 < crop_px <= {IMAGE_PX}, "
+            f"got {map_px}, {len_threshold_224}, {crop_px}"
         )
-    return max(2, round(len_threshold_224 * (map_px / PAPER_MAP_PX) ** 2))
+    pixel_area = (map_px / PAPER_MAP_PX * IMAGE_PX / crop) ** 2
+    return max(2, round(len_threshold_224 * pixel_area))
 
 
 # --------------------------------------------------------------------------------------------------
 # From stored maps to the maps Algorithm 1 measures, for the five methods of the grid search
 
 
-def normalise_maps(maps: np.ndarray) -> np.ndarray:
-    """Min-max rescale each map of a stack (n, H, W) to [0, 1]; constant maps become 0.
+def constant_maps(maps: np.ndarray, constant_rtol: float = 0.0) -> np.ndarray:
+    """Which maps of a stack (n, H, W) are constant: range <= ``constant_rtol`` x max |value|, (n,) bool."""
+    maps = np.asarray(maps)
+    lo = maps.min(axis=(-2, -1))
+    hi = maps.max(axis=(-2, -1))
+    return (hi - lo) <= constant_rtol * np.maximum(np.abs(lo), np.abs(hi))
 
-    Floating input keeps its precision (float32 is plenty for a saliency map); other input -> float64.
+
+def normalise_maps(maps: np.ndarray, constant_rtol: float = 0.0) -> np.ndarray:
+    """Min-max rescale each map of a stack (n, H, W) to [0, 1]; constant maps (see
+    :func:`constant_maps`) become 0, never NaN.
+
+    Float32/64 input keeps its precision (float32 is plenty for a saliency map); float16 -> float32,
+    other input -> float64.
     """
     maps = np.asarray(maps)
     if not np.issubdtype(maps.dtype, np.floating) or maps.dtype == np.float16:
         maps = maps.astype(np.float64 if not np.issubdtype(maps.dtype, np.floating) else np.float32)
     lo = maps.min(axis=(-2, -1), keepdims=True)
     span = maps.max(axis=(-2, -1), keepdims=True) - lo
-    return np.divide(maps - lo, span, out=np.zeros_like(maps), where=span > 0)
+    varying = ~constant_maps(maps, constant_rtol)[..., None, None]
+    return np.divide(maps - lo, span, out=np.zeros_like(maps), where=varying & (span > 0))
 
 
 def maps_to_measure(maps: np.ndarray, grey: np.ndarray, x_input: bool) -> np.ndarray:
@@ -427,6 +448,68 @@ def method_lengths(
                     maps_to_measure(mean_map, grey_chunk, x), tc, tl, linearity
                 )
     return out
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The measurement settings the grid search chose: method, X_input, T_c and T_l (224-px units)."""
+
+    method: str
+    x_input: bool
+    corr_threshold: float
+    len_threshold: float
+
+    def len_threshold_px(self, map_px: int, crop_px: int | None) -> int:
+        return scale_len_threshold(self.len_threshold, map_px, crop_px)
+
+    def models_needed(self, models: Sequence[str]) -> list[str]:
+        """The models whose maps this method reads (all of them for the mean methods)."""
+        return [self.method] if self.method in models else list(models)
+
+
+def read_choice(path: str | Path, models: Sequence[str]) -> Choice:
+    """The ``chosen`` entry of the gridsearch stage's JSON; ValueError naming the file if it is
+    missing, malformed, or names a method that ``models`` cannot provide."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            chosen = json.load(f)["chosen"]
+        choice = Choice(
+            str(chosen["method"]),
+            bool(chosen["x_input"]),
+            float(chosen["corr_threshold"]),
+            float(chosen["len_threshold"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: expected the gridsearch stage's JSON with a 'chosen' entry ({err})") from None
+    if choice.method not in method_names(models):
+        raise ValueError(f"{path}: chosen method {choice.method!r} is not one of {method_names(models)}")
+    return choice
+
+
+def measure_choice(
+    model_maps: Mapping[str, np.ndarray],
+    grey: np.ndarray,
+    choice: Choice,
+    crop_px: int | None,
+    linearity: str = "abs_pearson",
+    progress: bool = False,
+) -> np.ndarray:
+    """Lengths in map pixels (n,) of the galaxies in ``model_maps`` with the chosen settings.
+
+    ``crop_px``: the crop (424-px pixels) the maps were made from, which sets T_l in map pixels.
+    """
+    len_px = choice.len_threshold_px(grey.shape[-1], crop_px)
+    lengths = method_lengths(
+        model_maps,
+        grey,
+        [choice.x_input],
+        [choice.corr_threshold],
+        [len_px],
+        linearity,
+        methods=[choice.method],
+        progress=progress,
+    )
+    return lengths[(choice.method, choice.x_input)][:, 0, 0]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class ImagesConfig:
-    crop_px: int | None = _f(212, "centre crop in 424-px pixels before resizing; null keeps the whole image", 16, 424)
+    crop_px: int | None = _f(160, "centre crop in 424-px pixels before resizing; null keeps the whole image", 16, 424)
     size_px: int = _f(64, "side of the model input in pixels (paper: 224)", 16, 1024)
     rotation: bool = _f(True, "random rotations 0-360 deg (reflection fill) on the training split")
     flip: bool = _f(True, "random horizontal and vertical flips on the training split")
@@ -105,23 +105,31 @@ class SmoothGradConfig:
     samples: int = _f(32, "SmoothGrad samples N (paper: 256); 0 gives the vanilla map", 0, 100_000)
     noise: float = _f(0.15, "S_noise: sigma as a fraction of each image's value range", 0.0, 1.0)
     batch_size: int = _f(256, "noisy copies per gradient batch (bounds peak memory)", 1, 1_000_000)
+    symmetries: int = _f(4, "orientations the samples also average over: 1 (paper), 4 quarter turns, 8 with flips", choices=(1, 4, 8))
 
 
 @dataclass(frozen=True)
 class GridConfig:
     x_input: list[bool] = _f([False, True], "multiply the map by the grey-scale input before measuring")
-    corr_threshold: list[float] = _f([0.7, 0.75, 0.8, 0.85, 0.9], "T_c: linearity above which the bar is isolated", 0.0, 1.0)
-    len_threshold: list[int] = _f([10, 20, 30, 40, 50], "T_l: pixel-count floor, in pixels of a 224-px map (scaled to the map size)", 1, 1_000_000)
+    corr_threshold: list[float] = _f([0.5, 0.6, 0.7, 0.8, 0.9], "T_c: linearity above which the bar is isolated (paper: 0.7-0.9 by 0.05)", 0.0, 1.0)
+    len_threshold: list[int] = _f([10, 20, 30, 40, 50], "T_l: pixel-count floor, in pixels of the paper's 224-px maps of the whole image (scaled to the area of our map pixels)", 1, 1_000_000)
+
+
+@dataclass(frozen=True)
+class RotationConfig:
+    galaxies: int = _f(20, "test galaxies measured again after turning the image (rotation stability)", 2, 100_000)
+    angles_deg: list[float] = _f([0, 45, 90, 135], "rotations in degrees (counter-clockwise) of each galaxy", -360.0, 360.0)
 
 
 @dataclass(frozen=True)
 class XaiConfig:
     method: str = _f("smoothgrad", "explainer: smoothgrad, vanilla or gradcam", choices=("smoothgrad", "vanilla", "gradcam"))
     target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)")
-    linearity: str = _f("abs_pearson", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation", choices=("abs_pearson", "elongation"))
+    linearity: str = _f("elongation", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation (rotation-invariant)", choices=("abs_pearson", "elongation"))
     permutations: int = _f(1000, "shuffles for the rho null baseline", 1, 10_000_000)
     smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+    rotation: RotationConfig = field(default_factory=RotationConfig)
 
 
 @dataclass(frozen=True)

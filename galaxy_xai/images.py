@@ -30,27 +30,59 @@ FRAME_PX = 424
 _PREDICT_BATCH = 64
 
 
-def decode_image(path: tf.Tensor, crop_px: int | None, size_px: int) -> tf.Tensor:
+def decode_image(path: tf.Tensor, crop_px: int | None, size_px: int, rotation_deg: float = 0.0) -> tf.Tensor:
     """Read one JPEG: centre crop, resize to ``(size_px, size_px, 3)``, round to uint8.
 
     ``crop_px`` is the crop side in 424-px pixels (scaled to the file's actual size, so a
     downsampled copy of the data gives the same field of view); ``None`` keeps the whole image.
-    Grey-scale JPEGs are expanded to RGB.
+    Grey-scale JPEGs are expanded to RGB. ``rotation_deg`` (counter-clockwise, degrees) rotates
+    the whole decoded image about its centre (bilinear, reflection fill) before the crop: the
+    rotation-stability check sees the galaxy turned, with real pixels in the crop's corners.
     """
     data = tf.io.read_file(path)
-    if crop_px is None:
+    if crop_px is None and rotation_deg == 0:
         image = tf.io.decode_jpeg(data, channels=3)
-    else:
-        shape = tf.io.extract_jpeg_shape(data)
-        height, width = shape[0], shape[1]
-        short_px = tf.minimum(height, width)
-        side = tf.cast(tf.round(crop_px / FRAME_PX * tf.cast(short_px, tf.float32)), tf.int32)
-        side = tf.clip_by_value(side, 1, short_px)
+    elif rotation_deg == 0:
         # Only the crop window is decoded: cheaper than decoding all 424 x 424 pixels.
-        window = tf.stack([(height - side) // 2, (width - side) // 2, side, side])
-        image = tf.io.decode_and_crop_jpeg(data, window, channels=3)
+        image = tf.io.decode_and_crop_jpeg(data, _crop_window(tf.io.extract_jpeg_shape(data), crop_px), channels=3)
+    else:
+        image = _rotate(tf.io.decode_jpeg(data, channels=3), rotation_deg)
+        if crop_px is not None:
+            window = _crop_window(tf.shape(image), crop_px)
+            image = tf.image.crop_to_bounding_box(image, window[0], window[1], window[2], window[3])
     image = tf.image.resize(image, (size_px, size_px), method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def _crop_window(shape: tf.Tensor, crop_px: int) -> tf.Tensor:
+    """[top, left, side, side] of the centre crop of ``crop_px`` 424-px pixels in an image of ``shape``."""
+    height, width = shape[0], shape[1]
+    short_px = tf.minimum(height, width)
+    side = tf.cast(tf.round(crop_px / FRAME_PX * tf.cast(short_px, tf.float32)), tf.int32)
+    side = tf.clip_by_value(side, 1, short_px)
+    return tf.stack([(height - side) // 2, (width - side) // 2, side, side])
+
+
+def _rotate(image: tf.Tensor, rotation_deg: float) -> tf.Tensor:
+    """A uint8 (H, W, 3) image turned ``rotation_deg`` counter-clockwise about its centre, float32."""
+    height = tf.cast(tf.shape(image)[0], tf.float32)
+    width = tf.cast(tf.shape(image)[1], tf.float32)
+    # Output pixel p samples input pixel c + R(-angle) (p - c): a counter-clockwise turn on screen
+    # (rows grow downwards).
+    angle = math.radians(rotation_deg)
+    cos, sin = math.cos(angle), math.sin(angle)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    transform = tf.stack(
+        [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0]
+    )[None, :]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(image, tf.float32)[None],
+        transforms=tf.cast(transform, tf.float32),
+        output_shape=tf.shape(image)[:2],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )[0]
 
 
 def to_unit(images: tf.Tensor) -> tf.Tensor:
@@ -114,6 +146,7 @@ def make_dataset(
     seed: int = 0,
     cache: str | None = "",
     shuffle_buffer: int = 20_000,
+    rotation_deg: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of ``(images, targets)`` (or images alone) from JPEG ``paths``.
 
@@ -123,7 +156,8 @@ def make_dataset(
     The shuffle order and augmentations are a function of ``seed`` and TF's global seed (set it,
     e.g. with ``keras.utils.set_random_seed``, before calling this for reproducible epochs).
     ``cache``: ``""`` caches decoded images in memory, a file name caches on disk (datasets larger
-    than memory), ``None`` decodes every epoch.
+    than memory), ``None`` decodes every epoch. ``rotation_deg`` turns every image before the crop
+    (see :func:`decode_image`).
     """
     paths = [str(p) for p in paths]
     if not paths:
@@ -135,7 +169,7 @@ def make_dataset(
 
     crop_px, size_px = images_cfg.crop_px, images_cfg.size_px
     ds = tf.data.Dataset.from_tensor_slices(paths).map(
-        lambda p: decode_image(p, crop_px, size_px), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        lambda p: decode_image(p, crop_px, size_px, rotation_deg), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     if targets is not None:
         ds = tf.data.Dataset.zip(ds, tf.data.Dataset.from_tensor_slices(targets))
@@ -161,9 +195,12 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load_images(paths: Sequence[str], images_cfg: ImagesConfig) -> np.ndarray:
-    """Decode ``paths`` exactly as the model sees them: float32 (n, size_px, size_px, 3) in [0, 1]."""
-    ds = make_dataset(paths, images_cfg, batch_size=_PREDICT_BATCH, cache=None)
+def load_images(paths: Sequence[str], images_cfg: ImagesConfig, rotation_deg: float = 0.0) -> np.ndarray:
+    """Decode ``paths`` exactly as the model sees them: float32 (n, size_px, size_px, 3) in [0, 1].
+
+    ``rotation_deg`` turns each galaxy counter-clockwise about the image centre before the crop.
+    """
+    ds = make_dataset(paths, images_cfg, batch_size=_PREDICT_BATCH, cache=None, rotation_deg=rotation_deg)
     return np.concatenate(list(ds.as_numpy_iterator()), axis=0)
 
 

@@ -165,22 +165,42 @@ def _stem(inputs):
 def _vgg_small(inputs, weights=None):
     """A plain VGG-style stack: 3x3 convolutions and max pooling, widths doubling per stage."""
     x = _stem(inputs)
-    for stage, (filters, n_convs) in enumerate(((32, 1), (64, 2), (128, 1)), start=1):
+    for stage, (filters, n_convs) in enumerate(((32, 1), (64, 1), (128, 1)), start=1):
         for i in range(n_convs):
             x = _conv_bn_relu(x, filters, f"block{stage}{'ab'[i]}")
         x = layers.MaxPooling2D(name=f"block{stage}_pool")(x)
     return _conv_bn_relu(x, 160, "block4a")
 
 
+def _projection(x, filters: int, strides: int, name: str):
+    """The shortcut of a block that downsamples or widens: average pooling, then a 1x1 conv.
+
+    A strided 1x1 convolution (the textbook projection) reads only one pixel in ``strides**2``;
+    its input gradient is zero elsewhere, which prints a grid on saliency maps. Pooling first
+    (as in ResNet-D) lets every pixel through.
+    """
+    if strides != 1:
+        # "same" rounds odd sides up, as the main paths' pooling does.
+        x = layers.AveragePooling2D(strides, padding="same", name=f"{name}_shortcut_pool")(x)
+    return layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_shortcut")(x)
+
+
 def _preact_block(x, filters: int, strides: int, name: str):
-    """ResNet-v2 basic block: BN-ReLU-conv-BN-ReLU-conv plus an identity (or 1x1 projection) shortcut."""
+    """ResNet-v2 basic block: BN-ReLU-conv-BN-ReLU-conv plus an identity (or projection) shortcut.
+
+    Downsampling blocks average-pool after the first convolution instead of striding it: a strided
+    3x3 convolution reaches some input pixels through one window and others through four, which
+    prints a checkerboard on input gradients (saliency maps).
+    """
     pre = _bn(f"{name}_preact_bn")(x)
     pre = layers.Activation("relu", name=f"{name}_preact_relu")(pre)
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, strides=strides, name=f"{name}_shortcut")(pre)
+        shortcut = _projection(pre, filters, strides, name)
     else:
         shortcut = x
-    y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv1")(pre)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv1")(pre)
+    if strides != 1:
+        y = layers.AveragePooling2D(strides, padding="same", name=f"{name}_pool")(y)
     y = _bn(f"{name}_bn1")(y)
     y = layers.Activation("relu", name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(y)
@@ -188,8 +208,9 @@ def _preact_block(x, filters: int, strides: int, name: str):
 
 
 def _resnet_small(inputs, weights=None):
-    """Pre-activation residual network: the stem, a strided conv, then one residual block per stage."""
-    x = layers.Conv2D(32, 3, strides=2, padding="same", name="stage0_conv")(_stem(inputs))
+    """Pre-activation residual network: the stem, a conv and pooling, then one residual block per stage."""
+    x = layers.Conv2D(32, 3, padding="same", name="stage0_conv")(_stem(inputs))
+    x = layers.AveragePooling2D(2, padding="same", name="stage0_pool")(x)
     for stage, (filters, strides) in enumerate(((32, 1), (64, 2), (128, 2)), start=1):
         x = _preact_block(x, filters, strides, f"stage{stage}")
     x = _bn("post_bn")(x)
@@ -206,10 +227,10 @@ def _sep_bn(x, filters: int, name: str, relu_first: bool = True):
 def _xception_small(inputs, weights=None):
     """Xception in miniature: the stem, depthwise-separable residual blocks, an identity middle block."""
     x = _conv_bn_relu(_stem(inputs), 32, "entry")
+    x = layers.MaxPooling2D(name="entry_pool")(x)
     for i, filters in enumerate((64, 128, 256), start=1):
-        # Downsampling block: two separable convs + max pool, 1x1 strided projection shortcut.
-        shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False, name=f"down{i}_proj")(x)
-        shortcut = _bn(f"down{i}_proj_bn")(shortcut)
+        # Downsampling block: two separable convs + max pool, pooled projection shortcut.
+        shortcut = _bn(f"down{i}_proj_bn")(_projection(x, filters, 2, f"down{i}"))
         y = _sep_bn(x, filters, f"down{i}a", relu_first=i > 1)
         y = _sep_bn(y, filters, f"down{i}b")
         y = layers.MaxPooling2D(3, strides=2, padding="same", name=f"down{i}_pool")(y)

@@ -35,6 +35,7 @@ import tensorflow as tf
 from scipy import ndimage
 from tqdm import tqdm
 
+from galaxy_xai import barlength
 from galaxy_xai.catalogue import CLASS_COLUMNS
 from galaxy_xai.config import XaiConfig
 
@@ -134,12 +135,8 @@ def normalise_maps(maps: np.ndarray) -> tuple[np.ndarray, int]:
         raise ValueError(
             f"non-finite gradients for images {np.flatnonzero(bad)[:10].tolist()} (of {len(maps)})"
         )
-    lo = maps.min(axis=(1, 2), keepdims=True)
-    hi = maps.max(axis=(1, 2), keepdims=True)
-    span = hi - lo
-    constant = span <= CONSTANT_RTOL * np.maximum(np.abs(lo), np.abs(hi))
-    out = np.where(constant, 0.0, (maps - lo) / np.where(constant, 1.0, span))
-    return out.astype(np.float32), int(constant.sum())
+    out = barlength.normalise_maps(maps, CONSTANT_RTOL).astype(np.float32)
+    return out, int(barlength.constant_maps(maps, CONSTANT_RTOL).sum())
 
 
 def _finish(maps: np.ndarray, what: str) -> np.ndarray:
@@ -172,16 +169,23 @@ def _progress(total: int, desc: str, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
 
 
-def sample_layout(samples: int, batch_size: int, n_images: int) -> tuple[int, int, int]:
+def sample_layout(samples: int, batch_size: int, n_images: int, multiple: int = 1) -> tuple[int, int, int]:
     """(galaxies per chunk g, samples per step k, steps) with g * k <= batch_size and k * steps >= samples.
 
-    Samples are spread evenly over the steps (k * steps - samples < steps copies are wasted, and
-    masked out); the rest of the batch is filled with other galaxies.
+    Samples are spread evenly over the steps (the surplus k * steps - samples copies are drawn and
+    masked out); the rest of the batch is filled with other galaxies. ``k`` is a multiple of
+    ``multiple`` whenever there are several steps, so sample s sits at position s mod ``multiple``
+    of its step's block whatever the batch size.
     """
-    if samples < 1 or batch_size < 1:
-        raise ValueError(f"sample_layout: samples = {samples} and batch_size = {batch_size} must be >= 1")
-    steps = math.ceil(samples / min(samples, batch_size))
+    if samples < 1 or batch_size < multiple or multiple < 1:
+        raise ValueError(
+            f"sample_layout: samples = {samples}, batch_size = {batch_size}, multiple = {multiple}: "
+            "expected samples >= 1 and batch_size >= multiple >= 1"
+        )
+    steps = math.ceil(samples / min(samples, batch_size - batch_size % multiple))
     per_step = math.ceil(samples / steps)
+    if steps > 1:
+        per_step = math.ceil(per_step / multiple) * multiple
     galaxies = max(1, min(n_images, batch_size // per_step))
     return galaxies, per_step, steps
 
@@ -236,6 +240,28 @@ def vanilla(
     return _finish(maps, "vanilla")
 
 
+SYMMETRIES = (1, 4, 8)
+"""Orientations SmoothGrad can average over: none (the paper's), the four quarter turns, or the
+eight symmetries of the square (quarter turns with and without a flip)."""
+
+
+def _orient(x: tf.Tensor, t: int) -> tf.Tensor:
+    """Symmetry ``t`` of the square applied to a batch (b, H, W, C): flip if t >= 4, then t % 4 quarter turns."""
+    if t == 0:
+        return x
+    if t >= 4:
+        x = tf.reverse(x, axis=[2])
+    return tf.image.rot90(x, k=t % 4)
+
+
+def _unorient(x: tf.Tensor, t: int) -> tf.Tensor:
+    """The inverse of :func:`_orient`."""
+    if t == 0:
+        return x
+    x = tf.image.rot90(x, k=(4 - t % 4) % 4)
+    return tf.reverse(x, axis=[2]) if t >= 4 else x
+
+
 def smoothgrad(
     model: keras.Model,
     images: np.ndarray,
@@ -246,6 +272,7 @@ def smoothgrad(
     batch_size: int = DEFAULT_BATCH_SIZE,
     keys: np.ndarray | None = None,
     progress: bool = False,
+    symmetries: int = 1,
 ) -> np.ndarray:
     """SmoothGrad maps of output ``class_index``: float32 (n, H, W) in [0, 1].
 
@@ -255,7 +282,16 @@ def smoothgrad(
     non-negative integer per image naming its noise stream (default: its position; the heatmap
     stage passes object ids, so a galaxy's map does not depend on which other galaxies are
     explained). Same (seed, key) -> same map, whatever ``batch_size``.
+
+    ``symmetries`` (1, 4 or 8; 1 is the paper's SmoothGrad): noisy copy s is shown to the model
+    turned by symmetry s mod ``symmetries`` of the square (quarter turns, then also flips) and its
+    gradient turned back, so the N samples also average over orientations at no extra cost. A
+    galaxy has no preferred orientation, and the models were trained on rotated copies; averaging
+    removes what the explanation owes to the orientation in the frame (exactly, for quarter turns
+    when noise = 0). Needs square images.
     """
+    if symmetries not in SYMMETRIES:
+        raise ValueError(f"smoothgrad: symmetries = {symmetries}: expected one of {SYMMETRIES}")
     if samples < 0 or not np.isfinite(noise) or noise < 0:
         raise ValueError(
             f"smoothgrad: samples = {samples} and noise = {noise}: expected samples >= 0 and noise >= 0"
@@ -266,9 +302,11 @@ def smoothgrad(
         return vanilla(model, images, class_index, batch_size=batch_size, progress=progress)
     images = _check_inputs(model, images, class_index)
     n, height, width, channels = images.shape
+    if symmetries > 1 and height != width:
+        raise ValueError(f"smoothgrad: symmetries = {symmetries} needs square images, got {height} x {width}")
     galaxy_keys = noise_keys(keys, n, seed)
     scores = score_model(model)
-    g, k, steps = sample_layout(samples, batch_size, n)
+    g, k, steps = sample_layout(samples, batch_size, n, symmetries)
     masked = k * steps != samples
 
     @tf.function(
@@ -279,23 +317,31 @@ def smoothgrad(
     )
     def chunk_maps(x, key):
         sigma = noise * (tf.reduce_max(x, axis=(1, 2, 3)) - tf.reduce_min(x, axis=(1, 2, 3)))
-        x_copies = tf.repeat(x, k, axis=0)  # (g * k, H, W, C), galaxy-major
-        sigma_copies = tf.repeat(sigma, k)[:, None, None, None]
-        key_copies = tf.repeat(key, k)
+        # Copy j of a step shows the galaxy turned by symmetry t = j mod m (= its sample index mod m,
+        # see sample_layout). The copies are grouped by t (within a group galaxy-major); each group
+        # turns the clean images once, and its gradients are summed before being turned back.
+        groups = [(t, len(range(t, k, symmetries))) for t in range(min(symmetries, k))]
+        turned = [tf.repeat(_orient(x, t), k_t, axis=0) for t, k_t in groups]
+        sigma_copies = tf.concat([tf.repeat(sigma, k_t) for _, k_t in groups], 0)[:, None, None, None]
+        key_copies = tf.concat([tf.repeat(key, k_t) for _, k_t in groups], 0)
+        x_copies = tf.concat(turned, 0)  # (g * k, H, W, C)
         total = tf.zeros_like(x)
         for step in tf.range(steps):
             sample = tf.cast(step * k, tf.int64) + tf.range(k, dtype=tf.int64)
-            seeds = tf.stack([key_copies, tf.tile(sample, [g])], axis=1)
+            by_group = [sample[t::symmetries] for t, _ in groups]
+            seeds = tf.stack([key_copies, tf.concat([tf.tile(s_t, [g]) for s_t in by_group], 0)], axis=1)
             eps = tf.map_fn(
                 lambda s: tf.random.stateless_normal((height, width, channels), s),
                 seeds,
                 fn_output_signature=tf.float32,
             )
             grads = tf.abs(_input_gradient(scores, class_index, x_copies + sigma_copies * eps))
-            grads = tf.reshape(grads, (g, k, height, width, channels))
-            if masked:  # the last step's surplus copies are drawn but not counted
-                grads *= tf.cast(sample < samples, tf.float32)[None, :, None, None, None]
-            total += tf.reduce_sum(grads, axis=1)
+            pieces = tf.split(grads, [g * k_t for _, k_t in groups])
+            for (t, k_t), s_t, piece in zip(groups, by_group, pieces, strict=True):
+                piece = tf.reshape(piece, (g, k_t, height, width, channels))
+                if masked:  # the last step's surplus copies are drawn but not counted
+                    piece *= tf.cast(s_t < samples, tf.float32)[None, :, None, None, None]
+                total += _unorient(tf.reduce_sum(piece, axis=1), t)
         return tf.reduce_max(total / samples, axis=-1)
 
     maps = np.empty((n, height, width), dtype=np.float32)
@@ -392,14 +438,17 @@ def explain(
     batch_size: int = DEFAULT_BATCH_SIZE,
     keys: np.ndarray | None = None,
     progress: bool = False,
+    symmetries: int = 1,
 ) -> np.ndarray:
     """Maps of ``method`` (one of :data:`METHODS`): float32 (n, H, W) in [0, 1].
 
-    ``samples``, ``noise``, ``seed`` and ``keys`` only matter for SmoothGrad; vanilla and
-    Grad-CAM are deterministic.
+    ``samples``, ``noise``, ``seed``, ``keys`` and ``symmetries`` only matter for SmoothGrad;
+    vanilla and Grad-CAM are deterministic.
     """
     if method == "smoothgrad":
-        return smoothgrad(model, images, class_index, samples, noise, seed, batch_size, keys, progress)
+        return smoothgrad(
+            model, images, class_index, samples, noise, seed, batch_size, keys, progress, symmetries
+        )
     if method == "vanilla":
         return vanilla(model, images, class_index, batch_size, progress)
     if method == "gradcam":
@@ -466,6 +515,7 @@ def heatmap_set(
             batch_size=sg.batch_size,
             keys=draw_objids,
             progress=progress,
+            symmetries=sg.symmetries,
         )
 
     test = np.flatnonzero(splits == "test")

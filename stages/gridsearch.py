@@ -4,7 +4,7 @@ For every method (each model's maps, the mean map, the mean of the models' lengt
 T_c and T_l of ``xai.grid``, bars are measured on the validation galaxies and correlated with the
 catalogue lengths. The score is ``rho_image`` (424-px pixels, no shared per-galaxy factor, so the
 choice is not driven by PETROR90_R); the paper-convention ``rho`` is recorded beside it.
-T_l is given for 224-px maps and scaled to the map size as a pixel count (area).
+T_l is given for the paper's 224-px maps of the whole image and scaled to the area of our map pixels.
 
     python -m stages.gridsearch --heatmaps data/heatmaps --bars data/prepared/bars.csv \
         --metrics metrics/gridsearch.json --table plots/gridsearch.csv --table2 metrics/table2.md
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     maps, grey = barlength.read_heatmaps(args.heatmaps, models, sample["objid"], "val", draw=0)
     map_px = grey.shape[-1]
     grid = cfg.xai.grid
-    len_px = [barlength.scale_len_threshold(t, map_px) for t in grid.len_threshold]
+    len_px = [barlength.scale_len_threshold(t, map_px, cfg.images.crop_px) for t in grid.len_threshold]
     log.info(
         "%d validation galaxies, %d models, %d-px maps; T_l %s -> %s px; linearity %s",
         len(sample),

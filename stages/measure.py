@@ -13,7 +13,6 @@ the weighted slope through the origin and, on the synthetic sky, ``rho_truth``.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import pandas as pd
@@ -36,52 +35,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", default="plots/barlengths.csv", help="per-galaxy lengths")
     args, cfg, log = start("measure", parser, argv)
 
-    try:
-        chosen = json.loads(open(args.gridsearch, encoding="utf-8").read())["chosen"]
-        method, x_input, corr_threshold = (
-            chosen["method"],
-            bool(chosen["x_input"]),
-            float(chosen["corr_threshold"]),
-        )
-        len_threshold = float(chosen["len_threshold"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise SystemExit(
-            f"{args.gridsearch}: expected the gridsearch stage's JSON with a 'chosen' entry ({err})"
-        ) from None
     models = list(cfg.models)
-    if method not in barlength.method_names(models):
-        raise SystemExit(
-            f"{args.gridsearch}: chosen method {method!r} is not one of {barlength.method_names(models)}"
-        )
-    needed = [method] if method in models else models
-
-    sample = evaluation.xai_sample(pd.read_csv(args.bars), "test", args.bars)
-    draws_px424 = []
-    for draw in range(N_DRAWS):
-        maps, grey = barlength.read_heatmaps(args.heatmaps, needed, sample["objid"], "test", draw=draw)
-        map_px = grey.shape[-1]
-        len_px = barlength.scale_len_threshold(len_threshold, map_px)
-        log.info(
-            "draw %d: %d test galaxies, %s, x_input=%s, T_c=%g, T_l=%d px, %s",
-            draw,
-            len(sample),
-            method,
-            x_input,
-            corr_threshold,
-            len_px,
-            cfg.xai.linearity,
-        )
-        lengths = barlength.method_lengths(
-            maps,
-            grey,
-            [x_input],
-            [corr_threshold],
-            [len_px],
-            cfg.xai.linearity,
-            methods=[method],
-            progress=True,
-        )[(method, x_input)][:, 0, 0]
-        draws_px424.append(units.map_px_to_px424(lengths, map_px, cfg.images.crop_px))
+    try:
+        choice = barlength.read_choice(args.gridsearch, models)
+        sample = evaluation.xai_sample(pd.read_csv(args.bars), "test", args.bars)
+        draws_px424 = []
+        for draw in range(N_DRAWS):
+            maps, grey = barlength.read_heatmaps(
+                args.heatmaps, choice.models_needed(models), sample["objid"], "test", draw=draw
+            )
+            map_px = grey.shape[-1]
+            log.info(
+                "draw %d: %d test galaxies, %s, x_input=%s, T_c=%g, T_l=%d px, %s",
+                draw,
+                len(sample),
+                choice.method,
+                choice.x_input,
+                choice.corr_threshold,
+                choice.len_threshold_px(map_px, cfg.images.crop_px),
+                cfg.xai.linearity,
+            )
+            lengths = barlength.measure_choice(
+                maps, grey, choice, cfg.images.crop_px, cfg.xai.linearity, progress=True
+            )
+            draws_px424.append(units.map_px_to_px424(lengths, map_px, cfg.images.crop_px))
+    except ValueError as err:
+        log.error("%s", err)
+        raise SystemExit(2) from None
 
     per_galaxy, scores = evaluation.measurement_summary(
         np.stack(draws_px424), sample, cfg.xai.permutations, np.random.default_rng(cfg.seed)
@@ -101,11 +81,11 @@ def main(argv: list[str] | None = None) -> None:
         args.metrics,
         {
             **{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in scores.items()},
-            "method": method,
-            "x_input": x_input,
-            "corr_threshold": corr_threshold,
-            "len_threshold": len_threshold,
-            "len_threshold_px": len_px,
+            "method": choice.method,
+            "x_input": choice.x_input,
+            "corr_threshold": choice.corr_threshold,
+            "len_threshold": choice.len_threshold,
+            "len_threshold_px": choice.len_threshold_px(map_px, cfg.images.crop_px),
             "linearity": cfg.xai.linearity,
             "map_px": int(map_px),
         },

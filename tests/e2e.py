@@ -21,7 +21,11 @@ TINY_PARAMS = {
         name: {"arch": name, "epochs": 2, "batch_size": 16, "learning_rate": 0.002, "weights": None}
         for name in ("vgg_small", "resnet_small", "xception_small")
     },
-    "xai": {"permutations": 50, "smoothgrad": {"samples": 3, "batch_size": 64}},
+    "xai": {
+        "permutations": 50,
+        "smoothgrad": {"samples": 3, "batch_size": 64},
+        "rotation": {"galaxies": 4, "angles_deg": [0, 90]},
+    },
     "control": {"model": {"arch": "xception_small", "epochs": 2, "batch_size": 16}},
 }
 

@@ -207,10 +207,17 @@ def test_max_pixel_distance_equals_brute_force():
 
 
 @pytest.mark.parametrize(
-    ("t_l", "map_px", "expected"), [(10, 224, 10), (50, 64, 4), (10, 64, 2), (30, 448, 120)]
-)
-def test_len_threshold_scales_with_area(t_l, map_px, expected):
-    assert barlength.scale_len_threshold(t_l, map_px) == expected
+    ("t_l", "map_px", "crop_px", "expected"),
+    [(10, 224, None, 10), (50, 64, None, 4), (10, 64, None, 2), (30, 448, None, 120),
+     (10, 64, 212, 3), (50, 64, 212, 16), (10, 112, 212, 10), (40, 64, 160, 23)],
+)  # fmt: skip
+def test_len_threshold_scales_with_the_area_of_a_map_pixel(t_l, map_px, crop_px, expected):
+    assert barlength.scale_len_threshold(t_l, map_px, crop_px) == expected
+
+
+def test_len_threshold_rejects_a_bad_crop():
+    with pytest.raises(ValueError, match="crop_px <= 424"):
+        barlength.scale_len_threshold(10, 64, 500)
 
 
 def test_maps_to_measure_multiplies_input_and_renormalises():
@@ -276,3 +283,65 @@ def test_read_heatmaps_selects_and_orders_by_objid(tmp_path):
         barlength.read_heatmaps(tmp_path, ["m"], [11, 99], "val", draw=0)
     with pytest.raises(ValueError, match="not found"):
         barlength.read_heatmaps(tmp_path, ["other"], [11], "val", draw=0)
+
+
+def _write_choice(path, **chosen):
+    import json
+
+    path.write_text(json.dumps({"chosen": chosen}))
+    return path
+
+
+def test_read_choice_and_measure_choice_agree_with_the_grid(tmp_path):
+    models = ["a", "b"]
+    path = _write_choice(
+        tmp_path / "grid.json", method="mean_map", x_input=True, corr_threshold=0.8, len_threshold=30
+    )
+    choice = barlength.read_choice(path, models)
+    assert choice == barlength.Choice("mean_map", True, 0.8, 30.0)
+    assert choice.models_needed(models) == models and barlength.Choice("b", False, 0.8, 30).models_needed(models) == ["b"]
+    rng = np.random.default_rng(3)
+    maps = {m: np.stack([bar_like_map(32, rng, angle_deg=angle) for angle in (0, 40, 95)]) for m in models}
+    grey = rng.random((3, 32, 32))
+    len_px = choice.len_threshold_px(32, 212)
+    expected = barlength.method_lengths(maps, grey, [True], [0.8], [len_px])[("mean_map", True)][:, 0, 0]
+    np.testing.assert_array_equal(barlength.measure_choice(maps, grey, choice, 212), expected)
+
+
+def test_read_choice_names_the_file_and_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="missing.json: expected the gridsearch stage's JSON"):
+        barlength.read_choice(tmp_path / "missing.json", ["a"])
+    bad = _write_choice(tmp_path / "bad.json", method="nope", x_input=False, corr_threshold=0.8, len_threshold=10)
+    with pytest.raises(ValueError, match="bad.json: chosen method 'nope' is not one of"):
+        barlength.read_choice(bad, ["a"])
+    (tmp_path / "partial.json").write_text('{"chosen": {"method": "a"}}')
+    with pytest.raises(ValueError, match="partial.json: expected"):
+        barlength.read_choice(tmp_path / "partial.json", ["a"])
+
+
+def _ideal_bar_maps(n: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Maps of a flat-topped bar (length 8-30 px, axis ratio 0.25, random angle) with a round bulge
+    and uniform noise, as an ideal saliency map would show it; and the true lengths (n,)."""
+    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    lengths = rng.uniform(8, 30, n)
+    maps = np.empty((n, size, size))
+    for i, (length, angle) in enumerate(zip(lengths, rng.uniform(0, np.pi, n), strict=True)):
+        u = xx * np.cos(angle) + yy * np.sin(angle)
+        v = -xx * np.sin(angle) + yy * np.cos(angle)
+        half = length / 2
+        bar = np.exp(-np.log(2) * ((np.abs(u) / half) ** 4 + (v / max(0.25 * half, 0.7)) ** 2))
+        bulge = 0.6 * np.exp(-(xx**2 + yy**2) / (2 * (length / 6) ** 2))
+        maps[i] = bar + bulge + 0.2 * rng.random((size, size))
+    return barlength.normalise_maps(maps), lengths
+
+
+def test_elongation_recovers_the_lengths_of_ideal_bar_maps_and_abs_pearson_does_not():
+    """Why the default rule is elongation: with bars at every angle, |r| stops late on bars near an
+    image axis (r ~ 0 there), so the measured length loses track of the true one."""
+    maps, truth = _ideal_bar_maps(150, 64, np.random.default_rng(11))
+    rho = {
+        rule: np.corrcoef(bar_lengths_grid(maps, [0.6], [6], rule)[:, 0, 0], truth)[0, 1]
+        for rule in barlength.LINEARITIES
+    }
+    assert rho["elongation"] > 0.9, rho
+    assert rho["abs_pearson"] < rho["elongation"] - 0.2, rho

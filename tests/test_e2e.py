@@ -56,6 +56,12 @@ def test_every_figure_and_the_report_agree_with_the_metrics(repo):
     assert f"| control CNN rho (paper convention) | {control['rho']:.3f} |" in report
     for key in ("rho", "rho_image", "rho_null", "spearman", "n", "slope", "slope_err", "rho_truth"):
         assert key in bars, key
+    rotation = json.loads((repo / "metrics/rotation.json").read_text())
+    spread = rotation["median_relative_spread"]
+    assert set(spread) == {"abs_pearson", "elongation"} and all(v >= 0 for v in spread.values()), rotation
+    assert f"{spread['elongation']:.1%} with the rotation-invariant elongation rule" in report
+    table = pd.read_csv(repo / "plots/rotation.csv")
+    assert len(table) == 2 * rotation["galaxies"] * len(TINY_PARAMS["xai"]["rotation"]["angles_deg"])
     heatmap = np.load(repo / "data/heatmaps/vgg_small.npz")
     size = TINY_PARAMS["images"]["size_px"]
     assert heatmap["maps"].dtype == np.float16 and heatmap["maps"].shape[1:] == (size, size)
@@ -68,7 +74,7 @@ def test_changing_smoothgrad_noise_reruns_heatmaps_and_after_never_training(repo
     write_params(repo, params)
     ran, log = repro(repo)
     assert {s for s in ran if s.startswith("heatmap@")} == {f"heatmap@{m}" for m in params["models"]}, log
-    assert {"gridsearch", "measure", "figure"} <= ran, log
+    assert {"gridsearch", "measure", "rotation", "figure"} <= ran, log
     assert not any(s.startswith(("train", "synthesize", "prepare", "predict", "control")) for s in ran), log
 
 

@@ -258,7 +258,8 @@ def test_gridsearch_and_measure_stages(project, linearity):
     chosen = grid["chosen"]
     assert chosen["method"] in methods
     assert chosen["rho_image"] == pytest.approx(table["rho_image"].max())
-    assert chosen["len_threshold_px"] == max(2, round(chosen["len_threshold"] * (32 / 224) ** 2))
+    crop = params["images"]["crop_px"]
+    assert chosen["len_threshold_px"] == max(2, round(chosen["len_threshold"] * (32 / 224 * 424 / crop) ** 2))
     assert chosen["rho_image"] > 0.6
     assert "| mean_map | 0.76 |" in (project / "metrics/table2.md").read_text()
 
@@ -276,10 +277,12 @@ def test_gridsearch_and_measure_stages(project, linearity):
     assert 0.5 < result["slope"] < 2.0
 
 
-def test_measure_rejects_a_missing_chosen_entry(project, tmp_path):
+def test_measure_rejects_a_missing_chosen_entry(project, tmp_path, capfd):
     (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(SystemExit, match="chosen"):
+    with pytest.raises(SystemExit) as stop:
         measure.main(["--params", str(project / "params.yaml"), "--gridsearch", str(tmp_path / "bad.json")])
+    assert stop.value.code == 2
+    assert "bad.json: expected the gridsearch stage's JSON with a 'chosen' entry" in capfd.readouterr().err
 
 
 def test_gridsearch_names_the_missing_heatmap_file(project):

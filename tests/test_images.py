@@ -182,3 +182,23 @@ def test_ids_from_filenames_any_folder(folder):
 def test_ids_from_filenames_rejects_non_integer_names():
     with pytest.raises(ValueError, match=r"images/galaxy_1\.jpg: expected an image named <integer id>\.jpg"):
         ids_from_filenames(["images/1.jpg", "images/galaxy_1.jpg"])
+
+
+def test_rotation_turns_the_galaxy_counter_clockwise_before_the_crop(tmp_path):
+    """A bar along +x (to the right of the centre only) must point up (-row) after +90 deg."""
+    a = np.zeros((424, 424, 3), np.uint8)
+    a[206:218, 212:330] = 255  # an arm from the centre to the right, reaching outside a 212-px crop
+    path = _write(tmp_path / "arm.jpg", a)
+    cfg = ImagesConfig(crop_px=212, size_px=53)
+    still = load_images([path], cfg)[0].mean(axis=-1)
+    turned = load_images([path], cfg, rotation_deg=90)[0].mean(axis=-1)
+    assert still[26, 45] > 0.9 and still[10, 26] < 0.05  # right of centre, nothing above it
+    assert turned[10, 26] > 0.9 and turned[26, 45] < 0.05  # now above the centre, nothing right
+    np.testing.assert_allclose(turned, np.rot90(still, k=1), atol=0.06)
+    half_turn = load_images([path], cfg, rotation_deg=180)[0]
+    np.testing.assert_allclose(half_turn, load_images([path], cfg)[0][::-1, ::-1], atol=0.06)
+
+
+def test_rotation_by_zero_is_the_plain_decode(noise_paths):
+    cfg = ImagesConfig(size_px=24)
+    np.testing.assert_array_equal(load_images(noise_paths, cfg, rotation_deg=0.0), load_images(noise_paths, cfg))

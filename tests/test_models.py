@@ -116,3 +116,12 @@ def test_paper_backbone_one_training_step(arch):
     loss = model.train_on_batch(x, y)
     assert np.isfinite(loss)
     assert not np.array_equal(before[0], model.get_layer("logits").get_weights()[0])
+
+
+@pytest.mark.parametrize("arch", SMALL)
+@pytest.mark.parametrize("px", [16, 40, 50, 71])
+def test_small_models_build_at_any_side_above_the_minimum(arch, px):
+    """Odd feature-map sides on the way down must not break the residual additions."""
+    model = models.build_model(arch, px)
+    assert model.output_shape == (None, 37)
+    assert model(np.zeros((1, px, px, 3), "float32")).shape == (1, 37)

@@ -181,6 +181,35 @@ def test_explain_dispatch_and_vanilla_limit(cnn):
     np.testing.assert_allclose(saliency.smoothgrad(cnn, images, BAR, 3, 1e-6), van, atol=1e-3)
 
 
+@pytest.mark.parametrize("symmetries", [4, 8])
+def test_symmetry_averaged_smoothgrad_is_equivariant(cnn, symmetries):
+    """Without noise, the map of a turned (or mirrored) galaxy is the turned map: exactly what the
+    average over the symmetries of the square promises."""
+    images = galaxies(2)
+    maps = saliency.smoothgrad(cnn, images, BAR, samples=symmetries, noise=0.0, symmetries=symmetries)
+    turned = saliency.smoothgrad(
+        cnn, np.rot90(images, 1, axes=(1, 2)).copy(), BAR, samples=symmetries, noise=0.0, symmetries=symmetries
+    )
+    np.testing.assert_allclose(turned, np.rot90(maps, 1, axes=(1, 2)), atol=1e-5)
+    if symmetries == 8:
+        mirrored = saliency.smoothgrad(
+            cnn, images[:, :, ::-1].copy(), BAR, samples=8, noise=0.0, symmetries=8
+        )
+        np.testing.assert_allclose(mirrored, maps[:, :, ::-1], atol=1e-5)
+    plain = saliency.smoothgrad(cnn, images, BAR, samples=symmetries, noise=0.0)
+    assert np.abs(plain - maps).max() > 1e-3, "averaging over orientations should change the map"
+
+
+def test_symmetries_one_is_the_papers_smoothgrad_and_bad_values_are_rejected(cnn):
+    images = galaxies(2)
+    np.testing.assert_array_equal(
+        saliency.smoothgrad(cnn, images, BAR, 4, 0.2, seed=5, symmetries=1),
+        saliency.smoothgrad(cnn, images, BAR, 4, 0.2, seed=5),
+    )
+    with pytest.raises(ValueError, match="symmetries = 3: expected one of"):
+        saliency.smoothgrad(cnn, images, BAR, 4, 0.2, symmetries=3)
+
+
 # --- equivalence with tf-keras-vis (the paper's implementation) -----------------------------------------
 
 
