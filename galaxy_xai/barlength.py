@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from galaxy_xai.units import IMAGE_PX
+
 THRESHOLDS = np.arange(0.5, 1.0, 0.0001)
 """The published threshold scan T_h (5,000 values from 0.5 to 0.9999)."""
 
@@ -57,9 +59,6 @@ MEAN_LENGTH = "mean_length"
 
 PAPER_MAP_PX = 224
 """Map side for which the paper's T_l grid (10-50 pixels) was chosen (maps of the whole image)."""
-
-IMAGE_PX = 424
-"""Side of the Galaxy Zoo images, in whose pixels crops are given."""
 
 _RECHECK_TOL = 1e-9
 """|r| this close to T_c is recomputed exactly as the published code does (prefix-sum r is ~1e-15 off)."""

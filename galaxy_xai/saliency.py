@@ -456,6 +456,33 @@ def explain(
     raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
 
 
+def explain_xai(
+    model: keras.Model,
+    images: np.ndarray,
+    xai: XaiConfig,
+    seed: int,
+    keys: np.ndarray | None = None,
+    target: str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """:func:`explain` with the explainer and SmoothGrad settings of ``xai``, for its target
+    (or ``target``, a Galaxy Zoo answer such as ``"Class5.3"``): float32 (n, H, W) in [0, 1]."""
+    sg = xai.smoothgrad
+    return explain(
+        xai.method,
+        model,
+        images,
+        class_index(target or xai.target),
+        sg.samples,
+        sg.noise,
+        seed=seed,
+        batch_size=sg.batch_size,
+        keys=keys,
+        progress=progress,
+        symmetries=sg.symmetries,
+    )
+
+
 # --- the heatmap set of one model --------------------------------------------------------------------
 
 SPLITS = ("val", "test")
@@ -499,24 +526,12 @@ def heatmap_set(
         raise ValueError(
             f"{len(images)} images, {len(objids)} objids and {len(splits)} splits: expected equal lengths"
         )
-    index = class_index(xai.target)
     sg = xai.smoothgrad
 
     def draw_maps(draw_images: np.ndarray, draw_objids: np.ndarray, draw: int) -> np.ndarray:
         log.info("%s: %s maps of %d galaxies, draw %d", model_name, xai.method, len(draw_images), draw)
-        return explain(
-            xai.method,
-            model,
-            draw_images,
-            index,
-            sg.samples,
-            sg.noise,
-            seed=draw_seed(seed, model_name, draw),
-            batch_size=sg.batch_size,
-            keys=draw_objids,
-            progress=progress,
-            symmetries=sg.symmetries,
-        )
+        seed_of_draw = draw_seed(seed, model_name, draw)
+        return explain_xai(model, draw_images, xai, seed_of_draw, keys=draw_objids, progress=progress)
 
     test = np.flatnonzero(splits == "test")
     first = draw_maps(images, objids, 0)

@@ -37,25 +37,12 @@ def rotation_lengths(
     galaxies (n,). Maps use the heatmap stage's explainer, seed and noise stream of draw 0, so the
     unturned galaxy gets the map the heatmap stage stored. Returns {linearity: (n, n_angles)}.
     """
-    xai, sg = cfg.xai, cfg.xai.smoothgrad
-    index = saliency.class_index(xai.target)
-    angles = xai.rotation.angles_deg
+    angles = cfg.xai.rotation.angles_deg
     out = {rule: np.empty((len(paths), len(angles))) for rule in linearities}
     for k, angle in enumerate(angles):
         images = load_images(paths, cfg.images, rotation_deg=angle)
         maps = {
-            name: saliency.explain(
-                xai.method,
-                model,
-                images,
-                index,
-                sg.samples,
-                sg.noise,
-                seed=saliency.draw_seed(cfg.seed, name, 0),
-                batch_size=sg.batch_size,
-                keys=objids,
-                symmetries=sg.symmetries,
-            )
+            name: saliency.explain_xai(model, images, cfg.xai, saliency.draw_seed(cfg.seed, name, 0), keys=objids)
             for name, model in models.items()
         }
         grey = images.mean(axis=-1)

@@ -38,14 +38,7 @@ def save(fig: plt.Figure, path: Path) -> None:
 
 def mean_maps(models: dict[str, keras.Model], images: np.ndarray, target: str, cfg: Config, seed: int) -> np.ndarray:
     """The models' maps of ``target`` averaged and renormalised: (n, H, W) in [0, 1]."""
-    sg = cfg.xai.smoothgrad
-    maps = [
-        saliency.explain(
-            cfg.xai.method, m, images, saliency.class_index(target), sg.samples, sg.noise, seed, sg.batch_size,
-            symmetries=sg.symmetries,
-        )
-        for m in models.values()
-    ]
+    maps = [saliency.explain_xai(m, images, cfg.xai, seed, target=target) for m in models.values()]
     return barlength.normalise_maps(np.mean(maps, axis=0))
 
 
