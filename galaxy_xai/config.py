@@ -102,10 +102,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SmoothGradConfig:
-    samples: int = _f(32, "SmoothGrad samples N (paper: 256); 0 gives the vanilla map", 0, 100_000)
+    samples: int = _f(24, "SmoothGrad samples N (paper: 256); 0 gives the vanilla map", 0, 100_000)
     noise: float = _f(0.15, "S_noise: sigma as a fraction of each image's value range", 0.0, 1.0)
     batch_size: int = _f(256, "noisy copies per gradient batch (bounds peak memory)", 1, 1_000_000)
-    symmetries: int = _f(4, "orientations the samples also average over: 1 (paper), 4 quarter turns, 8 with flips", choices=(1, 4, 8))
+    symmetries: int = _f(8, "orientations the samples also average over: 1 (paper), 4 quarter turns, 8 with flips", choices=(1, 4, 8))
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from galaxy_xai.config import ImagesConfig
-
-FRAME_PX = 424
-"""Side of the Galaxy Zoo images; ``ImagesConfig.crop_px`` is given in pixels of this frame."""
+from galaxy_xai.units import IMAGE_PX  # ImagesConfig.crop_px is given in pixels of this frame
 
 _PREDICT_BATCH = 64
 
@@ -58,7 +56,7 @@ def _crop_window(shape: tf.Tensor, crop_px: int) -> tf.Tensor:
     """[top, left, side, side] of the centre crop of ``crop_px`` 424-px pixels in an image of ``shape``."""
     height, width = shape[0], shape[1]
     short_px = tf.minimum(height, width)
-    side = tf.cast(tf.round(crop_px / FRAME_PX * tf.cast(short_px, tf.float32)), tf.int32)
+    side = tf.cast(tf.round(crop_px / IMAGE_PX * tf.cast(short_px, tf.float32)), tf.int32)
     side = tf.clip_by_value(side, 1, short_px)
     return tf.stack([(height - side) // 2, (width - side) // 2, side, side])
 

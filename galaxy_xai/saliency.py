@@ -25,6 +25,7 @@ so a galaxy's map depends only on the seed and its key (by default its position)
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import zlib
@@ -112,7 +113,7 @@ def _check_inputs(model: keras.Model, images: np.ndarray, index: int) -> np.ndar
     return images.astype(np.float32, copy=False)
 
 
-def _input_gradient(scores: keras.Model, index: int, x: tf.Tensor) -> tf.Tensor:
+def _input_gradient(scores: keras.Model, index: int | tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     """d score[:, index] / d x for a batch x (b, H, W, C); each image's score depends only on itself."""
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
@@ -169,13 +170,15 @@ def _progress(total: int, desc: str, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
 
 
-def sample_layout(samples: int, batch_size: int, n_images: int, multiple: int = 1) -> tuple[int, int, int]:
+def sample_layout(samples: int, batch_size: int, multiple: int = 1) -> tuple[int, int, int]:
     """(galaxies per chunk g, samples per step k, steps) with g * k <= batch_size and k * steps >= samples.
 
     Samples are spread evenly over the steps (the surplus k * steps - samples copies are drawn and
     masked out); the rest of the batch is filled with other galaxies. ``k`` is a multiple of
     ``multiple`` whenever there are several steps, so sample s sits at position s mod ``multiple``
-    of its step's block whatever the batch size.
+    of its step's block whatever the batch size. The layout does not depend on how many galaxies
+    are explained, so one compiled function serves every call with the same settings (a trace
+    costs seconds; padding a short call to a full chunk costs a fraction of that).
     """
     if samples < 1 or batch_size < multiple or multiple < 1:
         raise ValueError(
@@ -186,8 +189,7 @@ def sample_layout(samples: int, batch_size: int, n_images: int, multiple: int = 
     per_step = math.ceil(samples / steps)
     if steps > 1:
         per_step = math.ceil(per_step / multiple) * multiple
-    galaxies = max(1, min(n_images, batch_size // per_step))
-    return galaxies, per_step, steps
+    return max(1, batch_size // per_step), per_step, steps
 
 
 def noise_keys(keys: np.ndarray | None, n: int, seed: int) -> np.ndarray:
@@ -262,6 +264,66 @@ def _unorient(x: tf.Tensor, t: int) -> tf.Tensor:
     return tf.reverse(x, axis=[2]) if t >= 4 else x
 
 
+@functools.lru_cache(maxsize=8)
+def _smoothgrad_function(
+    model: keras.Model,
+    samples: int,
+    noise: float,
+    symmetries: int,
+    chunk_shape: tuple[int, int, int, int],
+    k: int,
+    steps: int,
+) -> tf.types.experimental.PolymorphicFunction:
+    """The compiled SmoothGrad of one chunk: (images (g, H, W, C), noise keys (g,), output index)
+    -> maps (g, H, W).
+
+    Cached (a handful of entries, keyed by the model object and the settings) because a trace costs
+    seconds and the heatmap, rotation and figure stages explain the same model several times (the
+    figure stage for several outputs: the index is an argument, not part of the trace).
+    """
+    g, height, width, channels = chunk_shape
+    scores = score_model(model)
+    masked = k * steps != samples
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec(chunk_shape, tf.float32),
+            tf.TensorSpec((g,), tf.int64),
+            tf.TensorSpec((), tf.int32),
+        ]
+    )
+    def chunk_maps(x, key, index):
+        sigma = noise * (tf.reduce_max(x, axis=(1, 2, 3)) - tf.reduce_min(x, axis=(1, 2, 3)))
+        # Copy j of a step shows the galaxy turned by symmetry t = j mod m (= its sample index mod m,
+        # see sample_layout). The copies are grouped by t (within a group galaxy-major); each group
+        # turns the clean images once, and its gradients are summed before being turned back.
+        groups = [(t, len(range(t, k, symmetries))) for t in range(min(symmetries, k))]
+        turned = [tf.repeat(_orient(x, t), k_t, axis=0) for t, k_t in groups]
+        sigma_copies = tf.concat([tf.repeat(sigma, k_t) for _, k_t in groups], 0)[:, None, None, None]
+        key_copies = tf.concat([tf.repeat(key, k_t) for _, k_t in groups], 0)
+        x_copies = tf.concat(turned, 0)  # (g * k, H, W, C)
+        total = tf.zeros_like(x)
+        for step in tf.range(steps):
+            sample = tf.cast(step * k, tf.int64) + tf.range(k, dtype=tf.int64)
+            by_group = [sample[t::symmetries] for t, _ in groups]
+            seeds = tf.stack([key_copies, tf.concat([tf.tile(s_t, [g]) for s_t in by_group], 0)], axis=1)
+            eps = tf.map_fn(
+                lambda s: tf.random.stateless_normal((height, width, channels), s),
+                seeds,
+                fn_output_signature=tf.float32,
+            )
+            grads = tf.abs(_input_gradient(scores, index, x_copies + sigma_copies * eps))
+            pieces = tf.split(grads, [g * k_t for _, k_t in groups])
+            for (t, k_t), s_t, piece in zip(groups, by_group, pieces, strict=True):
+                piece = tf.reshape(piece, (g, k_t, height, width, channels))
+                if masked:  # the last step's surplus copies are drawn but not counted
+                    piece *= tf.cast(s_t < samples, tf.float32)[None, :, None, None, None]
+                total += _unorient(tf.reduce_sum(piece, axis=1), t)
+        return tf.reduce_max(total / samples, axis=-1)
+
+    return chunk_maps
+
+
 def smoothgrad(
     model: keras.Model,
     images: np.ndarray,
@@ -305,51 +367,16 @@ def smoothgrad(
     if symmetries > 1 and height != width:
         raise ValueError(f"smoothgrad: symmetries = {symmetries} needs square images, got {height} x {width}")
     galaxy_keys = noise_keys(keys, n, seed)
-    scores = score_model(model)
-    g, k, steps = sample_layout(samples, batch_size, n, symmetries)
-    masked = k * steps != samples
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec((g, height, width, channels), tf.float32),
-            tf.TensorSpec((g,), tf.int64),
-        ]
-    )
-    def chunk_maps(x, key):
-        sigma = noise * (tf.reduce_max(x, axis=(1, 2, 3)) - tf.reduce_min(x, axis=(1, 2, 3)))
-        # Copy j of a step shows the galaxy turned by symmetry t = j mod m (= its sample index mod m,
-        # see sample_layout). The copies are grouped by t (within a group galaxy-major); each group
-        # turns the clean images once, and its gradients are summed before being turned back.
-        groups = [(t, len(range(t, k, symmetries))) for t in range(min(symmetries, k))]
-        turned = [tf.repeat(_orient(x, t), k_t, axis=0) for t, k_t in groups]
-        sigma_copies = tf.concat([tf.repeat(sigma, k_t) for _, k_t in groups], 0)[:, None, None, None]
-        key_copies = tf.concat([tf.repeat(key, k_t) for _, k_t in groups], 0)
-        x_copies = tf.concat(turned, 0)  # (g * k, H, W, C)
-        total = tf.zeros_like(x)
-        for step in tf.range(steps):
-            sample = tf.cast(step * k, tf.int64) + tf.range(k, dtype=tf.int64)
-            by_group = [sample[t::symmetries] for t, _ in groups]
-            seeds = tf.stack([key_copies, tf.concat([tf.tile(s_t, [g]) for s_t in by_group], 0)], axis=1)
-            eps = tf.map_fn(
-                lambda s: tf.random.stateless_normal((height, width, channels), s),
-                seeds,
-                fn_output_signature=tf.float32,
-            )
-            grads = tf.abs(_input_gradient(scores, class_index, x_copies + sigma_copies * eps))
-            pieces = tf.split(grads, [g * k_t for _, k_t in groups])
-            for (t, k_t), s_t, piece in zip(groups, by_group, pieces, strict=True):
-                piece = tf.reshape(piece, (g, k_t, height, width, channels))
-                if masked:  # the last step's surplus copies are drawn but not counted
-                    piece *= tf.cast(s_t < samples, tf.float32)[None, :, None, None, None]
-                total += _unorient(tf.reduce_sum(piece, axis=1), t)
-        return tf.reduce_max(total / samples, axis=-1)
+    g, k, steps = sample_layout(samples, batch_size, symmetries)
+    chunk_maps = _smoothgrad_function(model, samples, float(noise), symmetries, (g, height, width, channels), k, steps)
+    index = tf.constant(class_index, tf.int32)
 
     maps = np.empty((n, height, width), dtype=np.float32)
     with _progress(n, f"smoothgrad N={samples}", progress) as bar:
         for start, chunk in _chunks(images, g):
             stop = min(start + g, n)
             key = np.resize(galaxy_keys[start:stop], g)  # padding reuses real keys; its maps are dropped
-            maps[start:stop] = chunk_maps(chunk, key).numpy()[: stop - start]
+            maps[start:stop] = chunk_maps(chunk, key, index).numpy()[: stop - start]
             bar.update(stop - start)
     log.debug(
         "smoothgrad: %d galaxies x %d samples per batch, %d step(s); traced %d time(s)",

@@ -135,6 +135,13 @@ def report_markdown(
         f"{spread['elongation']:.1%} with the rotation-invariant elongation rule "
         f"(target {rotation['elongation_target']:.0%}).",
     ]
+    noise = rotation.get("noise_relative_spread")
+    if noise:
+        lines.append(
+            f"Control: the unturned galaxies on {len(rotation['angles_deg'])} independent SmoothGrad noise draws "
+            f"spread by {noise['abs_pearson']:.1%} (|Pearson r|) and {noise['elongation']:.1%} (elongation): "
+            "the part of the spread the explainer's sampling noise gives with no rotation at all."
+        )
     lines += [
         "",
         "What differs from the paper and why: the default run uses small CPU networks at 64 px on 2,000 "

@@ -4,7 +4,9 @@
 ``xai.rotation.angles_deg``; every model the chosen method reads explains the turned image again
 and the bar is measured with the grid search's settings under ``abs_pearson`` (the paper's rule)
 and ``elongation``. Score: the median over galaxies of (max - min) / mean of the lengths across
-angles. Writes ``--metrics`` (JSON) and ``--table`` (per galaxy, rule and angle).
+angles. Control: the same score across as many independent SmoothGrad noise draws of the unturned
+galaxy (what the explainer's sampling noise gives with no rotation at all). Writes ``--metrics``
+(JSON) and ``--table`` (per galaxy, rule, check, angle and draw).
 
     python -m stages.rotation --models models/morphology --bars data/prepared/bars.csv \
         --gridsearch metrics/gridsearch.json --metrics metrics/rotation.json --table plots/rotation.csv
@@ -21,7 +23,7 @@ import pandas as pd
 
 from galaxy_xai import barlength, evaluation
 from galaxy_xai.io import write_csv, write_json
-from galaxy_xai.stability import rotation_lengths
+from galaxy_xai.stability import noise_lengths, rotation_lengths
 from stages._common import start
 
 ELONGATION_TARGET = 0.10
@@ -68,19 +70,27 @@ def main(argv: list[str] | None = None) -> None:
         choice.corr_threshold,
         choice.len_threshold,
     )
-    lengths = rotation_lengths(models, sample["image_path"].tolist(), sample["objid"].to_numpy(), cfg, choice)
-
-    spread = {rule: evaluation.median_relative_spread(v) for rule, v in lengths.items()}
+    objids = sample["objid"].to_numpy()
+    paths = sample["image_path"].tolist()
+    n_angles = len(rot.angles_deg)
+    checks = {
+        "rotation": rotation_lengths(models, paths, objids, cfg, choice),
+        "noise": noise_lengths(models, paths, objids, cfg, choice, draws=n_angles),
+    }
+    spread = {check: {rule: evaluation.median_relative_spread(v) for rule, v in lengths.items()} for check, lengths in checks.items()}
     table = pd.concat(
         [
             pd.DataFrame(
                 {
-                    "objid": np.repeat(sample["objid"].to_numpy(), len(rot.angles_deg)),
+                    "objid": np.repeat(objids, n_angles),
                     "linearity": rule,
-                    "angle_deg": np.tile(rot.angles_deg, len(sample)),
+                    "check": check,
+                    "angle_deg": np.tile(rot.angles_deg, len(sample)) if check == "rotation" else 0.0,
+                    "draw": 0 if check == "rotation" else np.tile(np.arange(n_angles), len(sample)),
                     "length_px424": v.ravel(),
                 }
             )
+            for check, lengths in checks.items()
             for rule, v in lengths.items()
         ],
         ignore_index=True,
@@ -91,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         {
             "galaxies": len(sample),
             "angles_deg": list(rot.angles_deg),
-            "median_relative_spread": spread,
+            "median_relative_spread": spread["rotation"],
+            "noise_relative_spread": spread["noise"],
             "elongation_target": ELONGATION_TARGET,
             "method": choice.method,
             "x_input": choice.x_input,
@@ -100,9 +111,11 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     log.info(
-        "median relative spread over %d angles: %s; wrote %s and %s",
-        len(rot.angles_deg),
-        ", ".join(f"{r} {s:.1%}" for r, s in spread.items()),
+        "median relative spread over %d angles: %s (over %d noise draws, unturned: %s); wrote %s and %s",
+        n_angles,
+        ", ".join(f"{r} {v:.1%}" for r, v in spread["rotation"].items()),
+        n_angles,
+        ", ".join(f"{r} {v:.1%}" for r, v in spread["noise"].items()),
         args.metrics,
         args.table,
     )

@@ -60,8 +60,12 @@ def test_every_figure_and_the_report_agree_with_the_metrics(repo):
     spread = rotation["median_relative_spread"]
     assert set(spread) == {"abs_pearson", "elongation"} and all(v >= 0 for v in spread.values()), rotation
     assert f"{spread['elongation']:.1%} with the rotation-invariant elongation rule" in report
+    noise = rotation["noise_relative_spread"]
+    assert set(noise) == set(spread) and f"{noise['elongation']:.1%} (elongation)" in report, rotation
     table = pd.read_csv(repo / "plots/rotation.csv")
-    assert len(table) == 2 * rotation["galaxies"] * len(TINY_PARAMS["xai"]["rotation"]["angles_deg"])
+    # Two rules x two checks (rotation, noise draws) x galaxies x angles.
+    assert len(table) == 2 * 2 * rotation["galaxies"] * len(TINY_PARAMS["xai"]["rotation"]["angles_deg"])
+    assert set(table["check"]) == {"rotation", "noise"}
     heatmap = np.load(repo / "data/heatmaps/vgg_small.npz")
     size = TINY_PARAMS["images"]["size_px"]
     assert heatmap["maps"].dtype == np.float16 and heatmap["maps"].shape[1:] == (size, size)

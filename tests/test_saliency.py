@@ -136,7 +136,12 @@ def test_smoothgrad_is_seeded_and_independent_of_batching(cnn, caplog):
             cnn, images, BAR, seed=7, batch_size=24, **kwargs
         )  # 2 galaxies per chunk, padded
     assert "traced 1 time(s)" in caplog.text  # padding the last chunk avoids a retrace
-    b = saliency.smoothgrad(cnn, images, BAR, seed=7, batch_size=24, **kwargs)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.saliency"):
+        b = saliency.smoothgrad(cnn, images, BAR, seed=7, batch_size=24, **kwargs)
+        # Another call (other galaxies, another output) reuses the compiled function.
+        saliency.smoothgrad(cnn, images[:1], BAR + 1, seed=3, batch_size=24, **kwargs)
+    assert caplog.text.count("traced 1 time(s)") == 2
     c = saliency.smoothgrad(cnn, images, BAR, seed=7, batch_size=5, **kwargs)  # 3 masked steps of 5
     d = saliency.smoothgrad(cnn, images, BAR, seed=8, batch_size=24, **kwargs)
     np.testing.assert_array_equal(a, b)
@@ -157,10 +162,10 @@ def test_smoothgrad_noise_follows_keys_not_positions(cnn):
 
 
 def test_sample_layout_bounds_the_batch():
-    for samples, batch, n in [(256, 256, 64), (32, 256, 64), (300, 256, 10), (7, 3, 2), (5, 100, 2)]:
-        g, k, steps = saliency.sample_layout(samples, batch, n)
+    for samples, batch, multiple in [(256, 256, 1), (32, 256, 8), (300, 256, 4), (7, 3, 1), (5, 100, 1)]:
+        g, k, steps = saliency.sample_layout(samples, batch, multiple)
         assert g * k <= max(batch, k) and k <= batch and k * steps >= samples and k * (steps - 1) < samples
-        assert g <= n
+        assert g >= 1 and (steps == 1 or k % multiple == 0)
 
 
 def test_bad_inputs_are_named(cnn):

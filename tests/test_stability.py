@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from galaxy_xai import barlength
+from galaxy_xai import barlength, saliency
 from galaxy_xai.config import config_from_dict
+from galaxy_xai.images import load_images
 from galaxy_xai.models import build_model
-from galaxy_xai.stability import rotation_lengths
+from galaxy_xai.stability import noise_lengths, rotation_lengths
 from tests.fixtures import write_jpeg
 
 
@@ -34,3 +35,14 @@ def test_rotation_lengths_shape_units_and_reproducibility(tmp_path):
         assert np.all(values >= 212 / 32) and np.all(values <= 212 * np.sqrt(2)), rule
         # The same angle twice is the same seeded map, so the same length.
         np.testing.assert_array_equal(values[:, 0], values[:, 2])
+
+    # The noise control: draw 0 is the unturned map of the rotation check; draws differ.
+    noise = noise_lengths({"m": model}, paths, objids, cfg, choice, draws=3)
+    for rule, values in noise.items():
+        assert values.shape == (3, 3), rule
+        np.testing.assert_array_equal(values[:, 0], lengths[rule][:, 0])
+    maps = [
+        saliency.explain_xai(model, load_images(paths, cfg.images), cfg.xai, saliency.draw_seed(cfg.seed, "m", d), keys=objids)
+        for d in (0, 1)
+    ]
+    assert not np.array_equal(maps[0], maps[1])  # independent draws, so lengths may differ
