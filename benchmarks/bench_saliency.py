@@ -80,7 +80,14 @@ def run_variant(args: argparse.Namespace) -> dict:
 
         def run(batch):
             saliency.smoothgrad(
-                model, batch, index, args.samples, args.noise, seed=0, batch_size=args.batch_size
+                model,
+                batch,
+                index,
+                args.samples,
+                args.noise,
+                seed=0,
+                batch_size=args.batch_size,
+                attribution=args.attribution,
             )
 
     elif args.variant in ("tkv_single", "tkv_batch"):
@@ -152,6 +159,7 @@ def spawn(args: argparse.Namespace, variant: str) -> dict:
         "batch_size",
         "repeats",
         "warmup",
+        "attribution",
     ):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -192,6 +200,12 @@ def main(argv: list[str] | None = None) -> None:
         "--per-galaxy", type=int, default=8, help="galaxies timed for tkv_single (it is slow)"
     )
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--attribution",
+        default="abs_gradient",
+        choices=("abs_gradient", "input_x_gradient"),
+        help="what ours computes (tf-keras-vis only has abs_gradient; both cost the same)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of one process per variant")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per process")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
@@ -232,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
             "rounds",
             "repeats",
             "warmup",
+            "attribution",
         )
     }
     for name, ratio in summary["ratios"].items():

@@ -102,8 +102,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SmoothGradConfig:
-    samples: int = _f(24, "SmoothGrad samples N (paper: 256); 0 gives the vanilla map", 0, 100_000)
-    noise: float = _f(0.15, "S_noise: sigma as a fraction of each image's value range", 0.0, 1.0)
+    samples: int = _f(96, "SmoothGrad samples N (paper: 256); 0 gives the vanilla map", 0, 100_000)
+    noise: float = _f(0.05, "S_noise: sigma as a fraction of each image's value range", 0.0, 1.0)
     batch_size: int = _f(256, "noisy copies per gradient batch (bounds peak memory)", 1, 1_000_000)
     symmetries: int = _f(8, "orientations the samples also average over: 1 (paper), 4 quarter turns, 8 with flips", choices=(1, 4, 8))
 
@@ -125,6 +125,7 @@ class RotationConfig:
 class XaiConfig:
     method: str = _f("smoothgrad", "explainer: smoothgrad, vanilla or gradcam", choices=("smoothgrad", "vanilla", "gradcam"))
     target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)")
+    attribution: str = _f("input_x_gradient", "how gradients become a map: abs_gradient (paper: channel max of abs) or input_x_gradient (positive part of input x gradient)", choices=("abs_gradient", "input_x_gradient"))
     linearity: str = _f("elongation", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation (rotation-invariant)", choices=("abs_pearson", "elongation"))
     permutations: int = _f(1000, "shuffles for the rho null baseline", 1, 10_000_000)
     smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)

@@ -63,24 +63,46 @@ def _crop_window(shape: tf.Tensor, crop_px: int) -> tf.Tensor:
 
 def _rotate(image: tf.Tensor, rotation_deg: float) -> tf.Tensor:
     """A uint8 (H, W, 3) image turned ``rotation_deg`` counter-clockwise about its centre, float32."""
-    height = tf.cast(tf.shape(image)[0], tf.float32)
-    width = tf.cast(tf.shape(image)[1], tf.float32)
-    # Output pixel p samples input pixel c + R(-angle) (p - c): a counter-clockwise turn on screen
-    # (rows grow downwards).
     angle = math.radians(rotation_deg)
-    cos, sin = math.cos(angle), math.sin(angle)
+    one, zero = tf.ones((1,)), tf.zeros((1,))
+    cos, sin = tf.constant([math.cos(angle)], tf.float32), tf.constant([math.sin(angle)], tf.float32)
+    return _project(tf.cast(image, tf.float32)[None], cos, sin, one, one, zero, zero)[0]
+
+
+def _project(
+    images: tf.Tensor,
+    cos: tf.Tensor,
+    sin: tf.Tensor,
+    flip_x: tf.Tensor,
+    flip_y: tf.Tensor,
+    shift_x: tf.Tensor,
+    shift_y: tf.Tensor,
+) -> tf.Tensor:
+    """Turn, flip and shift each image of a float batch (b, H, W, C) about its centre in one
+    bilinear interpolation with reflection fill.
+
+    Per-image vectors (b,): ``cos``/``sin`` of the counter-clockwise angle on screen, flips +-1,
+    shifts in pixels. Output pixel p samples input pixel c + M (p - c) - shift, with
+    M = rotation @ diag(flips) and c the image centre in pixel-index coordinates ((W - 1) / 2 keeps
+    an unrotated flip exact; rows grow downwards).
+    """
+    height = tf.cast(tf.shape(images)[1], tf.float32)
+    width = tf.cast(tf.shape(images)[2], tf.float32)
+    m00, m01 = cos * flip_x, -sin * flip_y
+    m10, m11 = sin * flip_x, cos * flip_y
     cx, cy = (width - 1) / 2, (height - 1) / 2
-    transform = tf.stack(
-        [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0]
-    )[None, :]
+    offset_x = cx - m00 * cx - m01 * cy - shift_x
+    offset_y = cy - m10 * cx - m11 * cy - shift_y
+    zeros = tf.zeros_like(cos)
+    transforms = tf.stack([m00, m01, offset_x, m10, m11, offset_y, zeros, zeros], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.cast(image, tf.float32)[None],
-        transforms=tf.cast(transform, tf.float32),
-        output_shape=tf.shape(image)[:2],
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
         fill_value=0.0,
         interpolation="BILINEAR",
         fill_mode="REFLECT",
-    )[0]
+    )
 
 
 def to_unit(images: tf.Tensor) -> tf.Tensor:
@@ -114,23 +136,7 @@ def augment_batch(images: tf.Tensor, images_cfg: ImagesConfig, seed: tf.Tensor) 
     shift_y = uniform(4, -images_cfg.shift, images_cfg.shift) * height
     brightness = uniform(5, images_cfg.brightness_min, images_cfg.brightness_max)
 
-    # Output pixel p samples input pixel c + M (p - c) - shift, with M = rotation @ diag(flips) and
-    # c the image centre in pixel-index coordinates ((W - 1) / 2 keeps an unrotated flip exact).
-    cos, sin = tf.cos(angle), tf.sin(angle)
-    m00, m01 = cos * flip_x, -sin * flip_y
-    m10, m11 = sin * flip_x, cos * flip_y
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    offset_x = cx - m00 * cx - m01 * cy - shift_x
-    offset_y = cy - m10 * cx - m11 * cy - shift_y
-    transforms = tf.stack([m00, m01, offset_x, m10, m11, offset_y, zeros, zeros], axis=1)
-    moved = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.shape(images)[1:3],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="REFLECT",
-    )
+    moved = _project(images, tf.cos(angle), tf.sin(angle), flip_x, flip_y, shift_x, shift_y)
     return tf.clip_by_value(moved * brightness[:, None, None, None], 0.0, 1.0)
 
 

@@ -9,7 +9,15 @@ Semantics are tf-keras-vis's ``Saliency`` / ``Gradcam``, which the paper used. F
 3. averages the absolute gradients over the N copies, takes the maximum over colour channels and
    min-max normalises the map to [0, 1].
 
-N = 0 is the vanilla saliency map (the same on the clean input). The normalisation is the exact
+N = 0 is the vanilla saliency map (the same on the clean input).
+
+That is ``attribution="abs_gradient"``. ``attribution="input_x_gradient"`` keeps the sign instead:
+it averages the signed gradients over the N copies (SmoothGrad combined with Gradient x Input, as
+Smilkov et al. 2017 suggest), multiplies them by the clean input, sums over colour channels and
+keeps the positive part, ``max(0, sum_c x_c mean_s d score / d x_c)``: the light whose presence
+raises the score. For a bar this is the bar's own light, where the absolute gradient also lights
+up the dark gaps beside it (a brighter gap is evidence *against* a bar) and whatever the noise
+makes the model sensitive to. The normalisation is the exact
 (m - min) / (max - min), as the original code applied to tf-keras-vis's output (tf-keras-vis itself
 divides by max - min + 1e-7, which shrinks maps whose gradients are small); a constant map is
 returned as zeros with a logged warning, never NaN.
@@ -43,6 +51,9 @@ from galaxy_xai.config import XaiConfig
 log = logging.getLogger(__name__)
 
 METHODS = ("smoothgrad", "vanilla", "gradcam")
+ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
+"""How gradients become a map: the paper's channel maximum of |gradient|, or the positive part of
+the channel sum of input x gradient (see the module docstring)."""
 DEFAULT_BATCH_SIZE = 256
 SCORE_LAYER = "logits"
 POOL_LAYER = "pool"
@@ -119,6 +130,22 @@ def _input_gradient(scores: keras.Model, index: int | tf.Tensor, x: tf.Tensor) -
         tape.watch(x)
         score = tf.reduce_sum(scores(x, training=False)[:, index])
     return tape.gradient(score, x)
+
+
+def _check_attribution(attribution: str) -> None:
+    if attribution not in ATTRIBUTIONS:
+        raise ValueError(f"attribution = {attribution!r}: expected one of {', '.join(ATTRIBUTIONS)}")
+
+
+def _pixel_map(gradient: tf.Tensor, x: tf.Tensor, attribution: str) -> tf.Tensor:
+    """(b, H, W) map from a batch of (mean) gradients (b, H, W, C) of the clean inputs x.
+
+    ``abs_gradient``: ``gradient`` already holds |gradient|; its channel maximum.
+    ``input_x_gradient``: ``gradient`` is signed; max(0, sum_c x_c gradient_c).
+    """
+    if attribution == "abs_gradient":
+        return tf.reduce_max(gradient, axis=-1)
+    return tf.nn.relu(tf.reduce_sum(x * gradient, axis=-1))
 
 
 # --- normalisation ---------------------------------------------------------------------------------
@@ -218,11 +245,14 @@ def vanilla(
     class_index: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
+    attribution: str = "abs_gradient",
 ) -> np.ndarray:
-    """Vanilla saliency: channel-max |d score / d x| of the clean input, normalised per map.
+    """Vanilla saliency: channel-max |d score / d x| of the clean input (or, with
+    ``attribution="input_x_gradient"``, max(0, sum_c x_c d score / d x_c)), normalised per map.
 
     ``images`` float (n, H, W, C) model inputs; returns float32 (n, H, W) in [0, 1].
     """
+    _check_attribution(attribution)
     images = _check_inputs(model, images, class_index)
     scores = score_model(model)
     size = min(len(images), batch_size)
@@ -230,7 +260,8 @@ def vanilla(
 
     @tf.function(input_signature=[spec])
     def chunk_maps(x):
-        return tf.reduce_max(tf.abs(_input_gradient(scores, class_index, x)), axis=-1)
+        gradient = _input_gradient(scores, class_index, x)
+        return _pixel_map(tf.abs(gradient) if attribution == "abs_gradient" else gradient, x, attribution)
 
     maps = np.empty(images.shape[:3], dtype=np.float32)
     with _progress(len(images), "vanilla", progress) as bar:
@@ -273,6 +304,7 @@ def _smoothgrad_function(
     chunk_shape: tuple[int, int, int, int],
     k: int,
     steps: int,
+    attribution: str = "abs_gradient",
 ) -> tf.types.experimental.PolymorphicFunction:
     """The compiled SmoothGrad of one chunk: (images (g, H, W, C), noise keys (g,), output index)
     -> maps (g, H, W).
@@ -284,6 +316,7 @@ def _smoothgrad_function(
     g, height, width, channels = chunk_shape
     scores = score_model(model)
     masked = k * steps != samples
+    absolute = attribution == "abs_gradient"
 
     @tf.function(
         input_signature=[
@@ -312,14 +345,16 @@ def _smoothgrad_function(
                 seeds,
                 fn_output_signature=tf.float32,
             )
-            grads = tf.abs(_input_gradient(scores, index, x_copies + sigma_copies * eps))
+            grads = _input_gradient(scores, index, x_copies + sigma_copies * eps)
+            if absolute:
+                grads = tf.abs(grads)
             pieces = tf.split(grads, [g * k_t for _, k_t in groups])
             for (t, k_t), s_t, piece in zip(groups, by_group, pieces, strict=True):
                 piece = tf.reshape(piece, (g, k_t, height, width, channels))
                 if masked:  # the last step's surplus copies are drawn but not counted
                     piece *= tf.cast(s_t < samples, tf.float32)[None, :, None, None, None]
                 total += _unorient(tf.reduce_sum(piece, axis=1), t)
-        return tf.reduce_max(total / samples, axis=-1)
+        return _pixel_map(total / samples, x, attribution)
 
     return chunk_maps
 
@@ -335,6 +370,7 @@ def smoothgrad(
     keys: np.ndarray | None = None,
     progress: bool = False,
     symmetries: int = 1,
+    attribution: str = "abs_gradient",
 ) -> np.ndarray:
     """SmoothGrad maps of output ``class_index``: float32 (n, H, W) in [0, 1].
 
@@ -351,7 +387,11 @@ def smoothgrad(
     galaxy has no preferred orientation, and the models were trained on rotated copies; averaging
     removes what the explanation owes to the orientation in the frame (exactly, for quarter turns
     when noise = 0). Needs square images.
+
+    ``attribution``: ``"abs_gradient"`` (the paper's, tf-keras-vis's) or ``"input_x_gradient"``
+    (see the module docstring).
     """
+    _check_attribution(attribution)
     if symmetries not in SYMMETRIES:
         raise ValueError(f"smoothgrad: symmetries = {symmetries}: expected one of {SYMMETRIES}")
     if samples < 0 or not np.isfinite(noise) or noise < 0:
@@ -361,14 +401,16 @@ def smoothgrad(
     if batch_size < 1:
         raise ValueError(f"smoothgrad: batch_size = {batch_size}: expected >= 1")
     if samples == 0:
-        return vanilla(model, images, class_index, batch_size=batch_size, progress=progress)
+        return vanilla(model, images, class_index, batch_size, progress, attribution)
     images = _check_inputs(model, images, class_index)
     n, height, width, channels = images.shape
     if symmetries > 1 and height != width:
         raise ValueError(f"smoothgrad: symmetries = {symmetries} needs square images, got {height} x {width}")
     galaxy_keys = noise_keys(keys, n, seed)
     g, k, steps = sample_layout(samples, batch_size, symmetries)
-    chunk_maps = _smoothgrad_function(model, samples, float(noise), symmetries, (g, height, width, channels), k, steps)
+    chunk_maps = _smoothgrad_function(
+        model, samples, float(noise), symmetries, (g, height, width, channels), k, steps, attribution
+    )
     index = tf.constant(class_index, tf.int32)
 
     maps = np.empty((n, height, width), dtype=np.float32)
@@ -466,18 +508,20 @@ def explain(
     keys: np.ndarray | None = None,
     progress: bool = False,
     symmetries: int = 1,
+    attribution: str = "abs_gradient",
 ) -> np.ndarray:
     """Maps of ``method`` (one of :data:`METHODS`): float32 (n, H, W) in [0, 1].
 
     ``samples``, ``noise``, ``seed``, ``keys`` and ``symmetries`` only matter for SmoothGrad;
-    vanilla and Grad-CAM are deterministic.
+    vanilla and Grad-CAM are deterministic. ``attribution`` (one of :data:`ATTRIBUTIONS`) applies
+    to SmoothGrad and vanilla; Grad-CAM has its own (the rectified class activation).
     """
     if method == "smoothgrad":
         return smoothgrad(
-            model, images, class_index, samples, noise, seed, batch_size, keys, progress, symmetries
+            model, images, class_index, samples, noise, seed, batch_size, keys, progress, symmetries, attribution
         )
     if method == "vanilla":
-        return vanilla(model, images, class_index, batch_size, progress)
+        return vanilla(model, images, class_index, batch_size, progress, attribution)
     if method == "gradcam":
         return gradcam(model, images, class_index, batch_size=batch_size, progress=progress)
     raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
@@ -507,6 +551,7 @@ def explain_xai(
         keys=keys,
         progress=progress,
         symmetries=sg.symmetries,
+        attribution=xai.attribution,
     )
 
 
@@ -542,7 +587,7 @@ def heatmap_set(
     an independent seed (deterministic methods copy draw 0). Noise streams are keyed by objid.
     Returns the arrays of ``data/heatmaps/<model>.npz``: maps float16 (m, H, W) in [0, 1], objid
     int64, split '<U4', draw int8, grey float16 (m, H, W) (channel mean of the input), and the
-    0-d strings model and method.
+    0-d strings model, method and attribution.
     """
     objids = np.asarray(objids, dtype=np.int64)
     unknown = sorted(set(np.asarray(splits, dtype=str).tolist()) - set(SPLITS))
@@ -574,4 +619,5 @@ def heatmap_set(
         "grey": grey[rows],
         "model": np.array(model_name),
         "method": np.array(xai.method),
+        "attribution": np.array("gradcam" if xai.method == "gradcam" else xai.attribution),
     }

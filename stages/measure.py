@@ -67,11 +67,14 @@ def main(argv: list[str] | None = None) -> None:
         np.stack(draws_px424), sample, cfg.xai.permutations, np.random.default_rng(cfg.seed)
     )
     log.info(
-        "rho=%.3f rho_image=%.3f rho_null=%.3f (p95 %.3f) slope=%.3f+-%.3f%s",
+        "rho=%.3f (null %.3f, p95 %.3f, p=%.3g) rho_image=%.3f (null p95 %.3f, p=%.3g) slope=%.3f+-%.3f%s",
         scores["rho"],
-        scores["rho_image"],
         scores["rho_null"],
         scores["rho_null_p95"],
+        scores["rho_p_value"],
+        scores["rho_image"],
+        scores["rho_image_null_p95"],
+        scores["rho_image_p_value"],
         scores["slope"],
         scores["slope_err"],
         f" rho_truth={scores['rho_truth']:.3f}" if "rho_truth" in scores else "",

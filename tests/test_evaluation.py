@@ -76,6 +76,43 @@ def test_permutation_null_measures_the_shared_factor():
     np.testing.assert_array_equal(shared, again)
 
 
+def test_permutation_p_value_known_answers():
+    null = np.array([0.1, 0.2, 0.3, 0.4])
+    assert evaluation.permutation_p_value(0.35, null) == pytest.approx(2 / 5)  # itself + 0.4
+    assert evaluation.permutation_p_value(0.9, null) == pytest.approx(1 / 5)  # never 0
+    assert evaluation.permutation_p_value(0.0, null) == 1.0
+    assert np.isnan(evaluation.permutation_p_value(float("nan"), null))
+    with pytest.raises(ValueError, match="non-empty 1-D null"):
+        evaluation.permutation_p_value(0.5, np.array([]))
+
+
+def test_a_constant_measurement_wins_the_paper_rho_but_not_its_permutation_test():
+    """The flaw of the paper's convention on known inputs: a measurement that ignores the galaxy
+    (a constant) gets a high rho from the shared factor alone, and its p-value shows it; an
+    informative one can have a lower rho and still a tiny p-value."""
+    rng = np.random.default_rng(5)
+    n = 300
+    catalogue = rng.lognormal(0, 0.3, n)
+    factor = rng.lognormal(0, 0.5, n)
+    sample = pd.DataFrame(
+        {
+            "objid": np.arange(n),
+            "length_px424": catalogue,
+            "length_kpc": catalogue * factor,
+            "PETROR90_R": factor,
+            "REDSHIFT": np.full(n, 0.05),
+        }
+    )
+    constant = np.full((2, n), 5.0) + rng.normal(0, 1e-3, (2, n))
+    informative = np.vstack([catalogue * rng.lognormal(0, 0.6, n)] * 2)
+    _, const_scores = evaluation.measurement_summary(constant, sample, 999, np.random.default_rng(1))
+    _, info_scores = evaluation.measurement_summary(informative, sample, 999, np.random.default_rng(1))
+    assert const_scores["rho"] > 0.8 and const_scores["rho_p_value"] > 0.05
+    assert abs(const_scores["rho_image"]) < 0.2 and const_scores["rho_image_p_value"] > 0.01
+    assert info_scores["rho_image"] > 0.3 and info_scores["rho_image_p_value"] == pytest.approx(1 / 1000)
+    assert info_scores["rho_image_null_p95"] < 0.15
+
+
 def test_decile_errors_known_answer():
     rng = np.random.default_rng(4)
     length = rng.permutation(np.arange(1.0, 21.0))
@@ -269,7 +306,10 @@ def test_gridsearch_and_measure_stages(project, linearity):
         per_galaxy["measured_px424"],
         (per_galaxy["measured_draw0_px424"] + per_galaxy["measured_draw1_px424"]) / 2,
     )
-    keys = "rho rho_image rho_null rho_null_p95 spearman slope slope_err rho_truth rho_truth_image"
+    keys = (
+        "rho rho_image rho_null rho_null_p95 rho_p_value rho_image_null_p95 rho_image_p_value spearman slope "
+        "slope_err rho_truth rho_truth_image"
+    )
     for key in keys.split():
         assert np.isfinite(result[key]), key
     assert result["method"] == chosen["method"] and result["permutations"] == 200
