@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from galaxy_xai.config import ATTRIBUTIONS
+
 VARIANTS = ("baseline", "ours", "tkv_single", "tkv_batch", "floor")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--attribution",
         default="abs_gradient",
-        choices=("abs_gradient", "input_x_gradient"),
+        choices=ATTRIBUTIONS,
         help="what ours computes (tf-keras-vis only has abs_gradient; both cost the same)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of one process per variant")

@@ -45,6 +45,10 @@ ARCHITECTURES = (
     "xception_small",
 )
 
+ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
+"""How gradients become a saliency map: the paper's channel maximum of |gradient|, or the positive
+part of the channel sum of input x gradient (see :mod:`galaxy_xai.saliency`)."""
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -125,7 +129,7 @@ class RotationConfig:
 class XaiConfig:
     method: str = _f("smoothgrad", "explainer: smoothgrad, vanilla or gradcam", choices=("smoothgrad", "vanilla", "gradcam"))
     target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)")
-    attribution: str = _f("input_x_gradient", "how gradients become a map: abs_gradient (paper: channel max of abs) or input_x_gradient (positive part of input x gradient)", choices=("abs_gradient", "input_x_gradient"))
+    attribution: str = _f("input_x_gradient", "how gradients become a map: abs_gradient (paper: channel max of abs) or input_x_gradient (positive part of input x gradient)", choices=ATTRIBUTIONS)
     linearity: str = _f("elongation", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation (rotation-invariant)", choices=("abs_pearson", "elongation"))
     permutations: int = _f(1000, "shuffles for the rho null baseline", 1, 10_000_000)
     smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)

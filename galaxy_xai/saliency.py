@@ -46,14 +46,11 @@ from tqdm import tqdm
 
 from galaxy_xai import barlength
 from galaxy_xai.catalogue import CLASS_COLUMNS
-from galaxy_xai.config import XaiConfig
+from galaxy_xai.config import ATTRIBUTIONS, XaiConfig
 
 log = logging.getLogger(__name__)
 
 METHODS = ("smoothgrad", "vanilla", "gradcam")
-ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
-"""How gradients become a map: the paper's channel maximum of |gradient|, or the positive part of
-the channel sum of input x gradient (see the module docstring)."""
 DEFAULT_BATCH_SIZE = 256
 SCORE_LAYER = "logits"
 POOL_LAYER = "pool"
@@ -135,6 +132,11 @@ def _input_gradient(scores: keras.Model, index: int | tf.Tensor, x: tf.Tensor) -
 def _check_attribution(attribution: str) -> None:
     if attribution not in ATTRIBUTIONS:
         raise ValueError(f"attribution = {attribution!r}: expected one of {', '.join(ATTRIBUTIONS)}")
+
+
+def map_attribution(xai: XaiConfig) -> str:
+    """What the maps of ``xai``'s explainer show: its attribution, or "gradcam" (Grad-CAM has its own)."""
+    return "gradcam" if xai.method == "gradcam" else xai.attribution
 
 
 def _pixel_map(gradient: tf.Tensor, x: tf.Tensor, attribution: str) -> tf.Tensor:
@@ -619,5 +621,5 @@ def heatmap_set(
         "grey": grey[rows],
         "model": np.array(model_name),
         "method": np.array(xai.method),
-        "attribution": np.array("gradcam" if xai.method == "gradcam" else xai.attribution),
+        "attribution": np.array(map_attribution(xai)),
     }

@@ -38,7 +38,8 @@ def save(fig: plt.Figure, path: Path) -> None:
 
 def explainer_name(xai) -> str:
     """The explainer as a figure shows it, e.g. 'smoothgrad (input_x_gradient)'."""
-    return xai.method if xai.method == "gradcam" else f"{xai.method} ({xai.attribution})"
+    attribution = saliency.map_attribution(xai)
+    return xai.method if attribution == xai.method else f"{xai.method} ({attribution})"
 
 
 def mean_maps(models: dict[str, keras.Model], images: np.ndarray, target: str, cfg: Config, seed: int) -> np.ndarray:
