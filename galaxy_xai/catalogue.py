@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,8 @@ from tqdm import tqdm
 from galaxy_xai import units
 from galaxy_xai.config import PrepareConfig
 from galaxy_xai.units import IMAGE_PX
+
+_T = TypeVar("_T")
 
 # --- file layout, relative to ``data.path`` -------------------------------------------------------
 LABELS_CSV = "training_solutions_rev1.csv"
@@ -55,46 +60,16 @@ HOYLE_COLUMNS = [
 ]
 GZ2_SAMPLE_REQUIRED = ["OBJID", "RA", "DEC", "PETROR50_R", "PETROR90_R", "REDSHIFT"]
 
-# --- the Galaxy Zoo 2 decision tree ---------------------------------------------------------------
-QUESTIONS: dict[int, str] = {
-    1: "smooth / features or disk / star or artefact",
-    2: "edge-on disk?",
-    3: "bar?",
-    4: "spiral arms?",
-    5: "bulge prominence",
-    6: "anything odd?",
-    7: "how rounded (smooth galaxies)",
-    8: "odd feature",
-    9: "edge-on bulge shape",
-    10: "arm tightness",
-    11: "number of arms",
-}
-N_ANSWERS: dict[int, int] = {1: 3, 2: 2, 3: 2, 4: 2, 5: 4, 6: 2, 7: 3, 8: 7, 9: 3, 10: 3, 11: 6}
-
-PARENT: dict[int, str | None] = {
-    1: None,
-    2: "Class1.2",
-    3: "Class2.2",
-    4: "Class2.2",
-    5: "Class2.2",
-    6: None,
-    7: "Class1.1",
-    8: "Class6.1",
-    9: "Class2.1",
-    10: "Class4.1",
-    11: "Class4.1",
-}
-"""Answer whose vote fraction each question's answers sum to (None: they sum to 1)."""
-
-CLASS_COLUMNS: list[str] = [f"Class{q}.{a}" for q in N_ANSWERS for a in range(1, N_ANSWERS[q] + 1)]
-"""The 37 answers in the Kaggle column order."""
-
-LABEL_COLUMNS: list[str] = ["GalaxyID", *CLASS_COLUMNS]
-
-
-def question_columns(question: int) -> list[str]:
-    """Column names of one question's answers, e.g. 3 -> ['Class3.1', 'Class3.2']."""
-    return [f"Class{question}.{a}" for a in range(1, N_ANSWERS[question] + 1)]
+# --- the Galaxy Zoo 2 decision tree: defined in galaxyzoo.py (the config checks xai.target against
+# it), re-exported here so catalogue.CLASS_COLUMNS, catalogue.QUESTIONS, ... keep working.
+from galaxy_xai.galaxyzoo import (  # noqa: E402, F401
+    CLASS_COLUMNS,
+    LABEL_COLUMNS,
+    N_ANSWERS,
+    PARENT,
+    QUESTIONS,
+    question_columns,
+)
 
 
 def tree_violation(values: np.ndarray) -> np.ndarray:
@@ -144,13 +119,36 @@ MORPHOLOGY_DROP_REASONS = ("duplicate_id", "tree_violation", *IMAGE_REASONS)
 BARS_DROP_REASONS = (
     "duplicate_objid",
     "bad_length_scaled",
+    "implausible_length",
     "no_mapping",
+    "conflicting_gz2sample_rows",
     "not_in_gz2sample",
     "bad_petror90_r",
     "bad_redshift",
     *IMAGE_REASONS,
 )
+KAGGLE_SKIP_REASONS = ("not_a_galaxy_id", *IMAGE_REASONS)
+"""Why a file of the optional Kaggle test folder is not predicted."""
 DROP_COLUMNS = ["id", "file", "reason", "detail"]
+
+DROP_REASON_TEXT = {
+    "duplicate_id": f"GalaxyID repeated in {LABELS_CSV} (first row kept)",
+    "tree_violation": "rows breaking the Galaxy Zoo decision tree by more than prepare.tree_tolerance = {tolerance:g}",
+    "missing_image": "no JPEG at the expected path",
+    "not_a_jpeg": "the image file is not a JPEG",
+    "corrupt_image": "the JPEG does not decode (e.g. truncated)",
+    "wrong_image_size": f"the JPEG is not {IMAGE_PX} x {IMAGE_PX} px",
+    "duplicate_objid": f"objid repeated in {HOYLE_CSV} (first row kept)",
+    "bad_length_scaled": "length_scaled empty, not finite or not positive",
+    "implausible_length": f"length_scaled puts the bar beyond the {IMAGE_PX}-px image (length_px424 > {IMAGE_PX})",
+    "no_mapping": f"objid not in {GZ2_MAPPING_CSV}",
+    "conflicting_gz2sample_rows": f"OBJID repeated in {GZ2_SAMPLE_CSV} with different PETROR90_R or REDSHIFT",
+    "not_in_gz2sample": f"objid not in {GZ2_SAMPLE_CSV}",
+    "bad_petror90_r": "PETROR90_R empty, not finite or not positive",
+    "bad_redshift": "REDSHIFT empty, not finite or not positive",
+    "not_a_galaxy_id": "the file name is not <GalaxyID>.jpg (a positive integer without leading zeros)",
+}
+"""What each drop reason means, for error messages; ``{tolerance}`` is ``prepare.tree_tolerance``."""
 
 BARS_COLUMNS = [
     "objid",
@@ -351,6 +349,78 @@ def check_jpegs(
     return np.array(problems, dtype=object)
 
 
+# --- the optional Kaggle test folder --------------------------------------------------------------
+
+_GALAXY_ID_STEM = re.compile(r"[1-9][0-9]{0,17}")  # at most 18 digits: always within int64
+
+KAGGLE_SKIPPED_COLUMNS = ["file", "reason"]
+
+
+def galaxy_id_from_filename(path: str | os.PathLike) -> int | None:
+    """The GalaxyID of an image named ``<GalaxyID>.jpg`` in any folder, or None if the name is not one.
+
+    A GalaxyID is a positive integer written without sign or leading zeros (so two file names never
+    name the same galaxy); Kaggle's have 6 digits.
+    """
+    stem = Path(path).stem
+    return int(stem) if _GALAXY_ID_STEM.fullmatch(stem) else None
+
+
+@dataclass(frozen=True)
+class KaggleTestImages:
+    """The JPEGs of the optional Kaggle test folder: those to predict, and those skipped with why."""
+
+    folder: Path
+    n_files: int
+    """``*.jpg`` files found in ``folder``."""
+    galaxy_ids: np.ndarray
+    """(n,) int64 GalaxyIDs of the usable files, ascending."""
+    paths: list[str]
+    """(n,) paths of the usable files, aligned with ``galaxy_ids``."""
+    skipped: pd.DataFrame
+    """One row per skipped file (:data:`KAGGLE_SKIPPED_COLUMNS`; reason one of :data:`KAGGLE_SKIP_REASONS`)."""
+
+    @property
+    def counts(self) -> dict:
+        """Files found, files predicted (the usable ones) and files skipped per reason (0 included)."""
+        return {
+            "images": self.n_files,
+            "predicted": len(self.paths),
+            "skipped": _reason_counts(self.skipped, KAGGLE_SKIP_REASONS),
+        }
+
+
+def kaggle_test_images(
+    data_dir: str | os.PathLike, decode: bool = True, progress: bool = True
+) -> KaggleTestImages | None:
+    """Scan ``<data_dir>/images_test_rev1/images/*.jpg``; None if that (optional) folder is absent.
+
+    A file is skipped when its name is not a GalaxyID (:func:`galaxy_id_from_filename`) or, with
+    ``decode``, when the whole file does not decode to a 424-px JPEG (:func:`image_problem`), so
+    prediction never meets a file it cannot read. Skipped files are listed by file name.
+    """
+    folder = Path(data_dir) / TEST_IMAGES
+    if not folder.is_dir():
+        return None
+    files = sorted(str(p) for p in folder.glob("*.jpg"))
+    ids = [galaxy_id_from_filename(f) for f in files]
+    reasons = np.array(["not_a_galaxy_id" if i is None else "" for i in ids], dtype=object)
+    named = np.flatnonzero(reasons == "")
+    reasons[named] = check_jpegs([files[k] for k in named], decode=decode, progress=progress)
+    usable = np.flatnonzero(reasons == "")
+    usable = usable[np.argsort([ids[k] for k in usable], kind="stable")]
+    bad = np.flatnonzero(reasons != "")
+    return KaggleTestImages(
+        folder=folder,
+        n_files=len(files),
+        galaxy_ids=np.array([ids[k] for k in usable], dtype=np.int64),
+        paths=[files[k] for k in usable],
+        skipped=pd.DataFrame(
+            {"file": [files[k] for k in bad], "reason": reasons[bad]}, columns=KAGGLE_SKIPPED_COLUMNS
+        ),
+    )
+
+
 # --- dropping, de-duplicating, splitting ---------------------------------------------------------
 
 
@@ -404,6 +474,36 @@ def dedupe_mapping(mapping: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ordered[first].reset_index(drop=True), ordered[~first].reset_index(drop=True)
 
 
+def dedupe_gz2sample(gz2sample: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One ``gz2sample.csv`` row per OBJID, never chosen by file order.
+
+    Rows repeating an OBJID with the same PETROR90_R and REDSHIFT (empty cells equal) collapse to
+    one. An OBJID whose rows disagree has no usable photometry: it is left out of the kept rows and
+    returned in the conflicts table (OBJID, detail naming each column's distinct values in file
+    order, e.g. ``PETROR90_R = 10.2 | 11; REDSHIFT = 0.05``). Returns (kept rows, conflicts).
+    """
+    distinct = gz2sample.drop_duplicates(GZ2_SAMPLE_USED)
+    conflicting = distinct["OBJID"].duplicated(keep=False).to_numpy()
+    details = (
+        distinct[conflicting]
+        .groupby("OBJID", sort=True)
+        .agg(lambda values: " | ".join(str(float(v)) for v in pd.unique(values)))  # exact, unlike :g
+    )
+    conflicts = pd.DataFrame(
+        {
+            "OBJID": details.index.to_numpy(dtype=np.int64),
+            "detail": pd.Series(
+                [
+                    "; ".join(f"{column} = {row[column]}" for column in ("PETROR90_R", "REDSHIFT"))
+                    for _, row in details.iterrows()
+                ],
+                dtype=object,
+            ),
+        }
+    )
+    return distinct[~conflicting].reset_index(drop=True), conflicts
+
+
 def _split_sizes(n: int, fractions: dict[str, float], what: str) -> dict[str, int]:
     """Rows per split: round(fraction * n) for all but the first split, which takes the rest.
 
@@ -419,6 +519,38 @@ def _split_sizes(n: int, fractions: dict[str, float], what: str) -> dict[str, in
                 f"{size}); use more data or change the prepare.*_fraction params"
             )
     return sizes
+
+
+def _drop_summary(dropped: pd.DataFrame, tree_tolerance: float) -> str:
+    """'90 tree_violation: <what it means>; 3 missing_image: ...' for a drop table, most frequent first."""
+    counts = sorted(dropped["reason"].value_counts().items(), key=lambda item: (-item[1], item[0]))
+    return "; ".join(
+        f"{n} {reason}: {DROP_REASON_TEXT[reason].format(tolerance=tree_tolerance)}" for reason, n in counts
+    )
+
+
+def _split_after_drops(
+    split: Callable[[], _T], name: str, rows: str, n_read: int, dropped: pd.DataFrame, tree_tolerance: float
+) -> _T:
+    """``split()``, or a DataError that says how many of the ``n_read`` rows were dropped and why.
+
+    ``name`` names the split (as in :func:`_split_sizes`' errors), ``rows`` what was read (e.g.
+    'label rows of training_solutions_rev1.csv'); ``dropped`` is the drop table of those rows.
+    """
+    if n_read and len(dropped) >= n_read:
+        raise DataError(
+            f"{name}: all {n_read} {rows} were dropped ({_drop_summary(dropped, tree_tolerance)}); "
+            "nothing left to split"
+        )
+    try:
+        return split()
+    except DataError as err:
+        if dropped.empty:
+            raise
+        raise DataError(
+            f"{err}; {len(dropped)} of the {n_read} {rows} were dropped "
+            f"({_drop_summary(dropped, tree_tolerance)})"
+        ) from None
 
 
 def _shuffled_positions(ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -537,8 +669,15 @@ def prepare_morphology(
     frame, dropped = _drop_bad_images(frame, "GalaxyID", cfg.check_images, progress)
     drops.append(dropped)
 
-    frame["split"] = split_morphology(frame["GalaxyID"].to_numpy(), cfg.test_fraction, cfg.val_fraction, seed)
     dropped = pd.concat(drops, ignore_index=True)
+    frame["split"] = _split_after_drops(
+        lambda: split_morphology(frame["GalaxyID"].to_numpy(), cfg.test_fraction, cfg.val_fraction, seed),
+        "morphology split",
+        f"label rows of {LABELS_CSV}",
+        len(labels),
+        dropped,
+        cfg.tree_tolerance,
+    )
     counts = {
         "rows_read": len(labels),
         "dropped": _reason_counts(dropped, MORPHOLOGY_DROP_REASONS),
@@ -568,8 +707,9 @@ def prepare_bars(
     """Hoyle bar catalogue -> (bar table, drop table, counts).
 
     Joins hoyle objid -> ``mapping`` (one row per objid: see :func:`dedupe_mapping`) -> asset_id ->
-    image, and hoyle objid -> gz2sample OBJID -> PETROR90_R (arcsec), REDSHIFT. A galaxy is dropped
-    for the first of :data:`BARS_DROP_REASONS` it meets. Lengths: ``length_px424`` from ``length_scaled``
+    image, and hoyle objid -> gz2sample OBJID (one row per OBJID: see :func:`dedupe_gz2sample`) ->
+    PETROR90_R (arcsec), REDSHIFT. A galaxy is dropped for the first of :data:`BARS_DROP_REASONS` it
+    meets; ``implausible_length`` is a bar longer than the 424-px image side. Lengths: ``length_px424`` from ``length_scaled``
     (:func:`units.scaled_to_px424`), ``length_kpc`` from that with PETROR90_R and REDSHIFT
     (:func:`units.px424_to_kpc`), the same chain measured lengths go through. With ``truth`` (the
     synthetic sky's truth table) adds ``true_length_px424`` and ``true_length_kpc``.
@@ -587,6 +727,19 @@ def prepare_bars(
         details=frame["length_scaled"].astype(str).to_numpy(),
     )
     drops.append(dropped)
+    # A bar longer than the image side cannot be a bar of this galaxy: a unit or typing error.
+    length_px424 = units.scaled_to_px424(frame["length_scaled"].to_numpy())
+    frame, dropped = drop_rows(
+        frame,
+        _flag(length_px424 > IMAGE_PX, "implausible_length"),
+        "objid",
+        HOYLE_CSV,
+        details=[
+            f"length_scaled = {s:g} -> length_px424 = {px:g} > {IMAGE_PX}"
+            for s, px in zip(frame["length_scaled"], length_px424, strict=True)
+        ],
+    )
+    drops.append(dropped)
 
     if mapping["objid"].duplicated().any():
         raise ValueError("prepare_bars: the mapping repeats an objid; deduplicate it with dedupe_mapping")
@@ -595,13 +748,22 @@ def prepare_bars(
     drops.append(dropped)
     frame["asset_id"] = frame["asset_id"].astype("int64")
 
-    photometry = gz2sample.drop_duplicates("OBJID", keep="first").rename(columns={"OBJID": "objid"})
-    frame = frame.merge(photometry, on="objid", how="left", indicator=True, validate="one_to_one")
-    frame, dropped = drop_rows(
-        frame,
+    photometry, conflicts = dedupe_gz2sample(gz2sample)
+    frame = frame.merge(
+        photometry.rename(columns={"OBJID": "objid"}),
+        on="objid",
+        how="left",
+        indicator=True,
+        validate="one_to_one",
+    )
+    conflict_detail = frame["objid"].map(conflicts.set_index("OBJID")["detail"])
+    reasons = np.where(
+        conflict_detail.notna(),
+        "conflicting_gz2sample_rows",
         _flag(frame.pop("_merge").to_numpy() == "left_only", "not_in_gz2sample"),
-        "objid",
-        GZ2_SAMPLE_CSV,
+    ).astype(object)
+    frame, dropped = drop_rows(
+        frame, reasons, "objid", GZ2_SAMPLE_CSV, details=conflict_detail.fillna("").to_numpy(dtype=object)
     )
     drops.append(dropped)
     for column, reason in (("PETROR90_R", "bad_petror90_r"), ("REDSHIFT", "bad_redshift")):
@@ -619,12 +781,20 @@ def prepare_bars(
     frame, dropped = _drop_bad_images(frame, "objid", cfg.check_images, progress)
     drops.append(dropped)
 
-    xai_split, control_split = split_bars(
-        frame["objid"].to_numpy(),
-        cfg.xai_val_fraction,
-        cfg.control_train_fraction,
-        cfg.control_val_fraction,
-        seed,
+    dropped = pd.concat(drops, ignore_index=True)
+    xai_split, control_split = _split_after_drops(
+        lambda: split_bars(
+            frame["objid"].to_numpy(),
+            cfg.xai_val_fraction,
+            cfg.control_train_fraction,
+            cfg.control_val_fraction,
+            seed,
+        ),
+        "bar-catalogue split",
+        f"rows of {HOYLE_CSV}",
+        len(hoyle),
+        dropped,
+        cfg.tree_tolerance,
     )
     length_px424 = units.scaled_to_px424(frame["length_scaled"].to_numpy())
     frame = frame.assign(
@@ -639,7 +809,6 @@ def prepare_bars(
     if truth is not None:
         frame = attach_truth(frame, truth)
 
-    dropped = pd.concat(drops, ignore_index=True)
     counts = {
         "rows_read": len(hoyle),
         "dropped": _reason_counts(dropped, BARS_DROP_REASONS),
@@ -810,6 +979,7 @@ def _file_counts(
         GZ2_SAMPLE_CSV: {
             "rows": len(gz2sample),
             "duplicate_rows": int(gz2sample["OBJID"].duplicated().sum()),
+            "conflicting_objids": len(dedupe_gz2sample(gz2sample)[1]),
         },
         HOYLE_CSV: {"rows": len(hoyle)},
     }

@@ -15,11 +15,15 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from galaxy_xai.galaxyzoo import CLASS_COLUMNS
+from galaxy_xai.units import IMAGE_PX
 
 
 class ConfigError(ValueError):
@@ -36,14 +40,22 @@ def _f(
     return field(default=default, metadata=meta)
 
 
-ARCHITECTURES = (
-    "vgg16",
-    "resnet50v2",
-    "xception",
-    "vgg_small",
-    "resnet_small",
-    "xception_small",
-)
+MIN_INPUT_PX: dict[str, int] = {
+    "vgg16": 32,
+    "resnet50v2": 32,
+    "xception": 71,
+    "vgg_small": 16,
+    "resnet_small": 16,
+    "xception_small": 16,
+}
+"""Smallest model input side (pixels) each architecture accepts: keras.applications' limits for the
+paper's backbones, the downsampling of the small variants. The config checks ``images.size_px``
+against it; :mod:`galaxy_xai.models` builds its registry from it."""
+
+ARCHITECTURES = tuple(MIN_INPUT_PX)
+
+MAX_GALAXY_IDS = 900_000
+"""GalaxyIDs are 6-digit integers (100000-999999): the most galaxies a synthetic sky can name."""
 
 ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
 """How gradients become a saliency map: the paper's channel maximum of |gradient|, or the positive
@@ -128,10 +140,11 @@ class RotationConfig:
 @dataclass(frozen=True)
 class XaiConfig:
     method: str = _f("smoothgrad", "explainer: smoothgrad, vanilla or gradcam", choices=("smoothgrad", "vanilla", "gradcam"))
-    target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)")
+    target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)", choices=tuple(CLASS_COLUMNS))
     attribution: str = _f("input_x_gradient", "how gradients become a map: abs_gradient (paper: channel max of abs) or input_x_gradient (positive part of input x gradient)", choices=ATTRIBUTIONS)
     linearity: str = _f("elongation", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation (rotation-invariant)", choices=("abs_pearson", "elongation"))
     permutations: int = _f(1000, "shuffles for the rho null baseline", 1, 10_000_000)
+    bootstrap: int = _f(1000, "resamples of the galaxies for bootstrap confidence intervals", 100, 10_000_000)
     smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
@@ -228,7 +241,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(set(raw) - set(fields), key=str)  # YAML keys may be true/1, not only strings
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
         raise ConfigError(f"{key}: unknown key; allowed keys of {where}: {', '.join(fields)}")
@@ -249,8 +262,45 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         raise ConfigError(f"{where}: {err}") from None
 
 
+def check_synthetic_sizes(n_labelled: int, n_unlabelled: int, n_bars: int, n_coadd_repeats: int) -> None:
+    """The synthetic sky's cross-key rules (counts of galaxies); raise ConfigError naming the keys."""
+    if n_labelled + n_unlabelled > MAX_GALAXY_IDS:
+        raise ConfigError(
+            f"synthetic.n_labelled + synthetic.n_unlabelled = {n_labelled + n_unlabelled}: "
+            f"expected at most {MAX_GALAXY_IDS} (GalaxyIDs are 6-digit integers)"
+        )
+    if n_coadd_repeats > n_bars:
+        raise ConfigError(
+            f"synthetic.n_coadd_repeats = {n_coadd_repeats}: expected at most synthetic.n_bars = {n_bars} "
+            "(each repeat is one of the bar-catalogue galaxies)"
+        )
+
+
+def _check_model_inputs(cfg: Config) -> None:
+    """``images.size_px`` is at most the crop's pixels and at least every architecture's minimum."""
+    size, crop = cfg.images.size_px, cfg.images.crop_px
+    # Upsampling adds no detail, only cost: SmoothGrad's memory grows as size_px^2 (a 1024-px input
+    # of the whole image took over 14 GB for one small model and was killed).
+    if size > (IMAGE_PX if crop is None else crop):
+        source = (f"the whole image (images.crop_px = null) is {IMAGE_PX} px" if crop is None
+                  else f"the crop spans images.crop_px = {crop} image pixels")
+        raise ConfigError(
+            f"images.size_px = {size}: expected at most {IMAGE_PX if crop is None else crop}: {source}, "
+            "and a larger model input only interpolates them (memory grows as size_px^2)"
+        )
+    named = [(f"models.{name}", m) for name, m in cfg.models.items()] + [("control.model", cfg.control.model)]
+    for where, model in named:
+        need = MIN_INPUT_PX[model.arch]
+        if size < need:
+            raise ConfigError(
+                f"images.size_px = {size}: {where}.arch = {model.arch} needs an input of at least {need} px"
+            )
+
+
 def _check(cfg: Config) -> None:
     """Rules that involve several keys."""
+    s = cfg.synthetic
+    check_synthetic_sizes(s.n_labelled, s.n_unlabelled, s.n_bars, s.n_coadd_repeats)
     p = cfg.prepare
     if p.test_fraction + p.val_fraction >= 1:
         raise ConfigError("prepare.test_fraction + prepare.val_fraction: expected a sum below 1")
@@ -271,6 +321,7 @@ def _check(cfg: Config) -> None:
     for name in cfg.models:
         if not name.replace("_", "").isalnum():
             raise ConfigError(f"models.{name}: expected a name of letters, digits and underscores")
+    _check_model_inputs(cfg)
 
 
 def config_from_dict(raw: dict, source: str = "params") -> Config:
@@ -283,13 +334,55 @@ def config_from_dict(raw: dict, source: str = "params") -> Config:
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects a mapping key given twice: plain YAML keeps the last one silently,
+    so a second ``xai:`` block would replace the first."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # ``<<: *anchor`` merges defaults that explicit keys may override
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            continue  # construct_mapping reports it
+        line = key_node.start_mark.line + 1
+        if key in first_line:
+            raise ConfigError(
+                f"line {line}: duplicate key {key!r} (first given on line {first_line[key]}); "
+                "give each key once (YAML would silently keep the last)"
+            )
+        first_line[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def read_params_text(path: Path) -> str:
+    """The text of a params file; ConfigError naming the file and the first bad byte if not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte {err.start} (0x{data[err.start]:02x}, line {line}) "
+            f"is not valid UTF-8 ({err.reason}); save the file as UTF-8"
+        ) from None
+
+
 def load_config(path: str | Path = "params.yaml") -> Config:
-    """Read and validate ``params.yaml``."""
+    """Read and validate ``params.yaml`` (UTF-8, every key once)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found (run from the project root)")
+    text = read_params_text(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     return config_from_dict(raw or {}, source=str(path))

@@ -8,6 +8,10 @@ Two conventions for the correlation of measured and catalogue bar lengths:
 * image units (``rho_image``): both lengths in 424-px pixels, no shared factor.
 
 Lengths are 1-D arrays of shape (n,) over galaxies, in the same unit for both arguments unless said.
+
+Every headline correlation carries a 95% percentile bootstrap interval (galaxies resampled with
+replacement, each with its PETROR90_R factor); two methods scored on the same galaxies are compared
+by a paired bootstrap of the difference, and one "beats" the other only when that interval excludes 0.
 """
 
 from __future__ import annotations
@@ -107,6 +111,189 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     if not np.isfinite(observed):
         return float("nan")
     return float((1 + np.count_nonzero(null >= observed)) / (1 + null.size))
+
+
+# --------------------------------------------------------------------------------------------------
+# Bootstrap intervals: resampling the galaxies
+
+CI_LEVEL = 0.95
+"""Coverage of every bootstrap interval of the study (two-sided percentile interval)."""
+
+
+def spearman_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rho between each column of ``a`` (n, k) and ``b`` (n,) or each column of ``b`` (n, k): (k,).
+
+    Ranks are taken down each column (ties get their average rank); NaN where a column is constant.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return pearson_columns(rankdata(a, axis=0), rankdata(b, axis=0))
+
+
+CORRELATIONS = {"pearson": pearson_columns, "spearman": spearman_columns}
+"""Column-wise correlations by name: (n, k) and (n,) or (n, k) -> (k,)."""
+
+
+def _correlation(statistic: str):
+    if statistic not in CORRELATIONS:
+        raise ValueError(f"statistic = {statistic!r}: expected one of {sorted(CORRELATIONS)}")
+    return CORRELATIONS[statistic]
+
+
+def bootstrap_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Galaxy indices of ``n_boot`` resamples of ``n`` galaxies with replacement: (n_boot, n) ints."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot = {n_boot}: expected at least 1 bootstrap resample")
+    if n < 2:
+        raise ValueError(f"bootstrap: expected at least 2 galaxies, got {n}")
+    return rng.integers(0, n, size=(n_boot, n))
+
+
+def resampled_correlations(
+    a: np.ndarray, b: np.ndarray, indices: np.ndarray, statistic: str = "pearson", max_values: int = 1_000_000
+) -> np.ndarray:
+    """The correlation of each column of ``a`` (n, k) with ``b`` (n,) on each resample: (B, k).
+
+    ``indices`` (B, n) are the galaxies of each resample (:func:`bootstrap_indices`); the resamples are
+    gathered ``max_values // (n k)`` at a time, all columns of all resamples of a chunk in one call of
+    the column-wise statistic. NaN where a resample makes a column constant.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    corr = _correlation(statistic)
+    n, k = a.shape
+    if b.shape != (n,) or indices.ndim != 2 or indices.shape[1] != n:
+        raise ValueError(
+            "resampled_correlations: expected a (n, k), b (n,), indices (B, n); "
+            f"got {a.shape}, {b.shape}, {indices.shape}"
+        )
+    out = np.empty((indices.shape[0], k))
+    chunk = max(1, max_values // (n * k))
+    for start in range(0, indices.shape[0], chunk):
+        idx = indices[start : start + chunk]
+        # Column j * k + m of the gathered matrices is column m of resample j.
+        gathered_a = a[idx].transpose(1, 0, 2).reshape(n, -1)
+        gathered_b = np.repeat(b[idx].T, k, axis=1)
+        out[start : start + len(idx)] = corr(gathered_a, gathered_b).reshape(len(idx), k)
+    return out
+
+
+def percentile_interval(draws, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Central ``level`` interval of bootstrap draws (B,): their (1 - level) / 2 and (1 + level) / 2 quantiles.
+
+    Non-finite draws (resamples where a column was constant) are left out; (NaN, NaN) if none is finite.
+    """
+    draws = np.asarray(draws, dtype=np.float64).ravel()
+    finite = draws[np.isfinite(draws)]
+    if not finite.size:
+        return float("nan"), float("nan")
+    tail = 50.0 * (1.0 - level)
+    lo, hi = np.percentile(finite, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def _scaled(x, y, factor, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` (n,) times the per-galaxy ``factor`` (n,; None: ones), checked."""
+    x, y = _vectors(x, y, what)
+    if factor is None:
+        return x, y
+    factor = np.asarray(factor, dtype=np.float64)
+    if factor.shape != x.shape or not np.isfinite(factor).all():
+        raise ValueError(f"{what}: expected a finite factor of shape {x.shape}, got shape {factor.shape}")
+    return x * factor, y * factor
+
+
+def bootstrap_ci(
+    x, y, statistic: str, n_boot: int, rng: np.random.Generator, factor=None
+) -> tuple[float, float]:
+    """95% percentile bootstrap interval (lo, hi) of the correlation of ``x`` and ``y`` (n,) over galaxies.
+
+    ``statistic``: 'pearson' or 'spearman'. ``factor`` (n,), e.g. PETROR90_R for the paper's rho,
+    multiplies both lengths of a galaxy and travels with it in the resamples; None for image units.
+    """
+    x, y = _scaled(x, y, factor, "bootstrap_ci: x, y")
+    draws = resampled_correlations(x[:, None], y, bootstrap_indices(x.size, n_boot, rng), statistic)
+    return percentile_interval(draws[:, 0])
+
+
+VERDICTS = ("beats", "ties", "loses")
+
+
+def verdict(interval: tuple[float, float]) -> str:
+    """'beats' if the interval of a difference (a - b) lies above 0, 'loses' if below, else 'ties'.
+
+    A NaN interval excludes nothing, so it ties: no claim of a winner without evidence.
+    """
+    lo, hi = interval
+    if lo > 0:
+        return "beats"
+    if hi < 0:
+        return "loses"
+    return "ties"
+
+
+class PairedDifference(NamedTuple):
+    """Correlation of method a minus that of method b with the same reference on the same galaxies."""
+
+    difference: float
+    ci95: tuple[float, float]
+    verdict: str
+
+
+def paired_bootstrap_difference(
+    a, b, reference, statistic: str, n_boot: int, rng: np.random.Generator, factor=None
+) -> PairedDifference:
+    """corr(a, reference) - corr(b, reference) over galaxies (n,), with its paired bootstrap interval.
+
+    Both methods are scored on the same resamples of the galaxies, so the scatter they share (which
+    galaxies happen to be drawn) cancels in the difference. ``statistic`` and ``factor`` as in
+    :func:`bootstrap_ci`; the verdict is :func:`verdict` of the interval.
+    """
+    a, ref = _scaled(a, reference, factor, "paired_bootstrap_difference: a, reference")
+    b, _ = _scaled(b, reference, factor, "paired_bootstrap_difference: b, reference")
+    columns = np.column_stack([a, b])
+    point = _correlation(statistic)(columns, ref)
+    draws = resampled_correlations(columns, ref, bootstrap_indices(ref.size, n_boot, rng), statistic)
+    interval = percentile_interval(draws[:, 0] - draws[:, 1])
+    return PairedDifference(float(point[0] - point[1]), interval, verdict(interval))
+
+
+CORRELATION_SCORES = {
+    "rho": ("pearson", True),
+    "rho_image": ("pearson", False),
+    "spearman": ("spearman", True),
+    "spearman_image": ("spearman", False),
+}
+"""Score name -> (statistic, whether both lengths are multiplied by PETROR90_R: the paper's convention)."""
+
+
+def correlation_scores(
+    measured, reference, factor, names: Mapping[str, str], n_boot: int, rng: np.random.Generator
+) -> dict:
+    """Named correlations of ``measured`` and ``reference`` (n,), each followed by ``<key>_ci95: [lo, hi]``.
+
+    ``names``: {output key: score of :data:`CORRELATION_SCORES`}, e.g. {'rho_truth': 'rho'};
+    ``factor``: PETROR90_R (n,) for the paper-convention scores.
+    """
+    out: dict = {}
+    for key, name in names.items():
+        statistic, scaled = CORRELATION_SCORES[name]
+        f = factor if scaled else None
+        x, y = _scaled(measured, reference, f, key)
+        out[key] = float(_correlation(statistic)(x[:, None], y)[0])
+        out[f"{key}_ci95"] = list(bootstrap_ci(x, y, statistic, n_boot, rng))
+    return out
+
+
+def finite_or_none(obj):
+    """``obj`` with every non-finite float replaced by None, through dicts, lists and tuples (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 class OriginFit(NamedTuple):
@@ -219,7 +406,7 @@ def grid_scores(
     tc_grid, tl_grid = np.meshgrid(corr_thresholds, np.arange(len(len_thresholds)), indexing="ij")
     frames = []
     for (method, x_input), lengths in lengths_px424.items():
-        flat = lengths.reshape(lengths.shape[0], -1)
+        flat = _settings_as_columns(lengths)
         frames.append(
             pd.DataFrame(
                 {
@@ -235,6 +422,92 @@ def grid_scores(
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def _settings_as_columns(lengths: np.ndarray) -> np.ndarray:
+    """Lengths (n, n_Tc, n_Tl) of one (method, x_input) as (n, n_Tc * n_Tl) columns, T_l fastest."""
+    return lengths.reshape(lengths.shape[0], -1)
+
+
+def grid_columns(lengths_px424: Mapping[tuple[str, bool], np.ndarray]) -> np.ndarray:
+    """The measured lengths of every grid setting, (n, S): column s is row s of :func:`grid_scores`."""
+    return np.concatenate([_settings_as_columns(v) for v in lengths_px424.values()], axis=1)
+
+
+def chosen_positions(scores: np.ndarray, methods: Sequence[str]) -> np.ndarray:
+    """Position of the chosen setting in each row of ``scores`` (..., S): the highest score.
+
+    Ties go to the method listed first in ``methods`` (S,), then to the first setting in grid order,
+    exactly as :func:`best_per_method` followed by the best of those rows; NaN scores lose to all.
+    Returns (...) ints.
+    """
+    codes, _ = pd.factorize(np.asarray(methods))
+    order = np.argsort(codes, kind="stable")
+    ranked = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)[..., order]
+    return order[np.argmax(ranked, axis=-1)]
+
+
+def choose_setting(table: pd.DataFrame, score: str = "rho_image") -> int:
+    """Row position in ``table`` (:func:`grid_scores`) of the setting the grid search chooses."""
+    return int(chosen_positions(table[score].to_numpy(dtype=np.float64), table["method"].to_numpy()))
+
+
+SETTING = ("method", "x_input", "corr_threshold", "len_threshold")
+"""The columns of a grid-search row that name a setting."""
+
+
+def choice_stability(
+    table: pd.DataFrame,
+    columns: np.ndarray,
+    catalogue,
+    n_boot: int,
+    rng: np.random.Generator,
+    factor=None,
+    n_alternatives: int = 3,
+) -> dict:
+    """How often a bootstrap of the galaxies makes the grid search choose the same method and setting.
+
+    ``table`` (S rows, :func:`grid_scores`) names the settings; ``columns`` (n, S) are their measured
+    lengths (:func:`grid_columns`), ``catalogue`` (n,) the reference, ``factor`` (n,) PETROR90_R when
+    the score is the paper's rho, None for ``rho_image``. The galaxies are resampled ``n_boot`` times
+    and the choice (:func:`chosen_positions`) redone on each resample. Returns the fractions of
+    resamples choosing the chosen method (``method_frequency``) and the chosen setting
+    (``setting_frequency``), every chosen method's fraction (``methods``) and the ``n_alternatives``
+    other settings chosen most often (``alternatives``, most frequent first).
+    """
+    columns = np.asarray(columns, dtype=np.float64)
+    if columns.ndim != 2 or columns.shape[1] != len(table):
+        raise ValueError(f"choice_stability: expected columns (n, {len(table)}), got {columns.shape}")
+    catalogue = np.asarray(catalogue, dtype=np.float64)
+    f = np.ones_like(catalogue) if factor is None else np.asarray(factor, dtype=np.float64)
+    scaled, reference = columns * f[:, None], catalogue * f
+    methods = table["method"].to_numpy()
+    chosen = int(chosen_positions(pearson_columns(scaled, reference), methods))
+    indices = bootstrap_indices(catalogue.size, n_boot, rng)
+    picks = chosen_positions(resampled_correlations(scaled, reference, indices), methods)
+    counts = np.bincount(picks, minlength=len(table))
+    frequency = counts / n_boot
+    per_method = pd.Series(counts).groupby(methods, sort=False).sum().sort_values(ascending=False, kind="stable")
+    per_method = per_method[per_method > 0] / n_boot
+    others = [int(s) for s in np.argsort(-frequency, kind="stable") if s != chosen and frequency[s] > 0]
+    others = others[:n_alternatives]
+    settings = table.iloc[others][list(SETTING)]
+    return {
+        "resamples": int(n_boot),
+        "method": str(methods[chosen]),
+        "method_frequency": float(per_method.get(methods[chosen], 0.0)),
+        "setting_frequency": float(frequency[chosen]),
+        "methods": {str(m): float(v) for m, v in per_method.items()},
+        "alternatives": [
+            {**{k: _plain(v) for k, v in zip(SETTING, row, strict=True)}, "frequency": float(frequency[s])}
+            for s, row in zip(others, settings.itertuples(index=False), strict=True)
+        ],
+    }
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value JSON writes."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def best_per_method(table: pd.DataFrame, score: str = "rho_image") -> pd.DataFrame:
@@ -292,6 +565,7 @@ def measurement_summary(
     sample: pd.DataFrame,
     n_permutations: int,
     rng: np.random.Generator,
+    n_boot: int,
 ) -> tuple[pd.DataFrame, dict]:
     """Per-galaxy lengths and the headline scores of the test protocol.
 
@@ -306,6 +580,9 @@ def measurement_summary(
     one-sided p-value: ``rho_null*`` / ``rho_p_value`` keep the shared PETROR90_R factor, so they ask
     whether the measurement adds to what the factor alone gives; ``rho_image_null_p95`` /
     ``rho_image_p_value`` ask whether the lengths in image units carry information at all.
+
+    Every correlation (rho, rho_image, spearman, spearman_image, rho_truth, rho_truth_image) is
+    followed by ``<key>_ci95``: its 95% bootstrap interval over ``n_boot`` resamples of the galaxies.
     """
     draws = np.asarray(draws_px424, dtype=np.float64)
     if draws.ndim != 2 or draws.shape != (2, len(sample)):
@@ -333,7 +610,8 @@ def measurement_summary(
     )
     null = permutation_null(measured, catalogue, factor, n_permutations, rng)
     null_image = permutation_null(measured, catalogue, 1.0, n_permutations, rng)
-    rho, rho_image = rho_paper(measured, catalogue, factor), pearson(measured, catalogue)
+    correlations = correlation_scores(measured, catalogue, factor, {k: k for k in CORRELATION_SCORES}, n_boot, rng)
+    rho, rho_image = correlations["rho"], correlations["rho_image"]
     fit = fit_through_origin(
         catalogue_kpc,
         per_galaxy["measured_kpc"],
@@ -342,16 +620,15 @@ def measurement_summary(
     )
     scores = {
         "n": int(measured.size),
-        "rho": rho,
-        "rho_image": rho_image,
+        **{k: correlations[k] for k in ("rho", "rho_ci95", "rho_image", "rho_image_ci95")},
         "rho_null": float(null.mean()),
         "rho_null_p95": float(np.percentile(null, 95)),
         "rho_p_value": permutation_p_value(rho, null),
         "rho_image_null_p95": float(np.percentile(null_image, 95)),
         "rho_image_p_value": permutation_p_value(rho_image, null_image),
         "permutations": int(n_permutations),
-        "spearman": spearman(measured * factor, catalogue * factor),
-        "spearman_image": spearman(measured, catalogue),
+        **{k: correlations[k] for k in ("spearman", "spearman_ci95", "spearman_image", "spearman_image_ci95")},
+        "resamples": int(n_boot),
         "slope": fit.slope,
         "slope_err": fit.slope_err,
         "slope_chi2_dof": fit.chi2_dof,
@@ -363,7 +640,11 @@ def measurement_summary(
             per_galaxy["true_kpc"] = sample["true_length_kpc"].to_numpy(dtype=np.float64)
         known = np.isfinite(truth)
         if known.sum() >= 2:
-            scores["rho_truth"] = rho_paper(measured[known], truth[known], factor[known])
-            scores["rho_truth_image"] = pearson(measured[known], truth[known])
+            scores.update(
+                correlation_scores(
+                    measured[known], truth[known], factor[known],
+                    {"rho_truth": "rho", "rho_truth_image": "rho_image"}, n_boot, rng,
+                )
+            )  # fmt: skip
             scores["n_truth"] = int(known.sum())
     return per_galaxy, scores

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -206,17 +205,3 @@ def load_images(paths: Sequence[str], images_cfg: ImagesConfig, rotation_deg: fl
     """
     ds = make_dataset(paths, images_cfg, batch_size=_PREDICT_BATCH, cache=None, rotation_deg=rotation_deg)
     return np.concatenate(list(ds.as_numpy_iterator()), axis=0)
-
-
-def ids_from_filenames(paths: Sequence[str | Path]) -> np.ndarray:
-    """Integer IDs from image file names (``.../123456.jpg`` -> 123456), whatever the folder.
-
-    Raises ValueError naming the first file whose stem is not an integer.
-    """
-    ids = []
-    for path in paths:
-        stem = Path(path).stem
-        if not stem.isdigit():
-            raise ValueError(f"{path}: expected an image named <integer id>.jpg")
-        ids.append(int(stem))
-    return np.asarray(ids, dtype=np.int64)

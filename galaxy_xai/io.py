@@ -1,7 +1,12 @@
 """Atomic, deterministic writers shared by every stage.
 
 Every output is written to a temporary file in the destination folder and then renamed, so a
-crash never leaves a half-written file that DVC could hash as a valid output.
+crash never leaves a half-written file that DVC could hash as a valid output. Temporaries are
+named ``.tmp-<pid>-<8 hex>.<target name>[<suffix>]``: ``.dvcignore`` excludes ``.tmp-*`` from
+every hash, and the first write of a process into a folder sweeps the temporaries there whose
+writer is gone (a stage killed between its write and its rename). Files get the ordinary mode of
+``open()`` (0666 minus the umask), and a Keras model saved with :func:`save_model` is byte-stable:
+identical weights give an identical file, whenever and in whichever process it is saved.
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,27 +26,160 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger(__name__)
+
+TEMPORARY_PREFIX = ".tmp-"  # .dvcignore ignores this prefix; keep the two in step
+_TEMPORARY = re.compile(rf"{re.escape(TEMPORARY_PREFIX)}(?P<pid>\d+)-[0-9a-f]{{8}}\..+")
+# Temporaries of the old writer (tempfile.mkstemp): ``.<name>.<8 random chars><suffix of name>``.
+_LEGACY_TEMPORARY = re.compile(r"\.(?P<name>.+(?P<suffix>\.[^.]+))\.[a-z0-9_]{8}(?P=suffix)")
+_SWEPT_FOLDERS: set[Path] = set()  # folders this process has already swept (one scan per folder)
+
+# A fixed zip timestamp (the earliest a zip can store) and file mode for byte-stable archives.
+_ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+_ZIP_FILE_MODE = 0o644
+_KERAS_METADATA = "metadata.json"
+_UNRECORDED_DATE = "unrecorded"  # Keras' file editor reads date_saved, so it stays, with a constant
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """True if ``path`` is named like a temporary of :func:`atomic_path` (current or old naming)."""
+    name = Path(path).name
+    return bool(_TEMPORARY.fullmatch(name) or _LEGACY_TEMPORARY.fullmatch(name))
+
+
+def _writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be writing its temporary (unknown counts as alive)."""
+    if pid == os.getpid() or os.name != "posix":  # signal 0 is a probe on POSIX only
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def sweep_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the stale temporaries directly in ``folder`` and return them (sorted).
+
+    Stale: named like a temporary of :func:`atomic_path` and its writing process no longer runs
+    (old-style temporaries carry no process id and are always stale). Nothing else is touched.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        match = _TEMPORARY.fullmatch(entry.name)
+        stale = (match is not None and not _writer_alive(int(match["pid"]))) or bool(
+            _LEGACY_TEMPORARY.fullmatch(entry.name)
+        )
+        if stale and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    if removed:
+        log.info("removed %d stale temporary file(s) in %s", len(removed), folder)
+    return removed
+
+
+@contextlib.contextmanager
+def _temporary(path: Path, suffix: str) -> Iterator[Path]:
+    """Create an empty temporary beside ``path`` ending in ``suffix``; delete it on exit if it remains.
+
+    Created like ``open()`` creates files (mode 0666 minus the umask), not 0600 as mkstemp does.
+    """
+    tail = path.name if path.name.endswith(suffix) else path.name + suffix
+    while True:
+        tmp = path.parent / f"{TEMPORARY_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.{tail}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
-    ``suffix`` defaults to the target's suffix, so libraries that infer the format from the file
-    name (Keras, NumPy, Pillow) still see ``.keras`` / ``.npz`` / ``.jpg``.
+    The temporary ends with the target's name (or with ``suffix`` if given and different), so
+    libraries that infer the format from the file name (Keras, NumPy, Pillow) still see
+    ``.keras`` / ``.npz`` / ``.jpg``. If the block raises, ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    folder = path.parent.resolve()
+    if folder not in _SWEPT_FOLDERS:
+        sweep_temporaries(folder)
+        _SWEPT_FOLDERS.add(folder)
+    with _temporary(path, suffix if suffix is not None else path.suffix) as tmp:
+        yield tmp
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _default_optimizer_name(model: Any) -> Iterator[None]:
+    """Save the optimizer under its class's default name (``adam``), not ``adam_1``, ``adam_2``, ...
+
+    Keras numbers unnamed optimizers per process, so the same training run in a process that has
+    trained before would otherwise save a different config.json and weights file.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    name = getattr(optimizer, "name", None)
+    # Keras' auto_name rule: the class name in snake case, then _1, _2, ... after the first
+    default = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type(optimizer).__name__)
+    default = re.sub(r"([a-z])([A-Z])", r"\1_\2", default).lower()
+    if not isinstance(name, str) or not re.fullmatch(rf"{re.escape(default)}_\d+", name):
+        yield
+        return
+    optimizer.name = default
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        yield
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        optimizer.name = name
+
+
+def _rewrite_zip_stably(source: Path, target: Path) -> None:
+    """Copy the ``.keras`` archive ``source`` to ``target`` with nothing that depends on the save time.
+
+    Entries keep their order, names, data and compression; their timestamps and modes become
+    constants, and metadata.json's ``date_saved`` becomes :data:`_UNRECORDED_DATE`.
+    """
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for info in zin.infolist():
+            entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_DATE_TIME)
+            entry.compress_type = info.compress_type
+            entry.create_system = 3  # Unix, whatever the platform, so the mode bits mean the same
+            entry.external_attr = (0o040755 if info.is_dir() else _ZIP_FILE_MODE) << 16
+            if info.filename == _KERAS_METADATA:
+                metadata = json.loads(zin.read(info))
+                if "date_saved" in metadata:
+                    metadata["date_saved"] = _UNRECORDED_DATE
+                zout.writestr(entry, json.dumps(metadata))
+                continue
+            entry.file_size = info.file_size  # lets zipfile choose ZIP64 for large weights
+            with zin.open(info) as src, zout.open(entry, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def save_model(model: Any, path: str | os.PathLike) -> None:
+    """Save a Keras model to ``path`` (``.keras``) atomically and byte-stably.
+
+    The same architecture, weights and optimizer state always give the same bytes: Keras' own
+    archive records its save time (metadata.json and zip entry times) and a per-process optimizer
+    name, which change the file's hash, and so rerun every downstream stage, on an identical retrain.
+    The weights file inside (HDF5) stores no times, so it is kept as written.
+    """
+    path = Path(path)
+    with atomic_path(path, suffix=".keras") as tmp, _temporary(path, ".keras") as raw:
+        with _default_optimizer_name(model):
+            model.save(raw)
+        _rewrite_zip_stably(raw, tmp)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from galaxy_xai.config import ARCHITECTURES
+from galaxy_xai.config import ARCHITECTURES, MIN_INPUT_PX
 
 HEADS = ("sigmoid", "linear")
 WEIGHTS = (None, "imagenet")
@@ -37,19 +37,23 @@ class ArchSpec:
     """What the registry knows about one architecture."""
 
     family: str
-    min_input_px: int
     hidden_units: int
     dropout: float
     pretrained: bool  # ImageNet weights available
+    min_input_px: int  # declared once, in config.MIN_INPUT_PX (the config checks images.size_px)
+
+
+def _spec(arch: str, family: str, hidden_units: int, dropout: float, pretrained: bool) -> ArchSpec:
+    return ArchSpec(family, hidden_units, dropout, pretrained, MIN_INPUT_PX[arch])
 
 
 SPECS: dict[str, ArchSpec] = {
-    "vgg16": ArchSpec("vgg", 32, 256, 0.3, True),
-    "resnet50v2": ArchSpec("resnet", 32, 256, 0.3, True),
-    "xception": ArchSpec("xception", 71, 256, 0.3, True),
-    "vgg_small": ArchSpec("vgg", 16, 128, 0.2, False),
-    "resnet_small": ArchSpec("resnet", 16, 128, 0.2, False),
-    "xception_small": ArchSpec("xception", 16, 128, 0.2, False),
+    "vgg16": _spec("vgg16", "vgg", 256, 0.3, True),
+    "resnet50v2": _spec("resnet50v2", "resnet", 256, 0.3, True),
+    "xception": _spec("xception", "xception", 256, 0.3, True),
+    "vgg_small": _spec("vgg_small", "vgg", 128, 0.2, False),
+    "resnet_small": _spec("resnet_small", "resnet", 128, 0.2, False),
+    "xception_small": _spec("xception_small", "xception", 128, 0.2, False),
 }
 assert tuple(SPECS) == ARCHITECTURES, "the registry and config.ARCHITECTURES must list the same names"
 

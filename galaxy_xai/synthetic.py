@@ -82,7 +82,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage, optimize, special
 from tqdm import tqdm
 
-from galaxy_xai import catalogue, units
+from galaxy_xai import catalogue, config, units
 from galaxy_xai.io import write_bytes, write_csv
 
 SETS = ("training", "test", "gz2")
@@ -976,15 +976,7 @@ def check_sizes(n_labelled: int, n_unlabelled: int, n_bars: int, n_coadd_repeats
             "synthetic: expected n_labelled >= 1, n_unlabelled >= 0, n_bars >= 1, n_coadd_repeats >= 0; "
             f"got {n_labelled}, {n_unlabelled}, {n_bars}, {n_coadd_repeats}"
         )
-    if n_labelled + n_unlabelled > 900_000:
-        raise ValueError(
-            f"synthetic.n_labelled + synthetic.n_unlabelled = {n_labelled + n_unlabelled}: "
-            "expected at most 900000 (GalaxyIDs are 6-digit integers)"
-        )
-    if n_coadd_repeats > n_bars:
-        raise ValueError(
-            f"synthetic.n_coadd_repeats = {n_coadd_repeats}: expected at most synthetic.n_bars = {n_bars}"
-        )
+    config.check_synthetic_sizes(n_labelled, n_unlabelled, n_bars, n_coadd_repeats)  # a ConfigError (ValueError)
 
 
 def draw_catalogue_ids(

@@ -7,7 +7,8 @@ of the XAI test split, the saliency method measured every one of these galaxies 
 stage compares the two methods on exactly these galaxies.
 
 Writes the model, its learning curves, per-galaxy predictions and ``metrics/control.json`` with
-the same scores as the measure stage (rho, rho_image, rho_null, spearman, slope, rho_truth).
+the same scores as the measure stage (rho, rho_image, rho_null, spearman, slope, rho_truth), every
+correlation with its 95% bootstrap interval (``<score>_ci95``).
 """
 
 from __future__ import annotations
@@ -58,21 +59,21 @@ def main(argv: list[str] | None = None) -> None:
         live_dir=args.plots / "dvclive",
         log=log,
     )
-    with io.atomic_path(args.out, suffix=".keras") as tmp:
-        model.save(tmp)
+    io.save_model(model, args.out)
 
     predicted_scaled = training.predict(model, test["image_path"].tolist(), cfg.images)[:, 0]
     predicted_px424 = units.scaled_to_px424(predicted_scaled)
     # A deterministic predictor has no draw-to-draw scatter: both "draws" are the same prediction.
     per_galaxy, scores = evaluation.measurement_summary(
-        np.vstack([predicted_px424, predicted_px424]), test, cfg.xai.permutations, np.random.default_rng(cfg.seed)
-    )
+        np.vstack([predicted_px424, predicted_px424]), test, cfg.xai.permutations, np.random.default_rng(cfg.seed),
+        cfg.xai.bootstrap,
+    )  # fmt: skip
     per_galaxy = per_galaxy.drop(columns=["measured_draw0_px424", "measured_draw1_px424", "error_px424", "error_kpc"])
     io.write_csv(args.plots / "predictions.csv", per_galaxy)
     io.write_json(
         args.metrics,
         {
-            **scores,
+            **evaluation.finite_or_none(scores),
             "arch": model_cfg.arch,
             "target": TARGET,
             "n_train": int((bars["control_split"] == "train").sum()),
@@ -82,9 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     log.info(
-        "control: rho %.3f, rho_image %.3f (null %.3f) on %d test galaxies", scores["rho"], scores["rho_image"],
-        scores["rho_null"], scores["n"],
-    )
+        "control: rho %.3f [%.3f, %.3f], rho_image %.3f [%.3f, %.3f] (null %.3f) on %d test galaxies",
+        scores["rho"], *scores["rho_ci95"], scores["rho_image"], *scores["rho_image_ci95"], scores["rho_null"], scores["n"],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ and the control model; 5 the galaxies where the ensemble disagrees most with the
 smooth vs features; plus the grid-search heat map and, on the synthetic sky, measured vs true.
 
 ``--comparison`` scores both methods on the galaxies they share (the control test split, which
-``prepare`` draws inside the XAI test split). ``--report`` puts Table 1, Table 2 and the headline
-numbers of this run beside the paper's.
+``prepare`` draws inside the XAI test split), each score with its bootstrap interval, and compares
+them by a paired bootstrap of the difference. ``--report`` puts Table 1, Table 2 and the headline
+numbers of this run, with their intervals, beside the paper's.
 """
 
 from __future__ import annotations
@@ -48,25 +49,68 @@ def mean_maps(models: dict[str, keras.Model], images: np.ndarray, target: str, c
     return barlength.normalise_maps(np.mean(maps, axis=0))
 
 
-def shared_comparison(saliency_rows: pd.DataFrame, control_rows: pd.DataFrame) -> dict:
-    """Both methods scored on the galaxies present in both per-galaxy tables (inner join on objid)."""
+SHARED_SCORES = {"rho": "rho", "rho_image": "rho_image", "spearman_image": "spearman_image"}
+"""Scores of both methods against the catalogue on the shared galaxies (see evaluation.CORRELATION_SCORES)."""
+
+
+def shared_comparison(
+    saliency_rows: pd.DataFrame, control_rows: pd.DataFrame, n_boot: int, rng: np.random.Generator
+) -> dict:
+    """Both methods scored on the galaxies present in both per-galaxy tables (inner join on objid).
+
+    Each score comes with its 95% bootstrap interval (``<score>_ci95``), and ``difference`` holds, per
+    score, saliency minus control from a paired bootstrap over the same resamples of the shared
+    galaxies: {score: {difference, ci95, verdict}}, the verdict from ``evaluation.verdict``.
+    """
     both = saliency_rows.merge(control_rows, on="objid", suffixes=("_saliency", "_control"))
     out: dict = {"n_shared": len(both)}
     if len(both) < 3:
         return out
+    out["resamples"] = int(n_boot)
     factor = both["petror90_r_arcsec_saliency"].to_numpy()
-    for method in ("saliency", "control"):
-        measured = both[f"measured_px424_{method}"].to_numpy()
-        catalogue_px = both[f"catalogue_px424_{method}"].to_numpy()
-        scores = {
-            "rho": evaluation.rho_paper(measured, catalogue_px, factor),
-            "rho_image": evaluation.pearson(measured, catalogue_px),
-            "spearman_image": evaluation.spearman(measured, catalogue_px),
-        }
-        if f"true_px424_{method}" in both:
-            scores["rho_truth_image"] = evaluation.pearson(measured, both[f"true_px424_{method}"].to_numpy())
-        out[method] = scores
-    return out
+    # One catalogue for both methods: the paired difference needs a common reference.
+    references = {key: (both["catalogue_px424_saliency"].to_numpy(), score) for key, score in SHARED_SCORES.items()}
+    if "true_px424_saliency" in both and "true_px424_control" in both:
+        references["rho_truth_image"] = (both["true_px424_saliency"].to_numpy(), "rho_image")
+    measured = {method: both[f"measured_px424_{method}"].to_numpy() for method in ("saliency", "control")}
+    for method, lengths in measured.items():
+        out[method] = {}
+        for key, (reference, score) in references.items():
+            out[method].update(evaluation.correlation_scores(lengths, reference, factor, {key: score}, n_boot, rng))
+    out["difference"] = {}
+    for key, (reference, score) in references.items():
+        statistic, scaled = evaluation.CORRELATION_SCORES[score]
+        paired = evaluation.paired_bootstrap_difference(
+            measured["saliency"], measured["control"], reference, statistic, n_boot, rng, factor if scaled else None
+        )
+        out["difference"][key] = {"difference": paired.difference, "ci95": list(paired.ci95), "verdict": paired.verdict}
+    return evaluation.finite_or_none(out)
+
+
+VERDICT_WORDS = {"beats": "beats", "ties": "ties with", "loses": "loses to"}
+"""How a sentence says evaluation.verdict's outcome of saliency minus control."""
+
+
+def with_interval(d: dict, key: str) -> str:
+    """``d[key]`` and its ``<key>_ci95`` as '0.373 [0.25, 0.48]'; 'n/a' for a missing value or bound."""
+    value, interval = d.get(key), d.get(f"{key}_ci95") or [None, None]
+    if value is None:
+        return "n/a"
+    bounds = ", ".join("n/a" if b is None else f"{b:.2f}" for b in interval)
+    return f"{value:.3f} [{bounds}]"
+
+
+def comparison_sentence(convention: str, label: str, shared: dict, key: str) -> str:
+    """One sentence, one convention: both scores with their intervals and the paired verdict."""
+    sal, con, diff = shared["saliency"], shared["control"], shared["difference"][key]
+    lo, hi = ("n/a" if b is None else f"{b:+.2f}" for b in diff["ci95"])
+    difference = "n/a" if diff["difference"] is None else f"{diff['difference']:+.3f}"
+    because = {"ties": "contains 0", "beats": "lies above 0", "loses": "lies below 0"}[diff["verdict"]]
+    return (
+        f"{convention}, the saliency method **{VERDICT_WORDS[diff['verdict']]}** the control model on these "
+        f"galaxies: {label} {with_interval(sal, key)} vs {with_interval(con, key)}, paired bootstrap difference "
+        f"{difference} [{lo}, {hi}], an interval that {because}."
+    )
 
 
 def report_markdown(
@@ -86,8 +130,14 @@ def report_markdown(
         value = d.get(key)
         return "n/a" if value is None else f"{value:.3f}"
 
-    chosen = grid["chosen"]
+    ci = with_interval
+    chosen, stability = grid["chosen"], grid["choice_stability"]
     sal, con = shared.get("saliency", {}), shared.get("control", {})
+    alternatives = "; ".join(
+        f"{a['method']} (X_input = {a['x_input']}, T_c = {a['corr_threshold']:g}, T_l = {a['len_threshold']:g}) "
+        f"{a['frequency']:.0%}"
+        for a in stability["alternatives"]
+    )
     lines = [
         "# Report of the last `dvc repro`",
         "",
@@ -108,37 +158,58 @@ def report_markdown(
         "",
         f"Chosen: **{chosen['method']}**, X_input = {chosen['x_input']}, T_c = {chosen['corr_threshold']}, "
         f"T_l = {chosen['len_threshold']} (224-px units; {chosen['len_threshold_px']} px here), "
-        f"linearity = {grid['linearity']}. The search ranks by rho in image units (no shared PETROR90_R factor).",
+        f"linearity = {grid['linearity']}. The search ranks by rho in image units (no shared PETROR90_R factor); "
+        f"this setting's validation rho_image is {ci(chosen, 'rho_image')} (95% bootstrap interval).",
+        "",
+        f"Choice stability: on {stability['resamples']} bootstrap resamples of the {grid['n']} validation galaxies, "
+        f"the search picks {stability['method']} again in {stability['method_frequency']:.0%} of them and this exact "
+        f"setting in {stability['setting_frequency']:.0%}. Most frequent alternatives: {alternatives or 'none'}.",
         "",
         "## Headline: bar lengths on the test split",
         "",
         "| quantity | this run | paper |",
         "|---|---:|---:|",
-        f"| saliency method rho (paper convention, x PETROR90_R) | {num(bars, 'rho')} | {PAPER['rho']} |",
-        f"| saliency method rho in image units | {num(bars, 'rho_image')} | not reported |",
+        f"| saliency method rho (paper convention, x PETROR90_R) | {ci(bars, 'rho')} | {PAPER['rho']} |",
+        f"| saliency method rho in image units | {ci(bars, 'rho_image')} | not reported |",
+        f"| saliency method Spearman (paper convention) | {ci(bars, 'spearman')} | - |",
+        f"| saliency method Spearman in image units | {ci(bars, 'spearman_image')} | - |",
         f"| rho that the shared PETROR90_R factor alone gives (permutation null: mean / 95th percentile) | {num(bars, 'rho_null')} / {num(bars, 'rho_null_p95')} | not reported |",
         f"| permutation p-value of rho / of rho_image | {num(bars, 'rho_p_value')} / {num(bars, 'rho_image_p_value')} | - |",
-        f"| saliency method rho against the true length (synthetic) | {num(bars, 'rho_truth')} | - |",
-        f"| saliency method rho_image against the true length (synthetic) | {num(bars, 'rho_truth_image')} | - |",
+        f"| saliency method rho against the true length (synthetic) | {ci(bars, 'rho_truth')} | - |",
+        f"| saliency method rho_image against the true length (synthetic) | {ci(bars, 'rho_truth_image')} | - |",
         f"| slope measured / catalogue (kpc, through the origin) | {num(bars, 'slope')} +- {num(bars, 'slope_err')} | - |",
-        f"| control CNN rho (paper convention) | {num(control, 'rho')} | {PAPER['control_rho']} |",
-        f"| control CNN rho in image units | {num(control, 'rho_image')} | not reported |",
+        f"| control CNN rho (paper convention) | {ci(control, 'rho')} | {PAPER['control_rho']} |",
+        f"| control CNN rho in image units | {ci(control, 'rho_image')} | not reported |",
+        f"| control CNN rho_image against the true length (synthetic) | {ci(control, 'rho_truth_image')} | - |",
         f"| galaxies (saliency test / control test) | {bars['n']} / {control['n']} | 2100 / 630 |",
+        "",
+        f"Brackets: 95% percentile bootstrap intervals over {bars['resamples']} resamples of the galaxies "
+        "(in the paper's convention each galaxy keeps its PETROR90_R factor).",
         "",
         f"On the {shared.get('n_shared', 0)} galaxies both methods measured (the control test split):",
         "",
         "| method | rho | rho_image | rho_image vs truth |",
         "|---|---:|---:|---:|",
-        f"| saliency | {num(sal, 'rho')} | {num(sal, 'rho_image')} | {num(sal, 'rho_truth_image')} |",
-        f"| control | {num(con, 'rho')} | {num(con, 'rho_image')} | {num(con, 'rho_truth_image')} |",
+        f"| saliency | {ci(sal, 'rho')} | {ci(sal, 'rho_image')} | {ci(sal, 'rho_truth_image')} |",
+        f"| control | {ci(con, 'rho')} | {ci(con, 'rho_image')} | {ci(con, 'rho_truth_image')} |",
         "",
     ]
     if sal and con:
-        verdict = "beats" if sal["rho_image"] > con["rho_image"] else "does NOT beat"
-        lines.append(
-            f"In image units the saliency method {verdict} the control model on these shared galaxies, "
-            f"{'as' if verdict == 'beats' else 'unlike'} in the paper."
+        # One sentence per convention: the paper's rho and rho in image units answer different questions.
+        sentences = [
+            comparison_sentence("In the paper's convention (both lengths x PETROR90_R)", "rho", shared, "rho")
+            + f" The paper reports {PAPER['rho']} vs {PAPER['control_rho']} in this convention.",
+            comparison_sentence("In image units", "rho_image", shared, "rho_image"),
+        ]
+        if "rho_truth_image" in shared["difference"]:
+            sentences.append(
+                comparison_sentence("Against the true lengths (synthetic sky, image units)", "rho_image", shared, "rho_truth_image")
+            )
+        sentences.append(
+            f"A method \"beats\" the other only when the 95% interval of the paired difference ({shared['resamples']} "
+            "resamples of the shared galaxies, both methods on the same resamples) excludes 0."
         )
+        lines += [line for sentence in sentences for line in (sentence, "")]
     spread = rotation["median_relative_spread"]
     lines += [
         "",
@@ -286,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     # The grid search at a glance.
     save(figures.grid_heatmaps(pd.read_csv(args.plots_dir / "gridsearch.csv"), value="rho_image"), args.out / "gridsearch.png")
 
-    shared = shared_comparison(measured, control)
+    shared = shared_comparison(measured, control, cfg.xai.bootstrap, np.random.default_rng(cfg.seed))
     io.write_json(args.comparison, shared)
     io.write_text(
         args.report,

@@ -4,7 +4,8 @@ Each test galaxy is measured on its two noise draws with the method and hyperpar
 ``gridsearch``; length = mean of the draws, error = |l1 - l2| averaged within length deciles (the
 paper's protocol); lengths in 424-px pixels and h^-1 kpc. Scores: ``rho`` (paper convention, both
 lengths times PETROR90_R), ``rho_image``, the permutation null of the paper convention, Spearman,
-the weighted slope through the origin and, on the synthetic sky, ``rho_truth``.
+the weighted slope through the origin and, on the synthetic sky, ``rho_truth``; every correlation
+with its 95% bootstrap interval (``<score>_ci95``, ``xai.bootstrap`` resamples of the galaxies).
 
     python -m stages.measure --heatmaps data/heatmaps --bars data/prepared/bars.csv \
         --gridsearch metrics/gridsearch.json --metrics metrics/barlengths.json --table plots/barlengths.csv
@@ -64,15 +65,18 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
 
     per_galaxy, scores = evaluation.measurement_summary(
-        np.stack(draws_px424), sample, cfg.xai.permutations, np.random.default_rng(cfg.seed)
+        np.stack(draws_px424), sample, cfg.xai.permutations, np.random.default_rng(cfg.seed), cfg.xai.bootstrap
     )
     log.info(
-        "rho=%.3f (null %.3f, p95 %.3f, p=%.3g) rho_image=%.3f (null p95 %.3f, p=%.3g) slope=%.3f+-%.3f%s",
+        "rho=%.3f [%.3f, %.3f] (null %.3f, p95 %.3f, p=%.3g) rho_image=%.3f [%.3f, %.3f] (null p95 %.3f, p=%.3g) "
+        "slope=%.3f+-%.3f%s",
         scores["rho"],
+        *scores["rho_ci95"],
         scores["rho_null"],
         scores["rho_null_p95"],
         scores["rho_p_value"],
         scores["rho_image"],
+        *scores["rho_image_ci95"],
         scores["rho_image_null_p95"],
         scores["rho_image_p_value"],
         scores["slope"],
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(
         args.metrics,
         {
-            **{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in scores.items()},
+            **evaluation.finite_or_none(scores),
             "method": choice.method,
             "x_input": choice.x_input,
             "corr_threshold": choice.corr_threshold,

@@ -9,7 +9,10 @@ Class3.1 separates barred from unbarred disks of the test split (ROC AUC, ``bar_
 
 Writes ``--metrics`` (JSON), ``--table1`` (Markdown, with the paper's numbers for reference),
 ``<predictions>/<model>.csv`` and ``ensemble.csv`` (GalaxyID, split, 37 answers) and, when
-``<data.path>/images_test_rev1/images`` exists, ``<predictions>/kaggle_submission.csv``.
+``<data.path>/images_test_rev1/images`` exists, ``<predictions>/kaggle_submission.csv`` (the
+ensemble's predictions for its usable JPEGs) and ``<predictions>/kaggle_skipped.csv`` (file,
+reason: names that are not GalaxyIDs and JPEGs that do not decode, also counted in the metrics'
+``kaggle_test``). Nothing is written until every prediction has succeeded.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from galaxy_xai import catalogue, evaluation, io, models, training
-from galaxy_xai.images import ids_from_filenames
+from galaxy_xai.config import ImagesConfig
 from stages._common import start
 
 SPLITS = ("train", "val", "test")
@@ -128,6 +131,33 @@ def prediction_frame(
     return frame
 
 
+def kaggle_submission(
+    loaded: list[keras.Model], kaggle: catalogue.KaggleTestImages, images_cfg: ImagesConfig
+) -> pd.DataFrame | None:
+    """The ensemble's predictions (GalaxyID + 37 answers) for the usable Kaggle test JPEGs; None if none."""
+    if not kaggle.paths:
+        return None
+    ensemble = np.mean([training.predict(model, kaggle.paths, images_cfg) for model in loaded], axis=0)
+    return prediction_frame(kaggle.galaxy_ids, ensemble)
+
+
+def log_skipped(kaggle: catalogue.KaggleTestImages, log: logging.Logger, shown: int = 20) -> None:
+    """Warn about the skipped Kaggle test files, naming the first ``shown`` of them."""
+    if kaggle.skipped.empty:
+        return
+    log.warning(
+        "Kaggle test folder %s: skipped %d of %d JPEGs (%s)",
+        kaggle.folder,
+        len(kaggle.skipped),
+        kaggle.n_files,
+        ", ".join(f"{n} {reason}" for reason, n in kaggle.counts["skipped"].items() if n),
+    )
+    for row in kaggle.skipped.head(shown).itertuples():
+        log.warning("  skipped %s: %s", row.file, row.reason)
+    if len(kaggle.skipped) > shown:
+        log.warning("  ... and %d more (all listed in kaggle_skipped.csv)", len(kaggle.skipped) - shown)
+
+
 def read_epochs(train_metrics: Path, name: str) -> int | None:
     path = train_metrics / f"{name}.json"
     return json.loads(path.read_text())["epochs_run"] if path.is_file() else None
@@ -166,6 +196,12 @@ def main(argv: list[str] | None = None) -> None:
         log.error("trained model(s) not found: %s (run the train stages first)", ", ".join(missing))
         raise SystemExit(2)
 
+    data_dir = Path(cfg.data.path)
+    # Scanned before any prediction: a file TensorFlow could not read is skipped and listed, not fatal.
+    kaggle = catalogue.kaggle_test_images(data_dir)
+    if kaggle is not None:
+        log_skipped(kaggle, log)
+
     paths = table["image_path"].astype(str).tolist()
     ids = table["GalaxyID"].to_numpy(dtype=np.int64)
     split = table["split"].to_numpy(dtype=str)
@@ -190,7 +226,6 @@ def main(argv: list[str] | None = None) -> None:
         name: scores["rmse"][name]["test"] / mean_baseline for name in [*cfg.models, ENSEMBLE]
     }
 
-    data_dir = Path(cfg.data.path)
     truth_path = data_dir / catalogue.TRUTH_CSV
     if truth_path.is_file():
         test = split == "test"
@@ -199,28 +234,25 @@ def main(argv: list[str] | None = None) -> None:
             pd.read_csv(truth_path), ids[test], predictions[ENSEMBLE][test, bar_column], log
         )
 
-    for name in [*cfg.models, ENSEMBLE]:
-        io.write_csv(args.predictions / f"{name}.csv", prediction_frame(ids, predictions[name], split))
-
-    kaggle_dir = data_dir / catalogue.TEST_IMAGES
-    if kaggle_dir.is_dir():
-        test_paths = sorted(kaggle_dir.glob("*.jpg"), key=lambda p: p.name)
-        if test_paths:
-            kaggle_ids = ids_from_filenames(test_paths)
-            order = np.argsort(kaggle_ids, kind="stable")
-            test_paths = [str(test_paths[i]) for i in order]
-            ensemble = np.mean([training.predict(m, test_paths, cfg.images) for m in loaded.values()], axis=0)
-            io.write_csv(
-                args.predictions / "kaggle_submission.csv",
-                prediction_frame(kaggle_ids[order], ensemble),
-                float_format="%.6f",
-            )
-            log.info("Kaggle submission: %d images of %s", len(test_paths), kaggle_dir)
+    submission = None
+    if kaggle is not None:
+        submission = kaggle_submission(list(loaded.values()), kaggle, cfg.images)
+        metrics["kaggle_test"] = kaggle.counts
+        log.info("Kaggle submission: %d of %d images of %s", len(kaggle.paths), kaggle.n_files, kaggle.folder)
 
     epochs = {name: read_epochs(args.train_metrics, name) for name in cfg.models}
     archs = {name: cfg.models[name].arch for name in cfg.models}
+    table1 = table1_markdown(scores, epochs, archs, n)
+
+    # Every prediction succeeded: only now write, so a crash above leaves no partial outputs.
+    for name in [*cfg.models, ENSEMBLE]:
+        io.write_csv(args.predictions / f"{name}.csv", prediction_frame(ids, predictions[name], split))
+    if kaggle is not None:
+        io.write_csv(args.predictions / "kaggle_skipped.csv", kaggle.skipped)
+    if submission is not None:
+        io.write_csv(args.predictions / "kaggle_submission.csv", submission, float_format="%.6f")
     io.write_json(args.metrics, metrics)
-    io.write_text(args.table1, table1_markdown(scores, epochs, archs, n))
+    io.write_text(args.table1, table1)
     for name in [*cfg.models, ENSEMBLE, *BASELINES]:
         log.info("%-20s test RMSE %.5f", name, scores["rmse"][name]["test"])
     if "bar_auc" in metrics:

@@ -3,7 +3,8 @@
 Reads ``data.path`` (the synthetic sky or the real Kaggle + GZ2 + Hoyle files) and writes
 ``<out>/morphology.csv``, ``<out>/bars.csv``, ``<out>/dropped.csv`` (every dropped row and why) and
 the counts to ``--metrics``. A missing file or column, or a value that is not a number, stops the
-stage with exit status 2 and a message naming the file, line and column.
+stage with exit status 2 and a message naming the file, line and column; so does a split that the
+drops leave empty, with how many rows were dropped and why.
 """
 
 from __future__ import annotations

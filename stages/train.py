@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         live_dir=args.plots / "dvclive",
         log=log,
     )
-    with io.atomic_path(args.out, suffix=".keras") as tmp:
-        model.save(tmp)
+    io.save_model(model, args.out)
     io.write_json(
         args.metrics,
         {

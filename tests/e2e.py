@@ -96,11 +96,33 @@ def write_params(repo: Path, params: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def stages_run(log: str) -> set[str]:
+    """Names of the stages a ``dvc repro`` log says it started."""
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
 def repro(repo: Path, *args: str) -> tuple[set[str], str]:
     """Run ``dvc repro``; return the names of the stages that ran and the log."""
     proc = run(repo, "dvc", "repro", *args)
     log = proc.stdout + proc.stderr
-    return set(re.findall(r"Running stage '([^']+)'", log)), log
+    return stages_run(log), log
+
+
+def failed_repro(repo: Path, params_bytes: bytes, *args: str) -> tuple[set[str], str]:
+    """``dvc repro`` with params.yaml replaced by ``params_bytes``, expected to fail.
+
+    Returns the stages that started and the log; params.yaml is restored afterwards.
+    """
+    path = repo / "params.yaml"
+    before = path.read_bytes()
+    path.write_bytes(params_bytes)
+    try:
+        proc = run(repo, "dvc", "repro", *args, check=False)
+    finally:
+        path.write_bytes(before)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"dvc repro succeeded on bad params:\n{log[-3000:]}"
+    return stages_run(log), log
 
 
 def stage_names(repo: Path) -> list[str]:

@@ -74,6 +74,12 @@ def write_jpeg(path: Path, seed: int, px: int = units.IMAGE_PX) -> None:
     Image.fromarray(galaxy_image(seed, px)).save(path, format="JPEG", quality=80)
 
 
+def truncate(path: Path) -> None:
+    """Cut a file to half its bytes: a JPEG cut short, as an interrupted download leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
 def make_data_folder(
     root: Path,
     n_labelled: int = 40,

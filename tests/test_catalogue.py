@@ -16,7 +16,15 @@ from galaxy_xai import catalogue as cat
 from galaxy_xai import units
 from galaxy_xai.config import PrepareConfig
 from stages import prepare as prepare_stage
-from tests.fixtures import FIRST_OBJID, REAL_LABEL_ROWS, DataFolder, make_data_folder, params_file, write_jpeg
+from tests.fixtures import (
+    FIRST_OBJID,
+    REAL_LABEL_ROWS,
+    DataFolder,
+    make_data_folder,
+    params_file,
+    truncate,
+    write_jpeg,
+)
 
 CFG = PrepareConfig()
 SEED = 42
@@ -173,6 +181,62 @@ def test_the_unlabelled_test_images_are_optional(data):
     assert len(prepared.morphology) == len(data.galaxy_ids)
 
 
+@pytest.mark.parametrize(
+    ("name", "galaxy_id"),
+    [
+        ("images_test_rev1/images/100008.jpg", 100008),
+        ("/abs/other/999999.jpg", 999999),
+        ("x/1000000.jpg", 1000000),
+        ("notanid.jpg", None),
+        ("galaxy_1.jpg", None),
+        ("12.5.jpg", None),
+        ("-5.jpg", None),
+        ("+5.jpg", None),
+        ("0.jpg", None),
+        ("0100008.jpg", None),  # a leading zero would let two files name one galaxy
+        ("\u0661\u0662\u0663.jpg", None),  # Arabic-Indic digits: str.isdigit() is True, not a GalaxyID
+        ("1234567890123456789.jpg", None),  # 19 digits: beyond int64
+    ],
+)
+def test_galaxy_id_from_filename(name, galaxy_id):
+    assert cat.galaxy_id_from_filename(name) == galaxy_id
+
+
+def test_the_kaggle_test_folder_skips_counts_and_lists_unusable_files(data):
+    folder = data.path / cat.TEST_IMAGES  # the fixture holds 900000.jpg and 900001.jpg
+    write_jpeg(folder / "1000000.jpg", seed=1)  # 7 digits: sorts before 900000.jpg by name, not by id
+    write_jpeg(folder / "notanid.jpg", seed=2)  # a fine JPEG whose name is not a GalaxyID
+    write_jpeg(folder / "900002.jpg", seed=3)
+    truncate(folder / "900002.jpg")
+    write_jpeg(folder / "900003.jpg", seed=4, px=100)
+    (folder / "readme.txt").write_text("not a .jpg: not looked at")
+
+    kaggle = cat.kaggle_test_images(data.path, progress=False)
+    assert kaggle.folder == folder
+    assert kaggle.galaxy_ids.dtype == np.int64
+    assert kaggle.galaxy_ids.tolist() == [900000, 900001, 1000000]
+    assert [Path(p).name for p in kaggle.paths] == ["900000.jpg", "900001.jpg", "1000000.jpg"]
+    assert list(kaggle.skipped.columns) == cat.KAGGLE_SKIPPED_COLUMNS
+    assert [(Path(f).name, r) for f, r in kaggle.skipped.itertuples(index=False)] == [
+        ("900002.jpg", "corrupt_image"),
+        ("900003.jpg", "wrong_image_size"),
+        ("notanid.jpg", "not_a_galaxy_id"),
+    ]
+    assert kaggle.counts == {
+        "images": 6,
+        "predicted": 3,
+        "skipped": {
+            "not_a_galaxy_id": 1,
+            "missing_image": 0,
+            "not_a_jpeg": 0,
+            "corrupt_image": 1,
+            "wrong_image_size": 1,
+        },
+    }
+    shutil.rmtree(data.path / "images_test_rev1")
+    assert cat.kaggle_test_images(data.path) is None  # the folder is optional
+
+
 # --- the mapping ------------------------------------------------------------------------------------
 
 
@@ -245,11 +309,6 @@ def test_a_clean_folder_keeps_every_galaxy_with_consistent_units(data):
 
 def test_without_truth_there_are_no_true_columns(data):
     assert list(run(data, truth=False).bars.columns) == cat.BARS_COLUMNS
-
-
-def truncate(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
 
 
 def test_every_bar_catalogue_quirk_is_dropped_counted_and_listed(data):
@@ -361,6 +420,96 @@ def test_check_jpegs_keeps_input_order(data, tmp_path):
     paths = [good[0], str(bad), *good[1:], str(tmp_path / "absent.jpg")]
     problems = cat.check_jpegs(paths, workers=3, progress=False)
     assert problems.tolist() == ["", "corrupt_image", *[""] * 5, "missing_image"]
+
+
+def test_a_bar_longer_than_the_image_is_dropped_with_a_reason(data):
+    ids = data.objids
+    hoyle = data.path / cat.HOYLE_CSV
+    set_cell(hoyle, "objid", ids[0], "length_scaled", "4.25")  # 425 px: leaves the 424-px frame
+    set_cell(hoyle, "objid", ids[1], "length_scaled", "4.24")  # 424 px: as long as the image, kept
+    prepared = run(data)
+    assert prepared.metrics["bars"]["dropped"]["implausible_length"] == 1
+    assert prepared.metrics["dropped_ids"]["bars"]["implausible_length"] == [ids[0]]
+    assert ids[0] not in set(prepared.bars["objid"]) and ids[1] in set(prepared.bars["objid"])
+    row = prepared.dropped.query("reason == 'implausible_length'")
+    assert row[["table", "id", "file"]].values.tolist() == [["bars", ids[0], cat.HOYLE_CSV]]
+    assert row["detail"].iloc[0] == f"length_scaled = 4.25 -> length_px424 = 425 > {units.IMAGE_PX}"
+
+
+@pytest.mark.parametrize("conflict_first", [False, True])
+def test_conflicting_gz2sample_rows_are_dropped_whatever_the_file_order(data, conflict_first):
+    ids = data.objids
+    sample = data.path / cat.GZ2_SAMPLE_CSV
+
+    def change(frame):
+        row = lambda objid: frame[frame["OBJID"] == str(objid)]  # noqa: E731
+        extra = [
+            row(ids[2]).assign(PETROR90_R="99.5"),  # another radius
+            row(ids[3]).assign(REDSHIFT="0.5"),  # another redshift
+            row(ids[4]),  # an identical repeat: harmless, one row kept
+        ]
+        return pd.concat([*extra, frame] if conflict_first else [frame, *extra])
+
+    radius = float(cat.read_gz2sample(data.path).set_index("OBJID").loc[ids[2], "PETROR90_R"])
+    edit_csv(sample, change)
+    prepared = run(data)
+    dropped = prepared.dropped.query("reason == 'conflicting_gz2sample_rows'")
+    assert sorted(dropped["id"]) == [ids[2], ids[3]]
+    assert set(dropped["table"]) == {"bars"} and set(dropped["file"]) == {cat.GZ2_SAMPLE_CSV}
+    detail = dropped.set_index("id")["detail"]
+    values = [str(radius), "99.5"] if not conflict_first else ["99.5", str(radius)]
+    assert detail[ids[2]].startswith(f"PETROR90_R = {values[0]} | {values[1]}; REDSHIFT = ")
+    assert "REDSHIFT = " in detail[ids[3]] and "0.5" in detail[ids[3]].split("REDSHIFT = ")[1]
+    assert set(prepared.bars["objid"]) == set(ids) - {ids[2], ids[3]}  # ids[4] kept
+    assert prepared.metrics["bars"]["dropped"]["conflicting_gz2sample_rows"] == 2
+    assert prepared.metrics["dropped_ids"]["bars"]["conflicting_gz2sample_rows"] == [ids[2], ids[3]]
+    files = prepared.metrics["files"][cat.GZ2_SAMPLE_CSV]
+    assert (files["duplicate_rows"], files["conflicting_objids"]) == (3, 2)
+
+
+def test_when_every_label_row_is_dropped_the_error_says_how_many_and_why(data):
+    edit_csv(data.path / cat.LABELS_CSV, lambda f: f.assign(**{"Class1.1": "5"}))  # breaks every row
+    with pytest.raises(cat.DataError) as err:
+        run(data)
+    assert str(err.value) == (
+        f"morphology split: all {len(data.galaxy_ids)} label rows of {cat.LABELS_CSV} were dropped "
+        f"({len(data.galaxy_ids)} tree_violation: rows breaking the Galaxy Zoo decision tree by more "
+        "than prepare.tree_tolerance = 0.001); nothing left to split"
+    )
+
+
+def test_when_drops_leave_a_split_empty_the_error_says_how_many_and_why(data):
+    ids = data.galaxy_ids
+    intact = f"{ids[-2]}|{ids[-1]}"  # two label rows pass the tree; the first of them has no image
+    edit_csv(
+        data.path / cat.LABELS_CSV,
+        lambda f: f.assign(**{"Class1.1": f["Class1.1"].where(f["GalaxyID"].str.fullmatch(intact), "5")}),
+    )
+    (data.path / cat.TRAIN_IMAGES / f"{ids[-2]}.jpg").unlink()
+    with pytest.raises(cat.DataError) as err:
+        run(data, tree_tolerance=0.002)
+    n = len(ids)
+    assert str(err.value).startswith("morphology split: the 'val' split would be empty (1 galaxies")
+    assert str(err.value).endswith(
+        f"; {n - 1} of the {n} label rows of {cat.LABELS_CSV} were dropped ({n - 2} tree_violation: rows "
+        "breaking the Galaxy Zoo decision tree by more than prepare.tree_tolerance = 0.002; "
+        "1 missing_image: no JPEG at the expected path)"
+    )
+
+
+def test_when_every_bar_is_dropped_the_error_says_how_many_and_why(data):
+    ids = data.objids
+    set_cell(data.path / cat.HOYLE_CSV, "objid", ids[0], "length_scaled", "5")
+    for image in (data.path / cat.GZ2_IMAGES).glob("*.jpg"):
+        image.unlink()
+    with pytest.raises(cat.DataError) as err:
+        run(data)
+    n = len(ids)
+    assert str(err.value) == (
+        f"bar-catalogue split: all {n} rows of {cat.HOYLE_CSV} were dropped ({n - 1} missing_image: no JPEG "
+        "at the expected path; 1 implausible_length: length_scaled puts the bar beyond the 424-px image "
+        "(length_px424 > 424)); nothing left to split"
+    )
 
 
 # --- splits -----------------------------------------------------------------------------------------

@@ -61,6 +61,21 @@ def test_default_params_load_and_match_the_dataclass_defaults():
         ("prepare.val_fraction", 0.9, "prepare.test_fraction + prepare.val_fraction"),
         ("images.brightness_min", 2.0, "images.brightness_min: expected at most"),
         ("models", {}, "models: expected at least one model"),
+        # xai.target is one of the 37 Galaxy Zoo answers, checked at config time (not after training).
+        ("xai.target", "Class3.3", "xai.target = 'Class3.3': expected one of Class1.1, Class1.2, Class1.3, Class2.1"),
+        ("xai.target", "class3.1", "xai.target = 'class3.1': expected one of Class1.1"),
+        # Cross-key rules of the synthetic sky give the config's message (they were a ValueError of the stage).
+        ("synthetic.n_coadd_repeats", 301, "synthetic.n_coadd_repeats = 301: expected at most synthetic.n_bars = 300"),
+        ("synthetic.n_labelled", 899_801, "synthetic.n_labelled + synthetic.n_unlabelled = 900001: expected at most 900000"),
+        # The model input is at least every configured architecture's minimum.
+        ("models.vgg_small.arch", "xception",
+         "images.size_px = 64: models.vgg_small.arch = xception needs an input of at least 71 px"),
+        ("control.model.arch", "xception",
+         "images.size_px = 64: control.model.arch = xception needs an input of at least 71 px"),
+        ("xai.bootstrap", 10, "xai.bootstrap = 10: expected an integer in [100, 10000000]"),
+        # A model input larger than the crop only upsamples it (crop null + 1024 px ran out of memory).
+        ("images.size_px", 161, "images.size_px = 161: expected at most 160: the crop spans images.crop_px = 160"),
+        ("xai.bootstrap", 1e3, "xai.bootstrap = 1000.0: expected an integer"),
     ],
 )
 def test_bad_values_name_the_key_and_what_was_expected(path, value, message):
@@ -90,3 +105,74 @@ def test_config_is_immutable():
     cfg = load_config(ROOT / "params.yaml")
     with pytest.raises(AttributeError):
         cfg.seed = 1  # type: ignore[misc]
+
+
+def test_the_model_input_is_at_most_the_image_it_is_cut_from():
+    whole = with_change("images.crop_px", None)
+    assert config_from_dict(whole | {"images": {**whole["images"], "size_px": 424}}).images.size_px == 424
+    with pytest.raises(ConfigError, match=r"images.size_px = 1024: expected at most 424: the whole image"):
+        config_from_dict(whole | {"images": {**whole["images"], "size_px": 1024}})
+    assert config_from_dict(with_change("images.size_px", 160)).images.size_px == 160
+
+
+def test_bootstrap_defaults_to_1000_resamples():
+    assert load_config(ROOT / "params.yaml").xai.bootstrap == 1000
+    assert config_from_dict({"models": RAW["models"]}).xai.bootstrap == 1000
+
+
+def test_a_minimum_input_is_declared_once_for_every_architecture():
+    from galaxy_xai import models
+    from galaxy_xai.config import ARCHITECTURES, MIN_INPUT_PX
+
+    assert tuple(MIN_INPUT_PX) == ARCHITECTURES
+    assert {arch: spec.min_input_px for arch, spec in models.SPECS.items()} == MIN_INPUT_PX
+    cfg = config_from_dict(with_change("images.size_px", 71) | {"models": {"big": {"arch": "xception"}}})
+    assert cfg.images.size_px == 71
+
+
+def test_keys_that_yaml_reads_as_booleans_or_numbers_are_unknown_keys_not_a_crash(tmp_path):
+    # `on:` is the boolean true in YAML 1.1, `2:` an integer: sorting them with the string keys
+    # used to raise TypeError.
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text() + "on: 1\n2: 2\nxia: {}\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: 2: unknown key; allowed keys of the top level: seed"):
+        load_config(params)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A second top-level section used to replace the first silently.
+        ("xai:\n  target: Class3.1\nseed: 1\nxai:\n  permutations: 10\n",
+         "line 4: duplicate key 'xai' (first given on line 1)"),
+        ("models:\n  vgg_small:\n    arch: vgg_small\n    epochs: 3\n    epochs: 30\n",
+         "line 5: duplicate key 'epochs' (first given on line 4)"),
+    ],
+)
+def test_duplicate_keys_are_an_error_naming_the_key_and_lines(tmp_path, text, message):
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(params)
+    assert str(err.value) == f"{params}: {message}; give each key once (YAML would silently keep the last)"
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "models:\n"
+        "  a: &base {arch: vgg_small, epochs: 3}\n"
+        "  b:\n    <<: *base\n    epochs: 5\n"
+    )
+    cfg = load_config(params)
+    assert (cfg.models["a"].epochs, cfg.models["b"].epochs, cfg.models["b"].arch) == (3, 5, "vgg_small")
+
+
+def test_a_params_file_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
+    params = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    params.write_bytes(text.replace("CPU demo", "CPU d\u00e9mo").encode("latin-1"))
+    offset = text.index("CPU demo") + len("CPU d")
+    with pytest.raises(ConfigError) as err:
+        load_config(params)
+    assert str(err.value).startswith(f"{params}: not UTF-8 text: byte {offset} (0xe9, line 1) is not valid UTF-8")

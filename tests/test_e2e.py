@@ -12,7 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.e2e import TINY_PARAMS, make_repo, read_params, repro, run, stage_names, write_params
+from tests.e2e import (
+    TINY_PARAMS,
+    failed_repro,
+    make_repo,
+    read_params,
+    repro,
+    run,
+    stage_names,
+    write_params,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +60,44 @@ def test_every_figure_and_the_report_agree_with_the_metrics(repo):
     report = (repo / "report.md").read_text()
     bars = json.loads((repo / "metrics/barlengths.json").read_text())
     control = json.loads((repo / "metrics/control.json").read_text())
-    assert f"| saliency method rho (paper convention, x PETROR90_R) | {bars['rho']:.3f} |" in report
-    assert f"| saliency method rho in image units | {bars['rho_image']:.3f} |" in report
-    assert f"| control CNN rho (paper convention) | {control['rho']:.3f} |" in report
+    grid = json.loads((repo / "metrics/gridsearch.json").read_text())
+    shared = json.loads((repo / "metrics/comparison.json").read_text())
+
+    def shown(scores: dict, key: str) -> str:
+        lo, hi = scores[f"{key}_ci95"]
+        assert lo <= scores[key] <= hi, (key, scores)
+        return f"{scores[key]:.3f} [{lo:.2f}, {hi:.2f}]"
+
+    assert f"| saliency method rho (paper convention, x PETROR90_R) | {shown(bars, 'rho')} |" in report
+    assert f"| saliency method rho in image units | {shown(bars, 'rho_image')} |" in report
+    assert f"| saliency method Spearman in image units | {shown(bars, 'spearman_image')} |" in report
+    assert f"| saliency method rho_image against the true length (synthetic) | {shown(bars, 'rho_truth_image')} |" in report
+    assert f"| control CNN rho (paper convention) | {shown(control, 'rho')} |" in report
+    assert f"| control CNN rho in image units | {shown(control, 'rho_image')} |" in report
     for key in ("rho", "rho_image", "rho_null", "spearman", "n", "slope", "slope_err", "rho_truth"):
         assert key in bars, key
+    for scores in (bars, control):
+        for key in ("rho", "rho_image", "spearman", "spearman_image", "rho_truth", "rho_truth_image"):
+            shown(scores, key)
+        assert scores["resamples"] >= 1000
+    # The comparison on the shared galaxies: a paired bootstrap, and a verdict only where its interval allows.
+    words = {"beats": "**beats**", "ties": "**ties with**", "loses": "**loses to**"}
+    for key, convention in (("rho", "In the paper's convention"), ("rho_image", "In image units")):
+        diff = shared["difference"][key]
+        lo, hi = diff["ci95"]
+        assert diff["verdict"] == ("beats" if lo > 0 else "loses" if hi < 0 else "ties"), diff
+        (sentence,) = [line for line in report.splitlines() if line.startswith(convention)]
+        assert words[diff["verdict"]] in sentence and f"{diff['difference']:+.3f} [{lo:+.2f}, {hi:+.2f}]" in sentence
+        assert shown(shared["saliency"], key) in sentence and shown(shared["control"], key) in sentence
+        assert ("image units" in sentence) != ("paper's convention" in sentence), sentence
+    assert "beats the control model on these shared galaxies" not in report
+    stability = grid["choice_stability"]
+    assert stability["method"] == grid["chosen"]["method"] and stability["resamples"] >= 1000
+    assert (
+        f"the search picks {stability['method']} again in {stability['method_frequency']:.0%} of them "
+        f"and this exact setting in {stability['setting_frequency']:.0%}"
+    ) in report
+    assert f"validation rho_image is {shown(grid['chosen'], 'rho_image')}" in report
     rotation = json.loads((repo / "metrics/rotation.json").read_text())
     spread = rotation["median_relative_spread"]
     assert set(spread) == {"abs_pearson", "elongation"} and all(v >= 0 for v in spread.values()), rotation
@@ -123,3 +165,42 @@ def test_changing_a_synthetic_param_reruns_synthesize_and_prepare(repo):
     assert not any(s.startswith("train") for s in ran), log
     status = run(repo, "dvc", "status", "prepare")
     assert "up to date" in status.stdout, status.stdout
+
+
+# --- params.yaml is validated under `dvc repro`, whatever is wrong with it --------------------------
+# The check_params stage depends on the whole file, so even a section no stage reads reruns it.
+
+
+def test_a_misspelt_top_level_section_stops_the_whole_repro_at_check_params(repo):
+    text = (repo / "params.yaml").read_text().replace("\nxai:\n", "\nxia:\n")
+    assert "\nxia:\n" in text
+    ran, log = failed_repro(repo, text.encode())
+    assert "params.yaml: xia: unknown key; allowed keys of the top level:" in log, log[-3000:]
+    assert ran == {"check_params"}, log[-3000:]
+
+
+def test_a_duplicate_key_in_params_stops_repro_naming_the_key(repo):
+    # DVC reads params.yaml itself (for ${models}) with ruamel.yaml, which refuses the file before
+    # any stage starts: 'found duplicate key "epochs" with value "3" (original value: "2")' and the
+    # line. load_config gives the same verdict when a stage is run by hand.
+    text = (repo / "params.yaml").read_text()
+    doubled = text.replace("    epochs: 2\n", "    epochs: 2\n    epochs: 3\n", 1)
+    assert doubled != text
+    ran, log = failed_repro(repo, doubled.encode())
+    assert 'found duplicate key "epochs"' in log, log[-3000:]
+    assert not ran, log[-3000:]
+
+
+def test_a_params_file_that_is_not_utf8_stops_repro_with_the_byte(repo):
+    # Once dvc.lock records params, DVC decodes params.yaml itself and stops first: "unable to
+    # read: 'params.yaml', is not valid utf-8: 'utf-8' codec can't decode byte 0xe9 in position
+    # 1447"; otherwise check_params stops it with load_config's "not UTF-8 text: byte 1447 (0xe9, ...)".
+    text = (repo / "params.yaml").read_text() + "# d\u00e9mo\n"  # a comment saved as Latin-1
+    offset = len(text.encode("latin-1")) - len("mo\n") - 1
+    ran, log = failed_repro(repo, text.encode("latin-1"))
+    assert "Traceback" not in log, log[-3000:]
+    assert (
+        f"params.yaml: not UTF-8 text: byte {offset} (0xe9" in log
+        or f"'params.yaml', is not valid utf-8: 'utf-8' codec can't decode byte 0xe9 in position {offset}" in log
+    ), log[-3000:]
+    assert ran <= {"check_params"}, log[-3000:]

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from galaxy_xai.config import ImagesConfig
-from galaxy_xai.images import ids_from_filenames, load_images, make_dataset
+from galaxy_xai.images import load_images, make_dataset
 
 NO_AUGMENTATION = dict(rotation=False, flip=False, shift=0.0, brightness_min=1.0, brightness_max=1.0)
 
@@ -171,17 +171,6 @@ def test_dataset_errors(noise_paths):
         make_dataset(noise_paths, ImagesConfig(), np.zeros((5, 37)), batch_size=2)
     with pytest.raises(ValueError, match="no image paths"):
         make_dataset([], ImagesConfig(), batch_size=2)
-
-
-@pytest.mark.parametrize("folder", ["images_test_rev1/images", "some/other_folder", "x"])
-def test_ids_from_filenames_any_folder(folder):
-    paths = [f"{folder}/100008.jpg", f"/abs/{folder}/999999.jpg"]
-    np.testing.assert_array_equal(ids_from_filenames(paths), [100008, 999999])
-
-
-def test_ids_from_filenames_rejects_non_integer_names():
-    with pytest.raises(ValueError, match=r"images/galaxy_1\.jpg: expected an image named <integer id>\.jpg"):
-        ids_from_filenames(["images/1.jpg", "images/galaxy_1.jpg"])
 
 
 def test_rotation_turns_the_galaxy_counter_clockwise_before_the_crop(tmp_path):

@@ -16,12 +16,14 @@ from galaxy_xai import catalogue, models, training
 from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
 from stages import predict as predict_stage
 from stages import train as train_stage
-from tests.fixtures import params_file, tree_labels, write_jpeg
+from tests.fixtures import params_file, tree_labels, truncate, write_jpeg
 
 SMALL = ("vgg_small", "resnet_small")  # two models make an ensemble; xception_small trains below
 SIZE_PX = 32
 N_ROWS = {"train": 16, "val": 6, "test": 8}
 KAGGLE_IDS = [901234, 100007, 555555]
+KAGGLE_BAD = {"123456.jpg": "corrupt_image", "notanid.jpg": "not_a_galaxy_id"}
+"""Files of the Kaggle test folder that predict must skip and list (TensorFlow cannot use them)."""
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,9 @@ def project(tmp_path_factory):
         paths.append(str(data / catalogue.TRAIN_IMAGES / f"{gid}.jpg"))
     for gid in KAGGLE_IDS:
         write_jpeg(data / catalogue.TEST_IMAGES / f"{gid}.jpg", gid)
+    for k, name in enumerate(KAGGLE_BAD):
+        write_jpeg(data / catalogue.TEST_IMAGES / name, k)
+    truncate(data / catalogue.TEST_IMAGES / "123456.jpg")
     table = pd.DataFrame(tree_labels(n, rng), columns=catalogue.CLASS_COLUMNS)
     table.insert(0, "image_path", paths)
     table.insert(0, "GalaxyID", ids)
@@ -110,16 +115,19 @@ def test_restored_weights_give_best_val_rmse(trained):
     assert np.sqrt(np.mean((pred - y) ** 2)) == pytest.approx(best, rel=1e-4)
 
 
+def _predict_args(project, metrics, out):
+    root = project["root"]
+    return [
+        "--params", str(project["params"]), "--models", str(root / "models"), "--table", str(project["table"]),
+        "--train-metrics", str(root / "metrics" / "train"), "--metrics", str(metrics / "morphology.json"),
+        "--table1", str(metrics / "table1.md"), "--predictions", str(out),
+    ]  # fmt: skip
+
+
 def test_predict_stage(trained):
     root = trained["root"]
     out = root / "predictions"
-    predict_stage.main(
-        [
-            "--params", str(trained["params"]), "--models", str(root / "models"), "--table", str(trained["table"]),
-            "--train-metrics", str(root / "metrics" / "train"), "--metrics", str(root / "metrics" / "morphology.json"),
-            "--table1", str(root / "metrics" / "table1.md"), "--predictions", str(out),
-        ]
-    )  # fmt: skip
+    predict_stage.main(_predict_args(trained, root / "metrics", out))
     metrics = json.loads((root / "metrics" / "morphology.json").read_text())
     names = [*SMALL, "ensemble", "baseline_zeros", "baseline_train_mean"]
     assert list(metrics["rmse"]) == names
@@ -154,6 +162,32 @@ def test_predict_stage(trained):
     assert [int(line.split(",")[0]) for line in submission[1:]] == sorted(KAGGLE_IDS)
     values = np.array([[float(v) for v in line.split(",")[1:]] for line in submission[1:]])
     assert values.shape == (3, 37) and np.all((values >= 0) & (values <= 1))
+    skipped = pd.read_csv(out / "kaggle_skipped.csv")
+    assert list(skipped.columns) == ["file", "reason"]
+    assert (
+        dict(zip(skipped["file"].map(lambda f: f.rsplit("/", 1)[-1]), skipped["reason"], strict=True))
+        == KAGGLE_BAD
+    )
+    assert metrics["kaggle_test"] == {
+        "images": len(KAGGLE_IDS) + len(KAGGLE_BAD),
+        "predicted": len(KAGGLE_IDS),
+        "skipped": {r: list(KAGGLE_BAD.values()).count(r) for r in catalogue.KAGGLE_SKIP_REASONS},
+    }
+
+
+def test_predict_writes_nothing_when_a_prediction_fails(trained, tmp_path, monkeypatch):
+    """A crash in the last prediction (the Kaggle folder's) must not leave the earlier outputs behind."""
+    real_predict = training.predict
+
+    def crash_on_kaggle(model, paths, images_cfg):
+        if any(catalogue.TEST_IMAGES in str(p) for p in paths):
+            raise RuntimeError("simulated crash")
+        return real_predict(model, paths, images_cfg)
+
+    monkeypatch.setattr(training, "predict", crash_on_kaggle)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        predict_stage.main(_predict_args(trained, tmp_path / "metrics", tmp_path / "predictions"))
+    assert not (tmp_path / "predictions").exists() and not (tmp_path / "metrics").exists()
 
 
 def test_bar_auc_known_answer():

@@ -1,0 +1,31 @@
+"""Validate params.yaml before any other stage: ``python -m stages.check_params --out data/params.ok``.
+
+This stage depends on params.yaml as a whole file, so any edit (even a misspelt top-level section
+that no other stage tracks, like ``xia:``) reruns it and a bad key stops ``dvc repro`` here, with
+the config's message naming the key. Its output has constant content, so every other stage can
+depend on it without rerunning when a param they do not read changes: a rerun writes the same
+bytes, and DVC compares hashes. Light on purpose: no TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from galaxy_xai.io import write_text
+from stages._common import start
+
+OK_TEXT = "params.yaml passed validation (galaxy_xai.config)\n"
+"""The whole output; constant, whatever the params are."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="marker file to write, e.g. data/params.ok")
+    args, _cfg, log = start("check_params", parser, argv)
+    write_text(args.out, OK_TEXT)
+    log.info("%s: valid; wrote %s", args.params, args.out)
+
+
+if __name__ == "__main__":
+    main()

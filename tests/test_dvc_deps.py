@@ -1,0 +1,176 @@
+"""dvc.yaml lists, for every stage, exactly the code the stage runs.
+
+The import closure of each stage's module (``python -m stages.X``) inside this repository is
+computed from the source with ``ast`` and compared with the ``.py`` files of the stage's deps:
+a missing file means an edit to it would leave stale outputs that ``dvc status`` calls up to date;
+an extra one means needless reruns. Every stage but ``check_params`` also depends on the marker
+that ``check_params`` writes, so a bad params.yaml stops ``dvc repro`` before any work.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("stages", "galaxy_xai")
+PARAMS_OK = "data/params.ok"
+
+
+def module_file(root: Path, module: str) -> Path | None:
+    """The file a dotted module name of one of :data:`PACKAGES` runs from, or None if not ours."""
+    if module.split(".")[0] not in PACKAGES:
+        return None
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def with_parents(module: str) -> list[str]:
+    """``a.b.c`` -> ``['a', 'a.b', 'a.b.c']``: importing a module first executes its packages."""
+    parts = module.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Dotted names of every module an import statement anywhere in ``source`` may execute.
+
+    ``module`` is the importing module's own name (to resolve relative imports). For
+    ``from pkg import name`` both ``pkg`` and ``pkg.name`` are returned: ``name`` may be a submodule
+    (the caller keeps only names that are files). Imports inside functions count too: a stage
+    that runs them depends on them.
+    """
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.update(with_parents(alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            found.update(with_parents(base))
+            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def import_closure(root: Path, module: str) -> set[str]:
+    """Repository-relative paths of the files ``python -m <module>`` executes from this repository."""
+    todo, seen = with_parents(module), set()
+    files: set[Path] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = module_file(root, name)
+        if path is None:
+            continue
+        files.add(path)
+        todo.extend(imported_modules(path.read_text(), name, is_package=path.name == "__init__.py"))
+    return {p.relative_to(root).as_posix() for p in files}
+
+
+def expanded_stages(root: Path = ROOT) -> dict[str, dict]:
+    """Every stage of dvc.yaml, ``foreach`` stages expanded to ``name@key`` with ``${key}`` filled in."""
+    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    stages: dict[str, dict] = {}
+    for name, stage in pipeline["stages"].items():
+        if "foreach" not in stage:
+            stages[name] = stage
+            continue
+        assert stage["foreach"] == "${models}", f"{name}: foreach over {stage['foreach']} is not expanded here"
+        for key in params["models"]:
+            text = yaml.safe_dump(stage["do"]).replace("${key}", key)
+            stages[f"{name}@{key}"] = yaml.safe_load(text)
+    return stages
+
+
+def stage_module(stage: dict) -> str:
+    match = re.search(r"python -m ([\w.]+)", stage["cmd"])
+    assert match, f"cmd {stage['cmd']!r} does not run `python -m <module>`"
+    return match.group(1)
+
+
+def code_deps_problems(name: str, stage: dict, root: Path = ROOT) -> list[str]:
+    """What is wrong with one stage's code deps: missing files of its closure, stale .py deps."""
+    closure = import_closure(root, stage_module(stage))
+    listed = {d for d in stage.get("deps", []) if isinstance(d, str) and d.endswith(".py")}
+    problems = []
+    if missing := sorted(closure - listed):
+        problems.append(f"stage {name}: deps lack {', '.join(missing)} (imported when it runs)")
+    if stale := sorted(listed - closure):
+        problems.append(f"stage {name}: deps list {', '.join(stale)}, which it does not import")
+    return problems
+
+
+STAGES = expanded_stages()
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_are_exactly_its_import_closure(name):
+    problems = code_deps_problems(name, STAGES[name])
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_every_stage_runs_after_the_params_check(name):
+    deps = STAGES[name].get("deps", [])
+    if name == "check_params":
+        assert "params.yaml" in deps, "check_params must depend on params.yaml as a file (any edit reruns it)"
+        assert STAGES[name]["outs"] == [PARAMS_OK]
+    else:
+        assert PARAMS_OK in deps, f"stage {name}: deps lack {PARAMS_OK}, so a bad params.yaml would not stop it"
+
+
+def test_closure_follows_every_import_form_transitively(tmp_path):
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "galaxy_xai").mkdir()
+    files = {
+        "stages/__init__.py": "import os\n",
+        "stages/_common.py": "from galaxy_xai.config import load\n",
+        "stages/run.py": "from galaxy_xai import a, b\nfrom stages._common import start\nimport numpy\n",
+        "galaxy_xai/__init__.py": "",
+        "galaxy_xai/config.py": "import yaml\n",
+        "galaxy_xai/a.py": "import galaxy_xai.c\n",
+        "galaxy_xai/b.py": "def f():\n    from . import d\n",
+        "galaxy_xai/c.py": "from galaxy_xai.units import X\n",
+        "galaxy_xai/d.py": "",
+        "galaxy_xai/units.py": "X = 1\n",
+        "galaxy_xai/unused.py": "",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).write_text(text)
+    closure = import_closure(tmp_path, "stages.run")
+    assert closure == set(files) - {"galaxy_xai/unused.py"}
+
+
+def test_the_check_names_the_stage_and_a_missing_or_stale_file(tmp_path):
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "galaxy_xai").mkdir()
+    for rel in ("stages/__init__.py", "galaxy_xai/__init__.py", "galaxy_xai/units.py", "galaxy_xai/io.py"):
+        (tmp_path / rel).write_text("")
+    (tmp_path / "stages/s.py").write_text("from galaxy_xai import units\n")
+    stage = {"cmd": "python -m stages.s --out x", "deps": ["x.csv", "stages/__init__.py", "stages/s.py",
+                                                          "galaxy_xai/__init__.py", "galaxy_xai/units.py"]}
+    assert code_deps_problems("s", stage, tmp_path) == []
+    # A new import without the dependency is caught, naming the stage and the file ...
+    (tmp_path / "stages/s.py").write_text("from galaxy_xai import units\nfrom galaxy_xai.io import write\n")
+    assert code_deps_problems("s", stage, tmp_path) == [
+        "stage s: deps lack galaxy_xai/io.py (imported when it runs)"
+    ]
+    # ... and so is a dependency on code the stage no longer imports.
+    (tmp_path / "stages/s.py").write_text("")
+    assert code_deps_problems("s", stage, tmp_path) == [
+        "stage s: deps list galaxy_xai/__init__.py, galaxy_xai/units.py, which it does not import"
+    ]
