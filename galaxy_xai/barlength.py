@@ -29,21 +29,39 @@ Here the same answer comes from shared work done once per map:
 ``linearity="elongation"`` replaces |r| by ``1 - lambda_min / lambda_max`` of the candidates'
 coordinate covariance: rotation-invariant, whereas |r| is ~0 for a bar along an image axis.
 
+Beyond the paper, a measurement *setting* (:class:`Choice`) also names:
+
+* the estimator (:data:`ESTIMATORS`): ``algorithm1`` as above, or ``fourier``, the radius where the
+  map's m = 2 Fourier amplitude falls below a fraction of its peak (:func:`fourier_map_lengths`,
+  after zeroing the map below a floor), which one stray pixel barely moves;
+* the mask (:data:`MASKS`): ``none`` (the paper), or ``r90``, the map zeroed outside the galaxy's
+  Petrosian R90 (20 px of a 64-px map of the 160-px crop) before renormalising, so a neighbour or a
+  star in a corner cannot set the length;
+* the source: a model's map, :data:`MEAN_MAP`, :data:`MEAN_LENGTH`, or the image-only control
+  :data:`IMAGE`, the grey input with its sky subtracted (:func:`image_maps`).
+
+:func:`setting_lengths` measures any list of settings, sharing each measured map among them; the
+paper's configuration is estimators ``[algorithm1]`` and masks ``[none]``, whose lengths are
+exactly :func:`method_lengths`'.
+
 Shapes: one map is ``(H, W)``; a stack is ``(n, H, W)``; a grid result is ``(n_Tc, n_Tl)`` per map.
 Lengths are in pixels of the map (see :mod:`galaxy_xai.units` for 424-px pixels and kpc).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from galaxy_xai import profiles, units
+from galaxy_xai.config import ESTIMATORS, MASKS
 from galaxy_xai.units import IMAGE_PX
 
 THRESHOLDS = np.arange(0.5, 1.0, 0.0001)
@@ -341,7 +359,16 @@ def scale_len_threshold(len_threshold_224: float, map_px: int, crop_px: int | No
 
 
 # --------------------------------------------------------------------------------------------------
-# From stored maps to the maps Algorithm 1 measures, for the five methods of the grid search
+# From stored maps to the maps the estimators measure: sources, X_input and the R90 mask
+
+IMAGE = "image"
+"""Source of the image-only control: the grey-scale model input, sky-subtracted, with no saliency."""
+
+ALGORITHM1, FOURIER = ESTIMATORS
+NO_MASK, R90_MASK = MASKS
+
+NO_BAR_LENGTH_PX = 1.0
+"""Length given to a map with no m = 2 signal at all (a constant map): Algorithm 1's floor."""
 
 
 def constant_maps(maps: np.ndarray, constant_rtol: float = 0.0) -> np.ndarray:
@@ -368,24 +395,352 @@ def normalise_maps(maps: np.ndarray, constant_rtol: float = 0.0) -> np.ndarray:
     return np.divide(maps - lo, span, out=np.zeros_like(maps), where=varying & (span > 0))
 
 
-def maps_to_measure(maps: np.ndarray, grey: np.ndarray, x_input: bool) -> np.ndarray:
-    """The maps Algorithm 1 is run on: float32 (n, H, W) in [0, 1].
+def within_radius(shape: tuple[int, int], radius_px: float) -> np.ndarray:
+    """True for the pixels of an (H, W) array whose centre lies within ``radius_px`` of the array's
+    centre, where the galaxy is: bool (H, W)."""
+    height, width = shape
+    rows, cols = np.ogrid[0:height, 0:width]
+    return np.hypot(rows - (height - 1) / 2, cols - (width - 1) / 2) <= radius_px
+
+
+def maps_to_measure(maps: np.ndarray, grey: np.ndarray, x_input: bool, radius_px: float | None = None) -> np.ndarray:
+    """The maps an estimator is run on: float32 (n, H, W) in [0, 1].
 
     ``maps``: saliency (n, H, W); ``grey``: the grey-scale model input (n, H, W) in [0, 1]. With
-    ``x_input`` the map is multiplied by the input (the paper's X_input). Every measured map is then
-    min-max renormalised so the 0.5-1.0 threshold scan means the same for every method: a no-op for
-    stored maps already spanning [0, 1]; the published code did not rescale the averaged map or the
-    product, whose maxima can fall well below 1.
+    ``x_input`` the map is multiplied by the input (the paper's X_input); with ``radius_px`` (map
+    pixels, e.g. the galaxy's R90) everything outside that circle is zeroed, so a neighbour or a star
+    in a corner cannot set the length. Every measured map is then min-max renormalised so the
+    0.5-1.0 threshold scan means the same for every method: a no-op for stored maps already spanning
+    [0, 1]; the published code did not rescale the averaged map or the product, whose maxima can fall
+    well below 1.
     """
     maps = np.asarray(maps, dtype=np.float32)
     if x_input:
         maps = maps * np.asarray(grey, dtype=np.float32)
+    if radius_px is not None:
+        maps = np.where(within_radius(maps.shape[-2:], radius_px), maps, np.float32(0.0))
     return normalise_maps(maps)
 
 
+def image_maps(grey: np.ndarray) -> np.ndarray:
+    """The image-only source: each grey-scale input (n, H, W) minus its sky (the median of its
+    border pixels), clipped at 0 so it weighs pixels as a saliency map does; float32 (n, H, W)."""
+    return profiles.subtract_sky(grey, clip=True).astype(np.float32)
+
+
+def fourier_map_lengths(maps: np.ndarray, fractions: Sequence[float], floor: float = 0.0) -> np.ndarray:
+    """The ``fourier`` estimator: full lengths in map pixels (n, n_fractions) where the m = 2
+    amplitude of each map (n, H, W) in [0, 1] falls below each fraction of its peak
+    (:func:`galaxy_xai.profiles.fourier_lengths`).
+
+    ``floor`` (a fraction of the map's maximum, 1) is subtracted first and negatives set to 0: the
+    faint speckle of a saliency map fills the outer annuli, where its m = 2 amplitude stays as high as
+    the bar's and the length runs to the edge; above a floor an annulus beyond the bar is empty. A map
+    with no m = 2 signal gets :data:`NO_BAR_LENGTH_PX`, as Algorithm 1 gives a map with no bar.
+    """
+    if not 0 <= floor < 1:
+        raise ValueError(f"floor = {floor}: expected a fraction of the map's maximum in [0, 1)")
+    above = np.clip(np.asarray(maps, dtype=np.float64) - floor, 0.0, None) if floor else maps
+    lengths = profiles.fourier_lengths(above, fractions)
+    return np.where(np.isnan(lengths), NO_BAR_LENGTH_PX, lengths)
+
+
 def method_names(models: Sequence[str]) -> list[str]:
-    """The grid search's methods: each model, then :data:`MEAN_MAP` and :data:`MEAN_LENGTH`."""
+    """The grid search's saliency methods: each model, then :data:`MEAN_MAP` and :data:`MEAN_LENGTH`."""
     return [*models, MEAN_MAP, MEAN_LENGTH]
+
+
+def source_names(models: Sequence[str]) -> list[str]:
+    """Every source a setting can measure: the saliency methods, then the :data:`IMAGE` control."""
+    return [*method_names(models), IMAGE]
+
+
+# --------------------------------------------------------------------------------------------------
+# Measurement settings and the lengths of many settings at once
+
+
+NOT_APPLICABLE = float("nan")
+"""A parameter of a setting that its estimator does not use. One object: settings compare equal
+field by field, and NaN equals only itself."""
+
+
+def _is_nan(value: float) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One measurement setting (the grid search's choice is one): the source, X_input, the estimator
+    with its parameters, and the mask.
+
+    ``method``: the source, a model, :data:`MEAN_MAP`, :data:`MEAN_LENGTH` or :data:`IMAGE` (never
+    multiplied by the input: ``x_input`` is False); ``estimator`` one of :data:`ESTIMATORS`;
+    ``mask`` one of :data:`MASKS`. Parameters that do not apply are NaN: ``corr_threshold`` (T_c)
+    and ``len_threshold`` (T_l, in pixels of the paper's 224-px maps) are Algorithm 1's,
+    ``fraction`` and ``floor`` the Fourier amplitude rule's (:func:`fourier_map_lengths`). ValueError
+    on anything else.
+    """
+
+    method: str
+    x_input: bool
+    corr_threshold: float = NOT_APPLICABLE
+    len_threshold: float = NOT_APPLICABLE
+    estimator: str = ALGORITHM1
+    mask: str = NO_MASK
+    fraction: float = NOT_APPLICABLE
+    floor: float = NOT_APPLICABLE
+
+    def __post_init__(self) -> None:
+        for name in ("corr_threshold", "len_threshold", "fraction", "floor"):
+            value = float(getattr(self, name))
+            object.__setattr__(self, name, NOT_APPLICABLE if np.isnan(value) else value)
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator = {self.estimator!r}: expected one of {', '.join(ESTIMATORS)}")
+        if self.mask not in MASKS:
+            raise ValueError(f"mask = {self.mask!r}: expected one of {', '.join(MASKS)}")
+        if self.method == IMAGE and self.x_input:
+            raise ValueError("source image with x_input = true: the image is never multiplied by itself")
+        algorithm1 = self.estimator == ALGORITHM1
+        thresholds = (self.corr_threshold, self.len_threshold)
+        fourier = (self.fraction, self.floor)
+        if algorithm1 and not (
+            all(np.isfinite(thresholds)) and self.len_threshold >= 0 and all(_is_nan(f) for f in fourier)
+        ):
+            raise ValueError(
+                f"{self.estimator}: expected finite corr_threshold and len_threshold >= 0, fraction and floor NaN, "
+                f"got {self.corr_threshold}, {self.len_threshold}, {self.fraction}, {self.floor}"
+            )
+        if not algorithm1 and not (0 < self.fraction < 1 and 0 <= self.floor < 1 and all(_is_nan(t) for t in thresholds)):
+            raise ValueError(
+                f"{self.estimator}: expected a fraction in (0, 1), a floor in [0, 1), corr_threshold and "
+                f"len_threshold NaN, got {self.fraction}, {self.floor}, {self.corr_threshold}, {self.len_threshold}"
+            )
+
+    def len_threshold_px(self, map_px: int, crop_px: int | None) -> int | None:
+        """T_l in pixels of this map (:func:`scale_len_threshold`); None for the Fourier estimator."""
+        if self.estimator != ALGORITHM1:
+            return None
+        return scale_len_threshold(self.len_threshold, map_px, crop_px)
+
+    def radius_px(self, map_px: int, crop_px: int | None) -> float | None:
+        """Radius in map pixels outside which the map is zeroed (the galaxy's R90), or None."""
+        return units.r90_map_px(map_px, crop_px) if self.mask == R90_MASK else None
+
+    def models_needed(self, models: Sequence[str]) -> list[str]:
+        """The models whose files this setting reads: its model, all of them for the mean methods,
+        the first for :data:`IMAGE` (the grey input is stored in every file)."""
+        if self.method == IMAGE:
+            return list(models[:1])
+        return [self.method] if self.method in models else list(models)
+
+    def record(self, map_px: int, crop_px: int | None) -> dict:
+        """The setting as a flat dict (the fields, then ``len_threshold_px``; NaN where it does not apply)."""
+        len_px = self.len_threshold_px(map_px, crop_px)
+        return {**asdict(self), "len_threshold_px": NOT_APPLICABLE if len_px is None else len_px}
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> Choice:
+        """A setting from a dict with the fields of :class:`Choice` (extra keys ignored; missing
+        ``estimator`` / ``mask`` are the paper's; missing or null parameters are NaN, except a
+        Fourier setting's missing floor, 0)."""
+
+        def number(key: str) -> float:
+            value = record.get(key)
+            return NOT_APPLICABLE if value is None else float(value)
+
+        return cls(
+            str(record["method"]),
+            bool(record["x_input"]),
+            number("corr_threshold"),
+            number("len_threshold"),
+            str(record.get("estimator", ALGORITHM1)),
+            str(record.get("mask", NO_MASK)),
+            number("fraction"),
+            number("floor") if record.get("floor") is not None or record.get("estimator") != FOURIER else 0.0,
+        )
+
+
+def grid_settings(
+    methods: Sequence[str],
+    estimators: Sequence[str],
+    x_inputs: Sequence[bool],
+    masks: Sequence[str],
+    corr_thresholds: Sequence[float],
+    len_thresholds: Sequence[float],
+    fractions: Sequence[float],
+    floors: Sequence[float] = (0.0,),
+) -> list[Choice]:
+    """Every setting of the grid search, in table order: method, estimator, X_input, mask, then T_c
+    and T_l (T_l fastest) or floor and fraction (fraction fastest). :data:`IMAGE` is measured without
+    X_input only."""
+    out = []
+    for method, estimator in itertools.product(methods, estimators):
+        xs = [False] if method == IMAGE else list(dict.fromkeys(bool(x) for x in x_inputs))
+        for x_input, mask in itertools.product(xs, masks):
+            if estimator == ALGORITHM1:
+                out += [
+                    Choice(method, x_input, float(tc), float(tl), estimator, mask)
+                    for tc, tl in itertools.product(corr_thresholds, len_thresholds)
+                ]
+            else:
+                out += [
+                    Choice(method, x_input, estimator=estimator, mask=mask, fraction=float(f), floor=float(floor))
+                    for floor, f in itertools.product(floors, fractions)
+                ]
+    return out
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Settings that share a source, an estimator, X_input and a mask, so one measured map serves
+    all: their parameters form one grid. Lengths of a group: (n, n_Tc, n_Tl) over
+    ``corr_thresholds`` x ``len_thresholds_px`` for Algorithm 1, (n, n_floors, n_fractions) over
+    ``floors`` x ``fractions`` for Fourier."""
+
+    method: str
+    estimator: str
+    x_input: bool
+    mask: str
+    corr_thresholds: tuple[float, ...] = ()
+    len_thresholds_px: tuple[float, ...] = ()
+    fractions: tuple[float, ...] = ()
+    floors: tuple[float, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self.estimator == ALGORITHM1:
+            return (len(self.corr_thresholds), len(self.len_thresholds_px))
+        return (len(self.floors), len(self.fractions))
+
+
+def _estimate(measured: np.ndarray, group: _Group, linearity: str) -> np.ndarray:
+    if group.estimator == ALGORITHM1:
+        return bar_lengths_grid(measured, group.corr_thresholds, group.len_thresholds_px, linearity)
+    return np.stack([fourier_map_lengths(measured, group.fractions, floor) for floor in group.floors], axis=1)
+
+
+def _group_lengths(
+    model_maps: Mapping[str, np.ndarray],
+    grey: np.ndarray,
+    groups: Sequence[_Group],
+    radius_px: Mapping[str, float | None],
+    linearity: str,
+    chunk_size: int,
+    progress: bool,
+) -> dict[_Group, np.ndarray]:
+    """Lengths in map pixels of every group, {group: (n, *group.shape)}.
+
+    Galaxies are processed in chunks of ``chunk_size`` so memory stays small at 224 px. Within a
+    chunk each measured map (source, X_input, mask) is made once and each model's lengths are
+    estimated once, whether a model's own group or :data:`MEAN_LENGTH` asks for them.
+    """
+    _check_linearity(linearity)
+    models = list(model_maps)
+    if not models and any(g.method != IMAGE for g in groups):
+        raise ValueError("model_maps: expected at least one model (only the image source needs none)")
+    grey = np.asarray(grey)
+    for name in models:
+        if model_maps[name].shape != grey.shape:
+            raise ValueError(f"maps of {name}: shape {model_maps[name].shape}, expected {grey.shape} like grey")
+    unknown = sorted({g.method for g in groups} - set(source_names(models)))
+    if unknown:
+        raise ValueError(f"methods: unknown {unknown}; expected among {source_names(models)}")
+    every_model = any(g.method in (MEAN_MAP, MEAN_LENGTH) for g in groups)
+    loaded = models if every_model else [m for m in models if m in {g.method for g in groups}]
+    n = grey.shape[0]
+    out = {g: np.empty((n, *g.shape)) for g in groups}
+    for start in tqdm(range(0, n, chunk_size), desc="measuring", unit="chunk", disable=not progress):
+        rows = slice(start, start + chunk_size)
+        chunk = {name: np.asarray(model_maps[name][rows], dtype=np.float32) for name in loaded}
+        lengths = _chunk_lengths(chunk, np.asarray(grey[rows], dtype=np.float32), models, groups, radius_px, linearity)
+        for group in groups:
+            out[group][rows] = lengths[group]
+    return out
+
+
+def _chunk_lengths(
+    chunk: Mapping[str, np.ndarray],
+    grey: np.ndarray,
+    models: Sequence[str],
+    groups: Sequence[_Group],
+    radius_px: Mapping[str, float | None],
+    linearity: str,
+) -> dict[_Group, np.ndarray]:
+    """:func:`_group_lengths` of one chunk of galaxies: ``chunk`` {model: (c, H, W)}, ``grey`` (c, H, W)."""
+    measured: dict[tuple, np.ndarray] = {}
+    estimated: dict[_Group, np.ndarray] = {}
+
+    def raw(source: str) -> np.ndarray:
+        if source == MEAN_MAP:
+            return np.mean([chunk[m] for m in models], axis=0)
+        return image_maps(grey) if source == IMAGE else chunk[source]
+
+    def lengths(group: _Group, source: str) -> np.ndarray:
+        key = replace(group, method=source)
+        if key not in estimated:
+            view = (source, group.x_input, group.mask)
+            if view not in measured:
+                measured[view] = maps_to_measure(raw(source), grey, group.x_input, radius_px[group.mask])
+            estimated[key] = _estimate(measured[view], group, linearity)
+        return estimated[key]
+
+    return {
+        group: np.mean([lengths(group, s) for s in (models if group.method == MEAN_LENGTH else [group.method])], axis=0)
+        for group in groups
+    }
+
+
+def _radii(map_px: int, crop_px: int | None) -> dict[str, float | None]:
+    return {NO_MASK: None, R90_MASK: units.r90_map_px(map_px, crop_px)}
+
+
+def setting_lengths(
+    model_maps: Mapping[str, np.ndarray],
+    grey: np.ndarray,
+    settings: Sequence[Choice],
+    crop_px: int | None,
+    linearity: str = "abs_pearson",
+    chunk_size: int = 64,
+    progress: bool = False,
+) -> np.ndarray:
+    """Lengths in map pixels of the galaxies for each setting: (n, S), column s for ``settings[s]``.
+
+    ``model_maps``: {model: (n, H, W)}, the same galaxies in the same order for every model;
+    ``grey``: (n, H, W) model inputs; ``crop_px``: the crop (424-px pixels) the maps were made from,
+    which sets T_l and R90 in map pixels. :data:`MEAN_LENGTH` averages the lengths of all models
+    (for each setting), :data:`MEAN_MAP` measures the mean of all models' maps, :data:`IMAGE` the
+    sky-subtracted input (:func:`image_maps`). Settings sharing a measured map are measured together.
+    """
+    map_px = int(np.shape(grey)[-1])
+    members: dict[tuple, list[int]] = {}
+    for s, setting in enumerate(settings):
+        members.setdefault((setting.method, setting.estimator, setting.x_input, setting.mask), []).append(s)
+    groups = {}
+    for key, columns in members.items():
+        chosen = [settings[s] for s in columns]
+        if key[1] == ALGORITHM1:
+            tcs = tuple(sorted({c.corr_threshold for c in chosen}))
+            tls = tuple(sorted({c.len_threshold_px(map_px, crop_px) for c in chosen}))
+            groups[key] = _Group(*key, corr_thresholds=tcs, len_thresholds_px=tls)
+        else:
+            groups[key] = _Group(
+                *key, fractions=tuple(sorted({c.fraction for c in chosen})), floors=tuple(sorted({c.floor for c in chosen}))
+            )
+    lengths = _group_lengths(
+        model_maps, grey, list(groups.values()), _radii(map_px, crop_px), linearity, chunk_size, progress
+    )
+    out = np.empty((np.shape(grey)[0], len(settings)))
+    for key, columns in members.items():
+        group, values = groups[key], lengths[groups[key]]
+        for s in columns:
+            c = settings[s]
+            if group.estimator == ALGORITHM1:
+                i = group.corr_thresholds.index(c.corr_threshold)
+                j = group.len_thresholds_px.index(c.len_threshold_px(map_px, crop_px))
+                out[:, s] = values[:, i, j]
+            else:
+                out[:, s] = values[:, group.floors.index(c.floor), group.fractions.index(c.fraction)]
+    return out
 
 
 def method_lengths(
@@ -399,90 +754,55 @@ def method_lengths(
     chunk_size: int = 64,
     progress: bool = False,
 ) -> dict[tuple[str, bool], np.ndarray]:
-    """Lengths in map pixels for each (method, x_input): {(method, x_input): (n, n_Tc, n_Tl)}.
+    """The paper's grid, Algorithm 1 on unmasked maps: {(method, x_input): lengths in map pixels (n, n_Tc, n_Tl)}.
 
-    ``model_maps``: {model: (n, H, W)}, the same galaxies in the same order for every model;
-    ``grey``: (n, H, W) model inputs; ``len_thresholds_px``: T_l already scaled to this map size.
-    ``methods`` defaults to :func:`method_names`; :data:`MEAN_LENGTH` averages the lengths of all
-    models (for each pair), :data:`MEAN_MAP` measures the mean of all models' maps. Galaxies are
-    processed in chunks of ``chunk_size`` so memory stays small at 224 px.
+    ``len_thresholds_px``: T_l already scaled to this map size; ``methods`` defaults to
+    :func:`method_names`. The same measurement as :func:`setting_lengths`, in the paper's layout.
     """
-    models = list(model_maps)
-    if not models:
-        raise ValueError("model_maps: expected at least one model")
-    methods = method_names(models) if methods is None else list(methods)
-    unknown = sorted(set(methods) - set(method_names(models)))
-    if unknown:
-        raise ValueError(f"methods: unknown {unknown}; expected among {method_names(models)}")
-    grey = np.asarray(grey)
-    n = grey.shape[0]
-    for name in models:
-        if model_maps[name].shape != grey.shape:
-            raise ValueError(
-                f"maps of {name}: shape {model_maps[name].shape}, expected {grey.shape} like grey"
-            )
-    measured = models if MEAN_LENGTH in methods else [m for m in models if m in methods]
+    methods = method_names(list(model_maps)) if methods is None else list(methods)
     tc, tl = _grid_arrays(corr_thresholds, len_thresholds_px)
-    out = {(m, bool(x)): np.empty((n, tc.size, tl.size)) for m in methods for x in x_inputs}
-
-    loaded = models if (MEAN_MAP in methods or MEAN_LENGTH in methods) else measured
-    starts = range(0, n, chunk_size)
-    for start in tqdm(starts, desc="measuring", unit="chunk", disable=not progress):
-        rows = slice(start, start + chunk_size)
-        chunk = {name: np.asarray(model_maps[name][rows], dtype=np.float32) for name in loaded}
-        grey_chunk = np.asarray(grey[rows], dtype=np.float32)
-        mean_map = np.mean([chunk[m] for m in models], axis=0) if MEAN_MAP in methods else None
-        for x in x_inputs:
-            per_model = {
-                name: bar_lengths_grid(maps_to_measure(chunk[name], grey_chunk, x), tc, tl, linearity)
-                for name in measured
-            }
-            for name in measured:
-                if name in methods:
-                    out[(name, bool(x))][rows] = per_model[name]
-            if MEAN_LENGTH in methods:
-                out[(MEAN_LENGTH, bool(x))][rows] = np.mean([per_model[m] for m in models], axis=0)
-            if mean_map is not None:
-                out[(MEAN_MAP, bool(x))][rows] = bar_lengths_grid(
-                    maps_to_measure(mean_map, grey_chunk, x), tc, tl, linearity
-                )
-    return out
+    groups = {
+        (m, bool(x)): _Group(m, ALGORITHM1, bool(x), NO_MASK, tuple(tc), tuple(tl)) for m in methods for x in x_inputs
+    }
+    lengths = _group_lengths(
+        model_maps, grey, list(groups.values()), _radii(1, None), linearity, chunk_size, progress
+    )
+    return {key: lengths[group] for key, group in groups.items()}
 
 
-@dataclass(frozen=True)
-class Choice:
-    """The measurement settings the grid search chose: method, X_input, T_c and T_l (224-px units)."""
-
-    method: str
-    x_input: bool
-    corr_threshold: float
-    len_threshold: float
-
-    def len_threshold_px(self, map_px: int, crop_px: int | None) -> int:
-        return scale_len_threshold(self.len_threshold, map_px, crop_px)
-
-    def models_needed(self, models: Sequence[str]) -> list[str]:
-        """The models whose maps this method reads (all of them for the mean methods)."""
-        return [self.method] if self.method in models else list(models)
-
-
-def read_choice(path: str | Path, models: Sequence[str]) -> Choice:
-    """The ``chosen`` entry of the gridsearch stage's JSON; ValueError naming the file if it is
-    missing, malformed, or names a method that ``models`` cannot provide."""
+def _gridsearch_entry(path: str | Path, key: str):
+    """``key`` of the gridsearch stage's JSON; ValueError naming the file if it is missing or unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
-            chosen = json.load(f)["chosen"]
-        choice = Choice(
-            str(chosen["method"]),
-            bool(chosen["x_input"]),
-            float(chosen["corr_threshold"]),
-            float(chosen["len_threshold"]),
-        )
+            return json.load(f)[key]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: expected the gridsearch stage's JSON with a 'chosen' entry ({err})") from None
-    if choice.method not in method_names(models):
-        raise ValueError(f"{path}: chosen method {choice.method!r} is not one of {method_names(models)}")
+        raise ValueError(f"{path}: expected the gridsearch stage's JSON with a {key!r} entry ({err})") from None
+
+
+def _setting(path: str | Path, key: str, record, models: Sequence[str]) -> Choice:
+    try:
+        choice = Choice.from_record(record)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: expected the gridsearch stage's JSON with a {key!r} entry ({err})") from None
+    if choice.method not in source_names(models):
+        raise ValueError(f"{path}: {key} method {choice.method!r} is not one of {source_names(models)}")
     return choice
+
+
+def read_choice(path: str | Path, models: Sequence[str], key: str = "chosen") -> Choice:
+    """The setting under ``key`` of the gridsearch stage's JSON (``chosen``: the saliency method's,
+    ``chosen_image``: the image-only control's); ValueError naming the file if it is missing,
+    malformed, or names a source that ``models`` cannot provide."""
+    return _setting(path, key, _gridsearch_entry(path, key), models)
+
+
+def read_settings(path: str | Path, models: Sequence[str], key: str = "best_per_estimator") -> list[tuple[Choice, dict]]:
+    """The list of settings under ``key`` of the gridsearch stage's JSON, each with its whole record
+    (validation scores included); ValueError naming the file as :func:`read_choice`."""
+    entries = _gridsearch_entry(path, key)
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list under {key!r}, got {type(entries).__name__}")
+    return [(_setting(path, f"{key}[{i}]", record, models), record) for i, record in enumerate(entries)]
 
 
 def measure_choice(
@@ -493,22 +813,8 @@ def measure_choice(
     linearity: str = "abs_pearson",
     progress: bool = False,
 ) -> np.ndarray:
-    """Lengths in map pixels (n,) of the galaxies in ``model_maps`` with the chosen settings.
-
-    ``crop_px``: the crop (424-px pixels) the maps were made from, which sets T_l in map pixels.
-    """
-    len_px = choice.len_threshold_px(grey.shape[-1], crop_px)
-    lengths = method_lengths(
-        model_maps,
-        grey,
-        [choice.x_input],
-        [choice.corr_threshold],
-        [len_px],
-        linearity,
-        methods=[choice.method],
-        progress=progress,
-    )
-    return lengths[(choice.method, choice.x_input)][:, 0, 0]
+    """Lengths in map pixels (n,) of the galaxies in ``model_maps`` with one setting (:func:`setting_lengths`)."""
+    return setting_lengths(model_maps, grey, [choice], crop_px, linearity, progress=progress)[:, 0]
 
 
 # --------------------------------------------------------------------------------------------------

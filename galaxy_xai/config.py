@@ -110,6 +110,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    seed: int = _f(42, "seeds model initialisation, shuffling and augmentation of every CNN (the sky, the splits and the SmoothGrad noise use the top-level seed): change it to see what a conclusion owes to one training run", 0, 2**31 - 1)
     lr_patience: int = _f(5, "ReduceLROnPlateau patience in epochs (factor 0.5)", 1, 1000)
     stop_patience: int = _f(10, "EarlyStopping patience in epochs (best weights restored)", 1, 1000)
     distribute: str = _f("auto", "auto (mirrored if several GPUs), none, or mirrored", choices=("auto", "none", "mirrored"))
@@ -124,11 +125,23 @@ class SmoothGradConfig:
     symmetries: int = _f(8, "orientations the samples also average over: 1 (paper), 4 quarter turns, 8 with flips", choices=(1, 4, 8))
 
 
+ESTIMATORS = ("algorithm1", "fourier")
+"""How a bar length is read off a map: Algorithm 1 of the paper (thresholds T_c, T_l) or the radius
+where the map's m = 2 Fourier amplitude falls to a fraction of its peak (see :mod:`galaxy_xai.barlength`)."""
+
+MASKS = ("none", "r90")
+"""What is measured of a map: all of it, or only the pixels within the galaxy's Petrosian R90."""
+
+
 @dataclass(frozen=True)
 class GridConfig:
+    estimators: list[str] = _f(list(ESTIMATORS), f"bar-length estimators searched, among {', '.join(ESTIMATORS)} (paper: algorithm1)", choices=ESTIMATORS)
+    mask: list[str] = _f(list(MASKS), "none: measure the whole map (paper); r90: zero the map outside the galaxy's Petrosian R90 first", choices=MASKS)
     x_input: list[bool] = _f([False, True], "multiply the map by the grey-scale input before measuring")
     corr_threshold: list[float] = _f([0.5, 0.6, 0.7, 0.8, 0.9], "T_c: linearity above which the bar is isolated (paper: 0.7-0.9 by 0.05)", 0.0, 1.0)
     len_threshold: list[int] = _f([10, 20, 30, 40, 50], "T_l: pixel-count floor, in pixels of the paper's 224-px maps of the whole image (scaled to the area of our map pixels)", 1, 1_000_000)
+    fourier_fraction: list[float] = _f([0.3, 0.5, 0.7], "fourier estimator: the bar ends where the m = 2 amplitude falls below this fraction of its peak", 0.01, 0.99)
+    fourier_floor: list[float] = _f([0.0, 0.2, 0.3, 0.4], "fourier estimator: the map below this fraction of its maximum is set to 0 first (speckle fills the outer annuli)", 0.0, 0.95)
 
 
 @dataclass(frozen=True)
@@ -153,11 +166,13 @@ class XaiConfig:
 @dataclass(frozen=True)
 class ControlConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(arch="xception_small", epochs=60))
+    folds: int = _f(5, "cross-fitting folds of the control CNN: each bar galaxy is predicted by the model of its fold, "
+                    "trained on the others; fold 0 is the paper's single split's test set", 2, 20)
 
 
 @dataclass(frozen=True)
 class Config:
-    seed: int = _f(42, "seeds every random draw of every stage", 0, 2**31 - 1)
+    seed: int = _f(42, "seeds the synthetic sky, the splits, the SmoothGrad noise and the resamples of the statistics (training: train.seed)", 0, 2**31 - 1)
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
@@ -252,9 +267,12 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         key = f"{prefix}.{name}" if prefix else name
         value = _convert(raw[name], hints[name], key, dict(f.metadata))
         choices = f.metadata.get("choices")
-        if choices is not None and value not in choices:
-            allowed = ", ".join("null" if c is None else str(c) for c in choices)
-            raise ConfigError(f"{key} = {value!r}: expected one of {allowed}")
+        # A list's choices constrain each item (e.g. xai.grid.estimators).
+        items = [(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else [(key, value)]
+        for item_key, item in items:
+            if choices is not None and item not in choices:
+                allowed = ", ".join("null" if c is None else str(c) for c in choices)
+                raise ConfigError(f"{item_key} = {item!r}: expected one of {allowed}")
         kwargs[name] = value
     try:
         return cls(**kwargs)
@@ -405,3 +423,40 @@ def params_reference() -> list[tuple[str, str, str]]:
     walk(Config, "")
     walk(ModelConfig, "models.<name>.")
     return rows
+
+
+def _value_at(cfg: Config, key: str) -> Any:
+    """The value of a dotted key in ``cfg`` (``models.<name>.*`` keys: the first model's)."""
+    node: Any = cfg
+    for part in key.split("."):
+        node = next(iter(node.values())) if part == "<name>" else getattr(node, part)
+    return node
+
+
+def params_markdown(cfg: Config) -> str:
+    """docs/params.md: every key with its value in ``cfg`` (the committed params.yaml) and meaning.
+
+    ``python -m galaxy_xai.config > docs/params.md`` regenerates it; a test keeps the two equal.
+    """
+    lines = [
+        "# Params reference",
+        "",
+        "[Back to the README](../README.md)",
+        "",
+        "Every key of `params.yaml`, with its value in the committed file (`models.<name>` rows: the first "
+        "model's) and its meaning, generated from `galaxy_xai/config.py` by `python -m galaxy_xai.config > "
+        "docs/params.md`. `check_params` validates them all before any stage works: an unknown key, a wrong "
+        "type, an out-of-range value, a duplicate key or a broken cross-key rule stops `dvc repro` with "
+        "`params.yaml: <key> = <value>: expected ...`.",
+        "",
+        "| key | in params.yaml | meaning |",
+        "|---|---|---|",
+    ]
+    for key, _, help_text in params_reference():
+        value = _value_at(cfg, key)
+        lines.append(f"| `{key}` | `{'null' if value is None else repr(value)}` | {help_text} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(params_markdown(load_config()), end="")

@@ -387,51 +387,26 @@ def median_relative_spread(lengths) -> float:
 # The grid search table
 
 
-def grid_scores(
-    lengths_px424: Mapping[tuple[str, bool], np.ndarray],
-    catalogue_px424,
-    petror90_r,
-    corr_thresholds: Sequence[float],
-    len_thresholds: Sequence[float],
-    len_thresholds_px: Sequence[int],
-) -> pd.DataFrame:
-    """One row per (method, x_input, T_c, T_l) with ``rho_image`` and ``rho`` (paper convention).
+def grid_scores(settings: pd.DataFrame, lengths_px424: np.ndarray, catalogue_px424, petror90_r) -> pd.DataFrame:
+    """The grid-search table: ``settings`` (one row per setting, columns naming it, NaN for parameters
+    that do not apply) with ``rho_image``, ``rho`` (paper convention) and ``n`` appended.
 
-    ``lengths_px424``: {(method, x_input): measured lengths in 424-px pixels (n, n_Tc, n_Tl)};
-    ``catalogue_px424``, ``petror90_r``: (n,); ``len_thresholds`` as in params (224-px maps),
-    ``len_thresholds_px`` the counts actually used on these maps.
+    ``lengths_px424``: measured lengths in 424-px pixels (n, S), column s for row s of ``settings``;
+    ``catalogue_px424``, ``petror90_r``: (n,).
     """
+    lengths = np.asarray(lengths_px424, dtype=np.float64)
     catalogue = np.asarray(catalogue_px424, dtype=np.float64)
     factor = np.asarray(petror90_r, dtype=np.float64)
-    tc_grid, tl_grid = np.meshgrid(corr_thresholds, np.arange(len(len_thresholds)), indexing="ij")
-    frames = []
-    for (method, x_input), lengths in lengths_px424.items():
-        flat = _settings_as_columns(lengths)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "method": method,
-                    "x_input": bool(x_input),
-                    "corr_threshold": tc_grid.ravel(),
-                    "len_threshold": np.asarray(len_thresholds)[tl_grid.ravel()],
-                    "len_threshold_px": np.asarray(len_thresholds_px)[tl_grid.ravel()],
-                    "rho_image": pearson_columns(flat, catalogue),
-                    "rho": pearson_columns(flat * factor[:, None], catalogue * factor),
-                    "n": catalogue.size,
-                }
-            )
+    if lengths.ndim != 2 or lengths.shape != (catalogue.size, len(settings)):
+        raise ValueError(
+            f"grid_scores: expected lengths ({catalogue.size}, {len(settings)}) for {len(settings)} settings, "
+            f"got {lengths.shape}"
         )
-    return pd.concat(frames, ignore_index=True)
-
-
-def _settings_as_columns(lengths: np.ndarray) -> np.ndarray:
-    """Lengths (n, n_Tc, n_Tl) of one (method, x_input) as (n, n_Tc * n_Tl) columns, T_l fastest."""
-    return lengths.reshape(lengths.shape[0], -1)
-
-
-def grid_columns(lengths_px424: Mapping[tuple[str, bool], np.ndarray]) -> np.ndarray:
-    """The measured lengths of every grid setting, (n, S): column s is row s of :func:`grid_scores`."""
-    return np.concatenate([_settings_as_columns(v) for v in lengths_px424.values()], axis=1)
+    return settings.reset_index(drop=True).assign(
+        rho_image=pearson_columns(lengths, catalogue),
+        rho=pearson_columns(lengths * factor[:, None], catalogue * factor),
+        n=catalogue.size,
+    )
 
 
 def chosen_positions(scores: np.ndarray, methods: Sequence[str]) -> np.ndarray:
@@ -452,8 +427,8 @@ def choose_setting(table: pd.DataFrame, score: str = "rho_image") -> int:
     return int(chosen_positions(table[score].to_numpy(dtype=np.float64), table["method"].to_numpy()))
 
 
-SETTING = ("method", "x_input", "corr_threshold", "len_threshold")
-"""The columns of a grid-search row that name a setting."""
+SETTING = ("method", "estimator", "x_input", "mask", "corr_threshold", "len_threshold", "fraction", "floor")
+"""The columns of a grid-search row that name a setting (the fields of :class:`galaxy_xai.barlength.Choice`)."""
 
 
 def choice_stability(
@@ -468,7 +443,7 @@ def choice_stability(
     """How often a bootstrap of the galaxies makes the grid search choose the same method and setting.
 
     ``table`` (S rows, :func:`grid_scores`) names the settings; ``columns`` (n, S) are their measured
-    lengths (:func:`grid_columns`), ``catalogue`` (n,) the reference, ``factor`` (n,) PETROR90_R when
+    lengths, ``catalogue`` (n,) the reference, ``factor`` (n,) PETROR90_R when
     the score is the paper's rho, None for ``rho_image``. The galaxies are resampled ``n_boot`` times
     and the choice (:func:`chosen_positions`) redone on each resample. Returns the fractions of
     resamples choosing the chosen method (``method_frequency``) and the chosen setting
@@ -506,15 +481,22 @@ def choice_stability(
 
 
 def _plain(value):
-    """A NumPy scalar as the Python value JSON writes."""
-    return value.item() if isinstance(value, np.generic) else value
+    """A NumPy scalar as the Python value JSON writes; NaN (a parameter that does not apply) as None."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def best_per(table: pd.DataFrame, keys: Sequence[str], score: str = "rho_image") -> pd.DataFrame:
+    """The row with the highest ``score`` for each value of the ``keys`` columns, in order of first
+    appearance (first in grid order on ties; NaN last)."""
+    ranked = table.assign(_score=table[score].fillna(-np.inf)).reset_index(drop=True)
+    best = ranked.loc[ranked.groupby(list(keys), sort=False)["_score"].idxmax()]
+    return best.drop(columns="_score").reset_index(drop=True)
 
 
 def best_per_method(table: pd.DataFrame, score: str = "rho_image") -> pd.DataFrame:
     """The row with the highest ``score`` for each method (first in grid order on ties; NaN last)."""
-    ranked = table.assign(_score=table[score].fillna(-np.inf)).reset_index(drop=True)
-    best = ranked.loc[ranked.groupby("method", sort=False)["_score"].idxmax()]
-    return best.drop(columns="_score").reset_index(drop=True)
+    return best_per(table, ["method"], score)
 
 
 PAPER_TABLE2_RHO = {"vgg": 0.68, "resnet": 0.71, "xception": 0.67, "mean_map": 0.76, "mean_length": 0.75}
@@ -560,6 +542,68 @@ def xai_sample(bars: pd.DataFrame, split: str, source: str = "bars.csv") -> pd.D
     return rows
 
 
+CATALOGUE_SCORES = {"rho_image": "rho_image", "spearman_image": "spearman_image"}
+"""Image-unit scores of a set of lengths against the catalogue: output key -> :data:`CORRELATION_SCORES` name."""
+
+TRUTH_SCORES = {"spearman_truth_image": "spearman_image"}
+"""The same against the true length (synthetic sky): the issue's target metric."""
+
+
+def _truth(sample: pd.DataFrame) -> np.ndarray:
+    """True lengths in 424-px pixels (n,), NaN where unknown (all of them on real data)."""
+    if "true_length_px424" not in sample.columns:
+        return np.full(len(sample), np.nan)
+    return sample["true_length_px424"].to_numpy(dtype=np.float64)
+
+
+def length_scores(measured_px424, sample: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict:
+    """Image-unit scores of one set of lengths (n,) on the galaxies of ``sample`` (:func:`xai_sample` rows).
+
+    :data:`CATALOGUE_SCORES` and, where true lengths are known, :data:`TRUTH_SCORES`, each followed by
+    ``<key>_ci95``. Galaxies without a finite length (a failed fit) are left out: ``n`` counts the
+    galaxies scored, ``n_failed`` those left out, ``n_truth`` those with a true length. Scores that
+    cannot be computed (fewer than 2 galaxies) are NaN.
+    """
+    measured = np.asarray(measured_px424, dtype=np.float64)
+    catalogue = sample["length_px424"].to_numpy(dtype=np.float64)
+    truth = _truth(sample)
+    if measured.shape != catalogue.shape:
+        raise ValueError(f"length_scores: expected {catalogue.size} lengths, got shape {measured.shape}")
+    ok = np.isfinite(measured)
+    known = ok & np.isfinite(truth)
+    out: dict = {"n": int(ok.sum()), "n_failed": int((~ok).sum()), "n_truth": int(known.sum())}
+    for keep, reference, names in ((ok, catalogue, CATALOGUE_SCORES), (known, truth, TRUTH_SCORES)):
+        if keep.sum() >= 2:
+            out.update(correlation_scores(measured[keep], reference[keep], None, names, n_boot, rng))
+        else:
+            for key in names:
+                out[key], out[f"{key}_ci95"] = float("nan"), [float("nan"), float("nan")]
+    return out
+
+
+def paired_comparison(a_px424, b_px424, sample: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict:
+    """Method a minus method b on the galaxies where both have a finite length, by a paired bootstrap
+    (:func:`paired_bootstrap_difference`): ``rho_image`` against the catalogue and, where true lengths
+    are known, ``spearman_truth_image``; each {difference, ci95, verdict, n}. (n,) lengths in 424-px pixels.
+    """
+    a = np.asarray(a_px424, dtype=np.float64)
+    b = np.asarray(b_px424, dtype=np.float64)
+    catalogue = sample["length_px424"].to_numpy(dtype=np.float64)
+    truth = _truth(sample)
+    both = np.isfinite(a) & np.isfinite(b)
+    out = {}
+    for key, keep, reference in (
+        ("rho_image", both, catalogue),
+        ("spearman_truth_image", both & np.isfinite(truth), truth),
+    ):
+        if keep.sum() < 2:
+            continue
+        statistic = CORRELATION_SCORES[{**CATALOGUE_SCORES, **TRUTH_SCORES}[key]][0]
+        diff = paired_bootstrap_difference(a[keep], b[keep], reference[keep], statistic, n_boot, rng)
+        out[key] = {"difference": diff.difference, "ci95": list(diff.ci95), "verdict": diff.verdict, "n": int(keep.sum())}
+    return out
+
+
 def measurement_summary(
     draws_px424: np.ndarray,
     sample: pd.DataFrame,
@@ -581,8 +625,8 @@ def measurement_summary(
     whether the measurement adds to what the factor alone gives; ``rho_image_null_p95`` /
     ``rho_image_p_value`` ask whether the lengths in image units carry information at all.
 
-    Every correlation (rho, rho_image, spearman, spearman_image, rho_truth, rho_truth_image) is
-    followed by ``<key>_ci95``: its 95% bootstrap interval over ``n_boot`` resamples of the galaxies.
+    Every correlation (rho, rho_image, spearman, spearman_image, rho_truth, rho_truth_image,
+    spearman_truth_image) is followed by ``<key>_ci95``: its 95% bootstrap interval over ``n_boot`` resamples of the galaxies.
     """
     draws = np.asarray(draws_px424, dtype=np.float64)
     if draws.ndim != 2 or draws.shape != (2, len(sample)):
@@ -643,7 +687,7 @@ def measurement_summary(
             scores.update(
                 correlation_scores(
                     measured[known], truth[known], factor[known],
-                    {"rho_truth": "rho", "rho_truth_image": "rho_image"}, n_boot, rng,
+                    {"rho_truth": "rho", "rho_truth_image": "rho_image", **TRUTH_SCORES}, n_boot, rng,
                 )
             )  # fmt: skip
             scores["n_truth"] = int(known.sum())

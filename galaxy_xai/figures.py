@@ -85,6 +85,22 @@ def bar_examples(examples: Sequence[Mapping]) -> plt.Figure:
     return fig
 
 
+def axis_segment(weights: np.ndarray, half_length_px: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Endpoints ((row0, col0), (row1, col1)) of a segment of ``2 * half_length_px`` map pixels through
+    the weighted centre of ``weights`` (H, W) >= 0, along its long axis (the weighted second moments'
+    principal direction): how Figure 3 draws a length that no set of isolated pixels defines."""
+    weights = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
+    rows, cols = np.indices(weights.shape)
+    total = weights.sum() or 1.0
+    r0, c0 = (weights * rows).sum() / total, (weights * cols).sum() / total
+    dr, dc = rows - r0, cols - c0
+    cov = np.array([[(weights * dr * dr).sum(), (weights * dr * dc).sum()],
+                    [(weights * dr * dc).sum(), (weights * dc * dc).sum()]]) / total  # fmt: skip
+    direction = np.linalg.eigh(cov)[1][:, -1]  # eigenvector of the largest eigenvalue
+    step = half_length_px * direction
+    return (r0 - step[0], c0 - step[1]), (r0 + step[0], c0 + step[1])
+
+
 def _density_contours(ax: plt.Axes, x: np.ndarray, y: np.ndarray) -> None:
     """Gaussian-KDE contours enclosing roughly 20/50/80 per cent of the points."""
     from scipy.stats import gaussian_kde

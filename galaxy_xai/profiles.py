@@ -3,15 +3,18 @@
 Two classical estimators of a bar's extent (Athanassoula & Misiriotis 2002; Aguerri et al. 2000;
 Erwin 2005), usable on a saliency map as well as on the galaxy's light:
 
-* **m = 2 Fourier profile** (:func:`fourier_profiles`, :func:`fourier_bar_length`): in annuli of
+* **m = 2 Fourier profile** (:func:`fourier_profiles`, :func:`fourier_bar_length`, and
+  :func:`fourier_lengths` for several fractions from one profile): in annuli of
   1 px around the centre, the amplitude of the m = 2 azimuthal mode relative to m = 0,
   ``A2(r) = |sum I exp(-2i theta)| / sum I``, and its phase. A bar is a region of large, constant-phase
   A2; its end is where A2 falls below ``fraction`` of its peak (``rule="amplitude"``) or where the
   m = 2 phase turns by more than ``max_phase_deg`` from its value at the peak (``rule="phase"``).
   Both are robust to a stray bright pixel far from the centre, which sets Algorithm 1's largest
   distance: one pixel barely moves an annulus's mode.
-* **isophote ellipticity peak** (:func:`isophote_bar_length`): photutils' ``isophote.Ellipse`` fit;
-  the bar's half length is the semi-major axis of the most elongated isophote inside ``r_max_px``.
+* **isophote ellipticity peak** (:func:`isophote_bar_length`, :func:`isophote_bar_lengths` for a
+  stack in several processes): photutils' ``isophote.Ellipse`` fit of the sky-subtracted light
+  (:func:`subtract_sky`); the bar's half length is the semi-major axis of the most elongated
+  isophote inside ``r_max_px``.
 
 Lengths are FULL lengths (twice the half length) in pixels of the array given (map pixels for a
 64-px map; see :mod:`galaxy_xai.units` for 424-px pixels and kpc). Shapes: one map ``(H, W)``, a
@@ -20,9 +23,11 @@ stack ``(n, H, W)``; profiles ``(n, k)`` over ``k`` radii.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +122,38 @@ def _crossing(radius: np.ndarray, values: np.ndarray, level: np.ndarray, start: 
     return np.where(found, interpolated, radius[-1])
 
 
+def _check_fraction(fraction) -> None:
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction = {fraction}: expected a number in (0, 1)")
+
+
+def _peaks(prof: FourierProfiles, r_min_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A2 with the annuli inside ``r_min_px`` zeroed (n, k), index of its peak (n,), peak A2 (n,))."""
+    amplitude = np.where(prof.radius_px[None, :] >= r_min_px, prof.amplitude, 0.0)
+    peak = np.argmax(amplitude, axis=1)
+    return amplitude, peak, amplitude[np.arange(len(peak)), peak]
+
+
+def fourier_lengths(
+    maps: np.ndarray, fractions, r_min_px: float = 1.0, r_max_px: float | None = None
+) -> np.ndarray:
+    """Full bar lengths in pixels (n, n_fractions) by the amplitude rule at each of ``fractions``.
+
+    One profile per map serves every fraction: the bar ends where A2 first falls below
+    ``fraction`` x its peak beyond the peak (see :func:`fourier_bar_length`); NaN for maps with no
+    m = 2 signal.
+    """
+    fractions = np.atleast_1d(np.asarray(fractions, dtype=np.float64))
+    for fraction in fractions:
+        _check_fraction(fraction)
+    prof = fourier_profiles(maps, r_max_px)
+    amplitude, peak, peak_amplitude = _peaks(prof, r_min_px)
+    half = np.stack(
+        [_crossing(prof.radius_px, amplitude, f * peak_amplitude, peak, below=True) for f in fractions], axis=1
+    )
+    return np.where(peak_amplitude[:, None] > 0, 2.0 * half, np.nan)
+
+
 def fourier_bar_length(
     maps: np.ndarray,
     rule: str = "amplitude",
@@ -134,38 +171,82 @@ def fourier_bar_length(
     """
     if rule not in FOURIER_RULES:
         raise ValueError(f"rule = {rule!r}: expected one of {', '.join(FOURIER_RULES)}")
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction = {fraction}: expected a number in (0, 1)")
+    _check_fraction(fraction)
     if not 0 < max_phase_deg < 90:
         raise ValueError(f"max_phase_deg = {max_phase_deg}: expected degrees in (0, 90)")
-    prof = fourier_profiles(maps, r_max_px)
-    amplitude = np.where(prof.radius_px[None, :] >= r_min_px, prof.amplitude, 0.0)
-    peak = np.argmax(amplitude, axis=1)
-    rows = np.arange(len(peak))
-    peak_amplitude = amplitude[rows, peak]
     if rule == "amplitude":
-        half = _crossing(prof.radius_px, amplitude, fraction * peak_amplitude, peak, below=True)
-    else:
-        turn = np.abs(np.angle(np.exp(2j * (prof.phase_rad - prof.phase_rad[rows, peak][:, None])))) / 2
-        half = _crossing(prof.radius_px, np.degrees(turn), np.full(len(peak), max_phase_deg), peak, below=False)
+        return fourier_lengths(maps, [fraction], r_min_px, r_max_px)[:, 0]
+    prof = fourier_profiles(maps, r_max_px)
+    _, peak, peak_amplitude = _peaks(prof, r_min_px)
+    rows = np.arange(len(peak))
+    turn = np.abs(np.angle(np.exp(2j * (prof.phase_rad - prof.phase_rad[rows, peak][:, None])))) / 2
+    half = _crossing(prof.radius_px, np.degrees(turn), np.full(len(peak), max_phase_deg), peak, below=False)
     return np.where(peak_amplitude > 0, 2.0 * half, np.nan)
 
 
-def isophote_bar_length(image: np.ndarray, r_max_px: float, sma0_px: float | None = None) -> float:
+def border_pixels(images: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels of each image (n, H, W): (n, 2 (H + W) - 4)."""
+    images = np.asarray(images)
+    if images.ndim != 3 or min(images.shape[1:]) < 2:
+        raise ValueError(f"images: expected (n, H, W) with H, W >= 2, got shape {images.shape}")
+    inner_cols = images[:, 1:-1]
+    return np.concatenate([images[:, 0], images[:, -1], inner_cols[:, :, 0], inner_cols[:, :, -1]], axis=1)
+
+
+def subtract_sky(images: np.ndarray, clip: bool = False) -> np.ndarray:
+    """Each image (n, H, W) or (H, W) minus its sky level, the median of its border pixels; float64.
+
+    The galaxy is centred and the border is the part of the frame farthest from it, so its median is
+    the sky even when a neighbour or a star touches the edge. ``clip``: negative values (sky noise)
+    become 0, so the image is a non-negative weight map like a saliency map.
+    """
+    arr = np.asarray(images, dtype=np.float64)
+    stack = arr[None] if arr.ndim == 2 else arr
+    out = stack - np.median(border_pixels(stack), axis=1)[:, None, None]
+    if clip:
+        np.clip(out, 0.0, None, out=out)
+    return out.reshape(arr.shape)
+
+
+@dataclass(frozen=True)
+class IsophoteFit:
+    """How :func:`isophote_bar_length` runs photutils' ellipse fit; lengths in pixels of the image.
+
+    ``sma0_fraction``: first isophote's semi-major axis as a fraction of r_max; ``step_fraction``:
+    linear step between isophotes as a fraction of r_max (10 isophotes out to r_max); ``min_sma_px``:
+    innermost isophote (a smaller ellipse samples too few pixels for an ellipticity);
+    ``min_iterations`` / ``max_iterations``: per isophote. photutils' defaults (geometric 10% steps
+    from 1 px, 10 to 50 iterations) cost ~0.8 s per 64-px image here; these ~0.1 s, with the same
+    rank correlation with the true bar length on the synthetic sky (measured on 80 test galaxies).
+    """
+
+    sma0_fraction: float = 1 / 3
+    step_fraction: float = 0.1
+    min_sma_px: float = 2.0
+    min_iterations: int = 3
+    max_iterations: int = 10
+
+
+def isophote_bar_length(
+    image: np.ndarray, r_max_px: float, fit: IsophoteFit = IsophoteFit()
+) -> float:
     """Full bar length in pixels from the most elongated isophote of ``image`` (H, W) inside ``r_max_px``.
 
     Fits ellipses with photutils' ``isophote.Ellipse`` (centre fixed at the array centre, where the
-    galaxy is) from ``sma0_px`` (default r_max_px / 4) outwards and inwards; returns twice the
-    semi-major axis of the isophote of largest ellipticity with sma <= ``r_max_px``. NaN when the
-    fit finds no isophote (e.g. a flat image).
+    galaxy is) from ``fit.sma0_fraction`` x r_max outwards and inwards in linear steps; returns twice
+    the semi-major axis of the isophote of largest ellipticity with sma <= ``r_max_px``. NaN when the
+    fit finds no usable isophote (e.g. a flat image). ``image``: sky-subtracted light (see
+    :func:`subtract_sky`).
     """
     from photutils.isophote import Ellipse, EllipseGeometry
 
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2 or not np.isfinite(image).all():
         raise ValueError(f"image: expected a finite 2-D array, got shape {image.shape}")
+    if not r_max_px > fit.min_sma_px:
+        raise ValueError(f"r_max_px = {r_max_px}: expected more than min_sma_px = {fit.min_sma_px}")
     height, width = image.shape
-    sma0 = r_max_px / 4 if sma0_px is None else sma0_px
+    sma0 = max(fit.sma0_fraction * r_max_px, fit.min_sma_px)
     isophotes = []
     # The fit starts from one guessed isophote and gives up when that one fails: try starting
     # shapes in turn (the bar's angle and elongation are unknown).
@@ -175,7 +256,14 @@ def isophote_bar_length(image: np.ndarray, r_max_px: float, sma0_px: float | Non
             warnings.simplefilter("ignore")  # photutils warns for every isophote it cannot fit
             try:
                 isophotes = Ellipse(image, geometry).fit_image(
-                    sma0=sma0, minsma=1.0, maxsma=r_max_px, step=0.1, fix_center=True
+                    sma0=sma0,
+                    minsma=fit.min_sma_px,
+                    maxsma=r_max_px,
+                    step=fit.step_fraction * r_max_px,
+                    linear=True,
+                    minit=fit.min_iterations,
+                    maxit=fit.max_iterations,
+                    fix_center=True,
                 )
             except (ValueError, IndexError, RuntimeError, TypeError) as err:
                 log.debug("isophote fit failed: %s", err)
@@ -190,3 +278,22 @@ def isophote_bar_length(image: np.ndarray, r_max_px: float, sma0_px: float | Non
     if not usable.any():
         return float("nan")
     return float(2.0 * sma[usable][np.argmax(eps[usable])])
+
+
+def isophote_bar_lengths(
+    images: np.ndarray, r_max_px: float, fit: IsophoteFit = IsophoteFit(), workers: int = 1
+) -> np.ndarray:
+    """:func:`isophote_bar_length` of each image of a stack (n, H, W): (n,) full lengths in pixels.
+
+    ``workers`` > 1 fits in that many processes (photutils is pure Python, one image at a time);
+    the lengths do not depend on it.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3:
+        raise ValueError(f"images: expected a stack (n, H, W), got shape {images.shape}")
+    fit_one = functools.partial(isophote_bar_length, r_max_px=r_max_px, fit=fit)
+    if workers <= 1 or len(images) < 2:
+        return np.array([fit_one(image) for image in images], dtype=np.float64)
+    with ProcessPoolExecutor(workers) as pool:
+        chunk = max(1, len(images) // (4 * workers))
+        return np.fromiter(pool.map(fit_one, images, chunksize=chunk), dtype=np.float64, count=len(images))

@@ -1,7 +1,8 @@
 """Compile and fit any model of the registry on any (images, targets) datasets; predict.
 
 Generic on purpose: the morphology models (37 sigmoid outputs) and the control regressor (one
-linear output, bar length) both go through :func:`fit`. The recipe is the paper's: Adam, MSE
+linear output, bar length) both go through :func:`fit`; :func:`cross_fit` trains one model per fold
+and predicts every row with the model that did not see it (the control CNN). The recipe is the paper's: Adam, MSE
 loss, RMSE metric, ReduceLROnPlateau (factor 0.5), EarlyStopping with the best weights restored.
 Learning curves are logged one line per epoch, to a TSV that ``dvc plots`` draws, and through
 DVCLive.
@@ -310,6 +311,68 @@ def train_from_table(
         live_dir=live_dir,
         log=log,
     )
+
+
+def cross_fit(
+    table: pd.DataFrame,
+    target_columns: Sequence[str],
+    roles: Sequence[np.ndarray],
+    *,
+    images_cfg: ImagesConfig,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    seed: int,
+    head: str = "linear",
+    curve_dir: str | Path | None = None,
+    on_model: Callable[[int, keras.Model], None] | None = None,
+    log: logging.Logger | None = None,
+) -> tuple[np.ndarray, list[FitResult]]:
+    """Out-of-fold predictions of ``model_cfg.arch`` for every row of ``table``: one model per fold.
+
+    ``roles[k]`` (n,) says what each row is to fold k's model (see ``catalogue.fold_roles``): it
+    trains on 'train', stops early on 'val' and predicts 'predict'. Every row must be 'predict' in
+    exactly one fold, so each prediction comes from a model that never saw that row. Returns the
+    predictions (n, len(target_columns)) float32 and one :class:`FitResult` per fold. Fold k's
+    learning curve goes to ``curve_dir/fold<k>/learning_curve.tsv``; ``on_model(k, model)`` gets each
+    trained model (e.g. to save it) before the next fold starts.
+    """
+    log = log or logging.getLogger(__name__)
+    roles = [np.asarray(r, dtype=object) for r in roles]
+    bad_shape = [k for k, r in enumerate(roles) if r.shape != (len(table),)]
+    if bad_shape:
+        raise ValueError(f"cross_fit: roles of fold {bad_shape[0]}: expected shape ({len(table)},) like the table")
+    times_predicted = np.sum([r == "predict" for r in roles], axis=0) if roles else np.zeros(len(table))
+    wrong = np.flatnonzero(times_predicted != 1)
+    if len(wrong):
+        row = int(wrong[0])
+        raise ValueError(
+            f"cross_fit: row {row} (image {table['image_path'].iloc[row]}) is 'predict' in {int(times_predicted[row])} "
+            f"of the {len(roles)} folds; expected exactly 1"
+        )
+    predictions = np.full((len(table), len(target_columns)), np.nan, dtype="float32")
+    results = []
+    for k, role in enumerate(roles):
+        # A fresh session per fold: the same layer names in every fold's file, no graphs piling up.
+        keras.backend.clear_session()
+        rows = np.flatnonzero(role == "predict")
+        log.info("fold %d of %d: predicts %d rows", k, len(roles), len(rows))
+        model, result = train_from_table(
+            table.assign(_fold_role=role),
+            target_columns,
+            images_cfg=images_cfg,
+            model_cfg=model_cfg,
+            train_cfg=train_cfg,
+            seed=seed,
+            head=head,
+            split_column="_fold_role",
+            curve_path=None if curve_dir is None else Path(curve_dir) / f"fold{k}" / "learning_curve.tsv",
+            log=log,
+        )
+        predictions[rows] = predict(model, table["image_path"].iloc[rows].astype(str).tolist(), images_cfg)
+        if on_model is not None:
+            on_model(k, model)
+        results.append(result)
+    return predictions, results
 
 
 def _build_with_policy(build: Callable[[], keras.Model], mixed_precision: bool) -> keras.Model:

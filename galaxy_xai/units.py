@@ -40,6 +40,18 @@ def map_px_to_px424(length_map_px, map_px: int, crop_px: int | None):
     return np.asarray(length_map_px, dtype=float) * (crop / map_px)
 
 
+def px424_to_map_px(length_px424, map_px: int, crop_px: int | None):
+    """Length in 424-px image pixels -> pixels of a ``map_px``-side map (inverse of :func:`map_px_to_px424`)."""
+    crop = IMAGE_PX if crop_px is None else crop_px
+    return np.asarray(length_px424, dtype=float) * (map_px / crop)
+
+
+def r90_map_px(map_px: int, crop_px: int | None) -> float:
+    """Petrosian R90 in pixels of a ``map_px``-side map: the same for every galaxy, as :data:`R90_PX`
+    is; 20 px for the default 64-px maps of the 160-px crop."""
+    return float(px424_to_map_px(R90_PX, map_px, crop_px))
+
+
 def px424_to_arcsec(length_px424, petror90_r_arcsec):
     """424-px pixels -> arcsec, with the GZ2 scale of 0.02 x PETROR90_R arcsec per pixel."""
     return np.asarray(length_px424, dtype=float) * ARCSEC_PER_PX_PER_R90 * np.asarray(petror90_r_arcsec, dtype=float)

@@ -26,7 +26,7 @@ TINY_PARAMS = {
         "smoothgrad": {"samples": 3, "batch_size": 64},
         "rotation": {"galaxies": 4, "angles_deg": [0, 90]},
     },
-    "control": {"model": {"arch": "xception_small", "epochs": 2, "batch_size": 16}},
+    "control": {"folds": 2, "model": {"arch": "xception_small", "epochs": 2, "batch_size": 16}},
 }
 
 

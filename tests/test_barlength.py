@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
-from galaxy_xai import barlength
+from galaxy_xai import barlength, evaluation, units
 from galaxy_xai.barlength import (
     MEAN_LENGTH,
     MEAN_MAP,
@@ -345,3 +348,218 @@ def test_elongation_recovers_the_lengths_of_ideal_bar_maps_and_abs_pearson_does_
     }
     assert rho["elongation"] > 0.9, rho
     assert rho["abs_pearson"] < rho["elongation"] - 0.2, rho
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings beyond the paper's: the Fourier estimator, the R90 mask and the image-only source
+
+ALL_ESTIMATORS = list(barlength.ESTIMATORS)
+ALL_MASKS = list(barlength.MASKS)
+
+
+def test_r90_in_map_pixels():
+    """Every GZ2 image has R90 = 50 of its 424 px: 20 px of a 64-px map of the 160-px crop."""
+    assert units.r90_map_px(64, 160) == pytest.approx(20.0)
+    assert units.r90_map_px(224, None) == pytest.approx(50 * 224 / 424)
+    assert barlength.Choice("m", False, 0.5, 10, mask="r90").radius_px(64, 160) == pytest.approx(20.0)
+    assert barlength.Choice("m", False, 0.5, 10).radius_px(64, 160) is None
+
+
+def test_within_radius_is_a_centred_disc():
+    inside = barlength.within_radius((5, 5), 1.0)
+    expected = np.zeros((5, 5), dtype=bool)
+    expected[2, 1:4] = expected[1:4, 2] = True
+    np.testing.assert_array_equal(inside, expected)
+    even = barlength.within_radius((64, 64), 20.0)
+    assert even.sum() == pytest.approx(np.pi * 20**2, rel=0.02)
+    np.testing.assert_array_equal(even, even[::-1, ::-1])
+
+
+@pytest.mark.parametrize("estimator", ALL_ESTIMATORS)
+def test_the_r90_mask_stops_a_stray_pixel_outside_r90_from_setting_the_length(estimator):
+    """A neighbour or a star in the corner is a bright pixel far outside the galaxy's R90 (20 px of a
+    64-px map): without the mask Algorithm 1's largest distance reaches it; with it nothing changes."""
+    maps, truth = _ideal_bar_maps(40, 64, np.random.default_rng(21))
+    stray = maps.copy()
+    stray[:, 2, 2] = 1.0
+    params = {"corr_threshold": 0.6, "len_threshold": 10} if estimator == "algorithm1" else {"fraction": 0.5, "floor": 0.0}
+    grey = np.ones_like(maps)
+
+    def lengths(stack, mask):
+        setting = barlength.Choice("m", False, estimator=estimator, mask=mask, **params)
+        return barlength.measure_choice({"m": stack}, grey, setting, crop_px=160, linearity="elongation")
+
+    np.testing.assert_array_equal(lengths(stray, "r90"), lengths(maps, "r90"))
+    assert np.corrcoef(lengths(stray, "r90"), truth)[0, 1] > 0.9
+    if estimator == "algorithm1":
+        assert (lengths(stray, "none") > lengths(maps, "none") + 10).mean() > 0.5
+
+
+def test_maps_to_measure_zeroes_outside_the_radius_before_renormalising():
+    maps = np.full((1, 9, 9), 0.2)
+    maps[0, 4, 4] = 0.6
+    maps[0, 0, 0] = 1.0  # the brightest pixel lies outside the radius: the map is rescaled without it
+    out = barlength.maps_to_measure(maps, maps, x_input=False, radius_px=2.0)
+    assert out[0, 4, 4] == pytest.approx(1.0) and out[0, 0, 0] == 0.0
+    assert out[0, 4, 5] == pytest.approx(0.2 / 0.6)
+
+
+def test_the_image_source_is_the_sky_subtracted_grey_input_clipped_at_zero():
+    grey = np.full((1, 6, 6), 0.3)
+    grey[0, 0, :2] = 0.1  # a few dark border pixels do not move the median of the border's 20
+    grey[0, 2:4, 2:4] = 0.8
+    image = barlength.image_maps(grey)
+    assert image.dtype == np.float32
+    expected = np.zeros((6, 6))
+    expected[2:4, 2:4] = 0.5
+    np.testing.assert_allclose(image[0], expected, atol=1e-7)
+
+
+def test_setting_lengths_measure_every_source_as_documented():
+    rng = np.random.default_rng(22)
+    n, size, crop = 5, 24, 96  # R90 = 12.5 px
+    model_maps = {m: np.stack([bar_like_map(size, rng, angle_deg=a) for a in rng.uniform(0, 180, n)]) for m in "abc"}
+    grey = rng.random((n, size, size))
+    settings = barlength.grid_settings(
+        barlength.source_names(list(model_maps)), ALL_ESTIMATORS, [False, True], ALL_MASKS, [0.7, 0.8], [10, 40],
+        [0.3, 0.6], [0.0, 0.3],
+    )  # fmt: skip
+    # 6 sources; the image is never multiplied by itself.
+    assert len(settings) == (5 * 2 + 1) * 2 * (4 + 4)
+    lengths = barlength.setting_lengths(model_maps, grey, settings, crop, "elongation", chunk_size=2)
+    assert lengths.shape == (n, len(settings))
+    raw = {**model_maps, MEAN_MAP: np.mean([v.astype(np.float32) for v in model_maps.values()], axis=0)}
+    raw[barlength.IMAGE] = barlength.image_maps(grey.astype(np.float32))  # inputs are measured in float32
+
+    def direct(source, setting):
+        measured = barlength.maps_to_measure(raw[source], grey, setting.x_input, setting.radius_px(size, crop))
+        if setting.estimator == "fourier":
+            return barlength.fourier_map_lengths(measured, [setting.fraction], setting.floor)[:, 0]
+        len_px = setting.len_threshold_px(size, crop)
+        return bar_lengths_grid(measured, [setting.corr_threshold], [len_px], "elongation")[:, 0, 0]
+
+    for s, setting in enumerate(settings):
+        if setting.method == MEAN_LENGTH:
+            expected = np.mean([direct(m, setting) for m in model_maps], axis=0)
+        else:
+            expected = direct(setting.method, setting)
+        np.testing.assert_allclose(lengths[:, s], expected, rtol=1e-12, err_msg=str(setting))
+    # The same settings in another order give the same columns.
+    order = rng.permutation(len(settings))
+    shuffled = barlength.setting_lengths(model_maps, grey, [settings[i] for i in order], crop, "elongation", chunk_size=2)
+    np.testing.assert_array_equal(shuffled, lengths[:, order])
+    # The image needs no model maps.
+    image = [c for c in settings if c.method == barlength.IMAGE]
+    np.testing.assert_array_equal(
+        barlength.setting_lengths({}, grey, image, crop, "elongation", chunk_size=2),
+        lengths[:, [settings.index(c) for c in image]],
+    )
+
+
+def test_the_paper_configuration_is_the_paper_grid():
+    """estimators [algorithm1], mask [none]: the grid and the lengths of the paper's protocol."""
+    maps = mixed_maps(6, 24, seed=31)
+    model_maps = {"a": maps[:3], "b": maps[3:]}
+    grey = np.random.default_rng(2).random((3, 24, 24))
+    methods = barlength.method_names(list(model_maps))
+    settings = barlength.grid_settings(methods, ["algorithm1"], [False, True], ["none"], T_C[:2], [10, 50], [0.5])
+    assert len(settings) == len(methods) * 2 * 2 * 2
+    assert {(c.estimator, c.mask) for c in settings} == {("algorithm1", "none")}
+    assert all(np.isnan(c.fraction) for c in settings)
+    lengths = barlength.setting_lengths(model_maps, grey, settings, 212, "abs_pearson")
+    len_px = [barlength.scale_len_threshold(t, 24, 212) for t in (10, 50)]
+    paper = barlength.method_lengths(model_maps, grey, [False, True], T_C[:2], len_px)
+    expected = np.concatenate([paper[(m, x)].reshape(3, -1) for m in methods for x in (False, True)], axis=1)
+    np.testing.assert_array_equal(lengths, expected)
+
+
+def test_fourier_map_lengths_give_a_map_without_signal_the_floor():
+    maps = np.zeros((2, 16, 16))
+    maps[1] = _ideal_bar_maps(1, 16, np.random.default_rng(1))[0][0]
+    lengths = barlength.fourier_map_lengths(maps, [0.5])
+    assert lengths[0, 0] == barlength.NO_BAR_LENGTH_PX and lengths[1, 0] > 2
+    with pytest.raises(ValueError, match="floor"):
+        barlength.fourier_map_lengths(maps, [0.5], floor=1.0)
+
+
+def test_a_floor_stops_faint_speckle_from_carrying_the_fourier_length_to_the_edge():
+    """Faint sparse speckle (as in saliency maps): A2 is a ratio, so a few faint pixels in an outer
+    annulus give it an m = 2 amplitude as large as the bar's and the amplitude rule runs on past the
+    bar; above a floor those annuli are empty and the bar's end is found. (A speckle pixel brighter
+    than the floor would still be a lone pixel of A2 = 1: the floor is chosen on validation.)"""
+    rng = np.random.default_rng(23)
+    maps, truth = _ideal_bar_maps(60, 64, rng)
+    speckle = np.where(rng.random(maps.shape) < 0.02, rng.uniform(0.05, 0.15, maps.shape), 0.0)
+    bars = np.clip(maps - 0.3, 0, None)  # the ideal bar without its uniform noise
+    noisy = barlength.normalise_maps(bars + speckle)
+    plain = barlength.fourier_map_lengths(noisy, [0.5])[:, 0]
+    floored = barlength.fourier_map_lengths(noisy, [0.5], floor=0.3)[:, 0]
+    assert np.median(plain) > 1.5 * np.median(floored)
+    assert np.corrcoef(floored, truth)[0, 1] > 0.95 and np.corrcoef(plain, truth)[0, 1] < 0.6
+
+
+def test_a_setting_names_only_the_parameters_of_its_estimator():
+    fourier = barlength.Choice("m", True, estimator="fourier", mask="r90", fraction=0.5, floor=0.3)
+    assert fourier.len_threshold_px(64, 160) is None
+    record = fourier.record(64, 160)
+    assert np.isnan(record["corr_threshold"]) and np.isnan(record["len_threshold_px"])
+    # Through JSON (NaN -> null) and back: equal and with the same hash.
+    again = barlength.Choice.from_record(json.loads(json.dumps(evaluation.finite_or_none(record))))
+    assert again == fourier and hash(again) == hash(fourier)
+    assert barlength.Choice.from_record({"method": "m", "x_input": False, "corr_threshold": 0.8, "len_threshold": 30}) == (
+        barlength.Choice("m", False, 0.8, 30.0, "algorithm1", "none")
+    )
+    bad = [
+        dict(method="m", x_input=False, estimator="fourier", fraction=0.5, floor=0.0, corr_threshold=0.7),
+        dict(method="m", x_input=False, estimator="fourier", fraction=0.5),
+        dict(method="m", x_input=False, estimator="fourier", fraction=0.5, floor=1.0),
+        dict(method="m", x_input=False, estimator="fourier", fraction=1.5, floor=0.0),
+        dict(method="m", x_input=False, corr_threshold=0.7, len_threshold=10, fraction=0.5),
+        dict(method="m", x_input=False, corr_threshold=0.7),
+        dict(method="m", x_input=False, corr_threshold=0.7, len_threshold=10, estimator="moments"),
+        dict(method="m", x_input=False, corr_threshold=0.7, len_threshold=10, mask="r50"),
+        dict(method="image", x_input=True, corr_threshold=0.7, len_threshold=10),
+    ]
+    for fields in bad:
+        with pytest.raises(ValueError):
+            barlength.Choice(**fields)
+    # A Fourier record written before floors existed has no floor: 0.
+    old = barlength.Choice.from_record({"method": "m", "x_input": False, "estimator": "fourier", "fraction": 0.5})
+    assert old.floor == 0.0
+    assert barlength.Choice("image", False, 0.7, 10).models_needed(["a", "b"]) == ["a"]
+
+
+def test_read_choice_reads_the_image_choice_and_the_best_settings(tmp_path):
+    image = barlength.Choice("image", False, estimator="fourier", mask="r90", fraction=0.3, floor=0.2)
+    best = [barlength.Choice("a", True, 0.8, 30.0), image]
+    path = tmp_path / "grid.json"
+    path.write_text(
+        json.dumps(
+            {
+                "chosen": best[0].record(64, 160),
+                "chosen_image": evaluation.finite_or_none(image.record(64, 160)),
+                "best_per_estimator": [{**evaluation.finite_or_none(c.record(64, 160)), "rho_image": 0.4} for c in best],
+            }
+        )
+    )
+    assert barlength.read_choice(path, ["a"], "chosen_image") == image
+    settings = barlength.read_settings(path, ["a"])
+    assert [c for c, _ in settings] == best and settings[1][1]["rho_image"] == 0.4
+    with pytest.raises(ValueError, match="grid.json: best_per_estimator\\[0\\] method 'a' is not one of"):
+        barlength.read_settings(path, ["b"])
+    with pytest.raises(ValueError, match="grid.json: expected the gridsearch stage's JSON with a 'missing' entry"):
+        barlength.read_choice(path, ["a"], "missing")
+
+
+def test_the_grid_keys_name_the_bad_item():
+    from galaxy_xai.config import ConfigError, config_from_dict
+
+    for key, value, message in (
+        ("estimators", ["algorithm1", "moments"], "xai.grid.estimators[1] = 'moments': expected one of algorithm1, fourier"),
+        ("mask", ["r50"], "xai.grid.mask[0] = 'r50': expected one of none, r90"),
+        ("fourier_fraction", [1.0], "xai.grid.fourier_fraction[0] = 1.0: expected a number in [0.01, 0.99]"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config_from_dict({"models": {"m": {"arch": "vgg_small"}}, "xai": {"grid": {key: value}}})
+    grid = config_from_dict({"models": {"m": {"arch": "vgg_small"}}, "xai": {"grid": {"estimators": ["algorithm1"]}}}).xai.grid
+    assert grid.estimators == ["algorithm1"] and grid.mask == ["none", "r90"]

@@ -559,6 +559,65 @@ def test_paper_bar_split_sizes():
     assert [(control == s).sum() for s in cat.CONTROL_SPLITS] == [2016, 504, 630]
 
 
+def _folds(n: int, folds: int, seed: int = 7, control=(0.64, 0.16)):
+    ids = unique_ids(n, seed=n)
+    xai, control_split = cat.split_bars(ids, 1 / 3, *control, seed=seed)
+    return ids, xai, control_split, cat.control_folds(ids, control_split, folds, seed)
+
+
+@pytest.mark.parametrize(("n", "folds"), [(950, 5), (300, 5), (36, 5), (950, 2), (950, 10), (11, 3)])
+def test_control_folds_cover_every_galaxy_once_balanced_and_seeded(n, folds):
+    ids, xai, control, fold = _folds(n, folds)
+    assert fold.shape == (n,) and set(fold.tolist()) == set(range(folds))
+    # Fold 0 is the paper split's test set, inside the XAI test split.
+    np.testing.assert_array_equal(fold == 0, control == "test")
+    assert (xai[fold == 0] == "test").all()
+    sizes = np.bincount(fold)[1:]
+    assert sizes.max() - sizes.min() <= 1
+    np.testing.assert_array_equal(cat.control_folds(ids, control, folds, 7), fold)
+    if folds > 2:  # with 2 folds, fold 1 is all the others whatever the seed
+        assert (cat.control_folds(ids, control, folds, 8) != fold).any()
+    order = np.random.default_rng(1).permutation(n)
+    np.testing.assert_array_equal(cat.control_folds(ids[order], control[order], folds, 7), fold[order])
+
+
+def test_five_folds_are_the_paper_split_and_equal_fifths():
+    ids, xai, control, fold = _folds(950, 5)
+    assert np.bincount(fold).tolist() == [190, 190, 190, 190, 190]
+    roles = cat.fold_roles(ids, control, fold, 0, 7)
+    # Fold 0's model is the paper's one model: 64/16/20 of the catalogue.
+    assert [(roles == r).sum() for r in cat.FOLD_ROLES] == [608, 152, 190]
+    np.testing.assert_array_equal(roles[control != "test"], control[control != "test"])
+    for k in range(1, 5):
+        roles = cat.fold_roles(ids, control, fold, k, 7)
+        assert [(roles == r).sum() for r in cat.FOLD_ROLES] == [608, 152, 190], k
+
+
+@pytest.mark.parametrize(("n", "folds"), [(950, 5), (36, 5), (300, 7), (11, 3)])
+def test_no_fold_model_trains_or_stops_on_a_galaxy_it_predicts(n, folds):
+    ids, _, control, fold = _folds(n, folds)
+    roles = np.array([cat.fold_roles(ids, control, fold, k, 7) for k in range(folds)])
+    assert roles.shape == (folds, n) and set(roles.ravel()) <= set(cat.FOLD_ROLES)
+    # Each galaxy is predicted by exactly one model: the one of its own fold, which never saw it.
+    np.testing.assert_array_equal((roles == "predict").sum(axis=0), np.ones(n))
+    np.testing.assert_array_equal(np.argmax(roles == "predict", axis=0), fold)
+    for k in range(folds):
+        assert ((roles[k] == "predict") == (fold == k)).all()
+        assert (roles[k] == "train").any() and (roles[k] == "val").any()
+    np.testing.assert_array_equal(cat.fold_roles(ids, control, fold, 1, 7), roles[1])
+    assert (cat.fold_roles(ids, control, fold, 1, 8) != roles[1]).any()
+
+
+def test_control_folds_errors_name_the_param():
+    ids, _, control, fold = _folds(11, 3)
+    with pytest.raises(cat.DataError, match=r"control.folds = 20: needs at least 1 control test galaxy"):
+        cat.control_folds(ids, control, 20, 0)
+    with pytest.raises(cat.DataError, match="unknown label"):
+        cat.control_folds(ids, np.where(control == "val", "vali", control), 3, 0)
+    with pytest.raises(ValueError, match="fold 0 must be the control test split"):
+        cat.fold_roles(ids, control, (fold + 1) % 3, 0, 0)
+
+
 def test_an_empty_split_is_a_clear_error():
     with pytest.raises(cat.DataError, match=r"morphology split: the 'val' split would be empty \(5 galaxies"):
         cat.split_morphology(unique_ids(5), 0.2, 0.05, seed=0)

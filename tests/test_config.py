@@ -65,7 +65,7 @@ def test_default_params_load_and_match_the_dataclass_defaults():
         ("xai.target", "Class3.3", "xai.target = 'Class3.3': expected one of Class1.1, Class1.2, Class1.3, Class2.1"),
         ("xai.target", "class3.1", "xai.target = 'class3.1': expected one of Class1.1"),
         # Cross-key rules of the synthetic sky give the config's message (they were a ValueError of the stage).
-        ("synthetic.n_coadd_repeats", 301, "synthetic.n_coadd_repeats = 301: expected at most synthetic.n_bars = 300"),
+        ("synthetic.n_coadd_repeats", 961, "synthetic.n_coadd_repeats = 961: expected at most synthetic.n_bars = 960"),
         ("synthetic.n_labelled", 899_801, "synthetic.n_labelled + synthetic.n_unlabelled = 900001: expected at most 900000"),
         # The model input is at least every configured architecture's minimum.
         ("models.vgg_small.arch", "xception",

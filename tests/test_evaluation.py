@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from galaxy_xai import evaluation
+from galaxy_xai import barlength, evaluation
 from stages import gridsearch, measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,9 +229,13 @@ def grid_of(columns: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "method": ["m0"] * (s // 2) + ["m1"] * (s - s // 2),
+            "estimator": "algorithm1",
             "x_input": [False] * s,
+            "mask": "none",
             "corr_threshold": np.linspace(0.5, 0.9, s),
             "len_threshold": [20.0] * s,
+            "fraction": np.nan,
+            "floor": np.nan,
         }
     )
 
@@ -388,30 +392,49 @@ def test_median_relative_spread():
 
 def test_grid_scores_and_best_per_method():
     catalogue = np.arange(1.0, 11.0)
-    factor = np.ones(10)
-    noise = np.random.default_rng(5).normal(size=(10, 2, 2))
-    lengths = {
-        ("a", False): catalogue[:, None, None] + 3 * noise,
-        ("a", True): catalogue[:, None, None] + noise,
-    }
-    lengths[("b", False)] = lengths[("a", True)].copy()
-    lengths[("b", False)][:, 1, 0] = catalogue
-    table = evaluation.grid_scores(lengths, catalogue, factor, [0.7, 0.8], [10, 20], [2, 3])
-    assert len(table) == 12 and set(table.columns) >= {
-        "method",
-        "x_input",
-        "rho",
-        "rho_image",
-        "len_threshold_px",
-    }
+    factor = np.random.default_rng(6).uniform(3, 12, 10)
+    noise = np.random.default_rng(5).normal(size=(10, 6))
+    settings = barlength.grid_settings(["a", "b"], ["algorithm1"], [False], ["none"], [0.7, 0.8], [10], [0.5])
+    settings += barlength.grid_settings(["a"], ["fourier"], [True], ["r90"], [0.7], [10], [0.5])
+    frame = pd.DataFrame([c.record(64, 160) for c in settings])
+    lengths = catalogue[:, None] + 3 * noise[:, : len(settings)]
+    lengths[:, 2] = catalogue  # b at T_c = 0.7 is exact
+    lengths[:, 4] = catalogue + 0.1 * noise[:, 4]  # the Fourier setting of a beats a's others
+    table = evaluation.grid_scores(frame, lengths, catalogue, factor)
+    assert len(table) == 5 and list(table.columns[: frame.shape[1]]) == list(frame.columns)
+    np.testing.assert_allclose(table["rho_image"], evaluation.pearson_columns(lengths, catalogue))
+    assert table["rho"].iloc[1] == pytest.approx(evaluation.rho_paper(lengths[:, 1], catalogue, factor))
+    assert (table["n"] == 10).all()
     best = evaluation.best_per_method(table).set_index("method")
     assert best.loc["b", "rho_image"] == pytest.approx(1.0)
-    assert (
-        best.loc["b", "corr_threshold"],
-        best.loc["b", "len_threshold"],
-        best.loc["b", "len_threshold_px"],
-    ) == (0.8, 10, 2)
-    assert bool(best.loc["a", "x_input"]) is True
+    assert (best.loc["b", "corr_threshold"], best.loc["b", "len_threshold"], best.loc["b", "len_threshold_px"]) == (0.7, 10, 6)
+    assert best.loc["a", "estimator"] == "fourier" and best.loc["a", "fraction"] == 0.5
+    assert np.isnan(best.loc["a", "corr_threshold"]) and bool(best.loc["a", "x_input"]) is True
+    per_estimator = evaluation.best_per(table, ["method", "estimator"])
+    assert list(zip(per_estimator["method"], per_estimator["estimator"], strict=True)) == [
+        ("a", "algorithm1"), ("b", "algorithm1"), ("a", "fourier")
+    ]
+    with pytest.raises(ValueError, match=r"expected lengths \(10, 5\)"):
+        evaluation.grid_scores(frame, lengths[:, :4], catalogue, factor)
+
+
+def test_choice_stability_names_the_new_setting_columns_and_writes_null_for_nan():
+    """Alternatives carry every column of a setting; parameters that do not apply are None (JSON null)."""
+    rng = np.random.default_rng(19)
+    reference = rng.lognormal(0, 0.4, 100)
+    settings = barlength.grid_settings(["m"], ["algorithm1", "fourier"], [False], ["none"], [0.7], [10], [0.3, 0.5])
+    table = pd.DataFrame([c.record(64, 160) for c in settings])
+    # Three settings equally good on these galaxies: the choice flips among them under the bootstrap.
+    columns = reference[:, None] + reference.std() * rng.normal(size=(100, 3))
+    stability = evaluation.choice_stability(table, columns, reference, 300, np.random.default_rng(0))
+    assert stability["alternatives"]
+    for alternative in stability["alternatives"]:
+        assert set(alternative) == {*evaluation.SETTING, "frequency"}
+        if alternative["estimator"] == "fourier":
+            assert alternative["corr_threshold"] is None and alternative["fraction"] in (0.3, 0.5)
+        else:
+            assert alternative["fraction"] is None
+    json.dumps(stability, allow_nan=False)
 
 
 def test_xai_sample_rejects_bad_rows():
@@ -486,9 +509,10 @@ def project(tmp_path):
     split = np.array(["val"] * n_val + ["test"] * 2 * n_test, dtype="<U4")
     draw = np.array([0] * n_val + [0] * n_test + [1] * n_test, dtype=np.int8)
     length_map_px = np.concatenate([true_px424[:n_val], true_px424[n_val:], true_px424[n_val:]]) * size / crop
+    # The grey input shows the same bars on a sky of 0.05: the image-only control can measure them too.
+    grey = (0.05 + 0.5 * render_bars(length_map_px, size, np.random.default_rng(9))).astype(np.float16)
     for k, model in enumerate(params["models"]):
         maps = render_bars(length_map_px, size, np.random.default_rng(10 + k)).astype(np.float16)
-        grey = np.full_like(maps, 0.8)
         np.savez(
             heatmaps / f"{model}.npz",
             maps=maps,
@@ -538,14 +562,28 @@ def test_gridsearch_and_measure_stages(project, linearity):
     assert grid["linearity"] == result["linearity"] == linearity
     methods = [*params["models"], "mean_map", "mean_length"]
     table = pd.read_csv(project / "plots/gridsearch.csv")
-    assert len(table) == len(methods) * 2 * 5 * 5
-    assert sorted(r["method"] for r in grid["table2"]) == sorted(methods)
-    chosen = grid["chosen"]
-    assert chosen["method"] in methods
-    assert chosen["rho_image"] == pytest.approx(table["rho_image"].max())
+    # Per source, estimator, X_input and mask: 5 x 5 (T_c, T_l) for Algorithm 1, 4 floors x 3 fractions
+    # for Fourier; the image only without X_input.
+    per_view = 5 * 5 + 4 * 3
+    assert len(table) == len(methods) * 2 * 2 * per_view + 2 * per_view == grid["settings"]
+    assert sorted(r["method"] for r in grid["table2"]) == sorted([*methods, "image"])
+    fourier = table["estimator"] == "fourier"
+    assert table.loc[fourier, ["corr_threshold", "len_threshold", "len_threshold_px"]].isna().all().all()
+    assert table.loc[~fourier, ["fraction", "floor"]].isna().all().all()
+    assert not table.loc[~fourier, "corr_threshold"].isna().any() and not table.loc[fourier, "floor"].isna().any()
+    assert not table.loc[table["method"] == "image", "x_input"].any()
+    chosen, chosen_image = grid["chosen"], grid["chosen_image"]
+    assert chosen["method"] in methods and chosen_image["method"] == "image"
+    is_image = table["method"] == "image"
+    assert chosen["rho_image"] == pytest.approx(table.loc[~is_image, "rho_image"].max())
+    assert chosen_image["rho_image"] == pytest.approx(table.loc[is_image, "rho_image"].max())
     crop = params["images"]["crop_px"]
-    assert chosen["len_threshold_px"] == max(2, round(chosen["len_threshold"] * (32 / 224 * 424 / crop) ** 2))
+    algorithm1 = table[~fourier].iloc[0]
+    assert algorithm1["len_threshold_px"] == max(2, round(algorithm1["len_threshold"] * (32 / 224 * 424 / crop) ** 2))
     assert chosen["rho_image"] > 0.6
+    best = pd.DataFrame(grid["best_per_estimator"])
+    assert len(best) == (len(methods) + 1) * 2 and not best.duplicated(["method", "estimator"]).any()
+    assert grid["choice_stability_image"]["methods"] == {"image": 1.0}
     assert "| mean_map | 0.76 |" in (project / "metrics/table2.md").read_text()
 
     per_galaxy = pd.read_csv(project / "plots/barlengths.csv")
@@ -573,6 +611,33 @@ def test_gridsearch_and_measure_stages(project, linearity):
     assert sum(stability["methods"].values()) == pytest.approx(1.0)
     assert result["rho_image"] > 0.6 and result["rho_truth_image"] > result["rho_image"] - 0.2
     assert 0.5 < result["slope"] < 2.0
+    assert result["estimator"] == chosen["estimator"] and result["mask"] == chosen["mask"]
+
+    # The controls, on the same galaxies.
+    assert {"image_px424", "isophote_px424", "fourier_light_px424", "true_px424"} <= set(per_galaxy.columns)
+    assert result["spearman_truth_image"] == pytest.approx(
+        evaluation.spearman(per_galaxy["measured_px424"], per_galaxy["true_px424"])
+    )
+    image = result["controls"]["image"]
+    assert image["setting"]["method"] == "image" and image["n"] == 30
+    assert image["spearman_truth_image"] == pytest.approx(
+        evaluation.spearman(per_galaxy["image_px424"], per_galaxy["true_px424"])
+    )
+    assert image["spearman_truth_image"] > 0.6  # the grey input shows the bars
+    for name in ("image", "isophote", "fourier_light"):
+        control = result["controls"][name]
+        assert control["n"] + control["n_failed"] == 30
+        for key in ("rho_image", "spearman_truth_image"):
+            difference = control["difference"][key]
+            assert difference["verdict"] in evaluation.VERDICTS and difference["n"] == control["n"]
+    assert result["controls"]["isophote"]["setting"] is None
+    assert len(result["estimators"]) == len(best)
+    for row, val in zip(result["estimators"], grid["best_per_estimator"], strict=True):
+        assert (row["source"], row["estimator"], row["val_rho_image"]) == (val["method"], val["estimator"], val["rho_image"])
+        lo, hi = row["spearman_truth_image_ci95"]
+        assert lo <= row["spearman_truth_image"] <= hi
+    chosen_row = next(r for r in result["estimators"] if (r["source"], r["estimator"]) == (chosen["method"], chosen["estimator"]))
+    assert chosen_row["rho_image"] == pytest.approx(result["rho_image"])
 
 
 def test_measure_rejects_a_missing_chosen_entry(project, tmp_path, capfd):

@@ -81,3 +81,39 @@ def test_isophote_length_of_an_elliptical_galaxy_with_a_bar():
     length = profiles.isophote_bar_length(disk + bar, r_max_px=28)
     assert 12 < length < 30, length
     assert np.isnan(profiles.isophote_bar_length(np.zeros((32, 32)), r_max_px=12))
+
+
+def test_fourier_lengths_of_several_fractions_share_one_profile():
+    maps, _ = _ideal_bar_maps(30, 64, np.random.default_rng(9))
+    lengths = profiles.fourier_lengths(maps, [0.3, 0.5, 0.7])
+    for k, fraction in enumerate((0.3, 0.5, 0.7)):
+        np.testing.assert_array_equal(lengths[:, k], profiles.fourier_bar_length(maps, fraction=fraction))
+    # A lower fraction of the peak is reached farther out.
+    assert (lengths[:, 0] >= lengths[:, 1]).all() and (lengths[:, 1] >= lengths[:, 2]).all()
+    with pytest.raises(ValueError, match="fraction"):
+        profiles.fourier_lengths(maps, [0.5, 0.0])
+
+
+def test_subtract_sky_removes_the_median_of_the_border():
+    image = np.full((5, 5), 2.0)
+    image[0, 0] = image[4, 4] = 50.0  # a star on the edge does not move the median of 16 border pixels
+    image[2, 2] = 7.0
+    image[1, 1] = 1.0
+    assert profiles.border_pixels(image[None]).shape == (1, 16)
+    out = profiles.subtract_sky(image)
+    assert out[2, 2] == 5.0 and out[1, 1] == -1.0 and out[3, 3] == 0.0
+    clipped = profiles.subtract_sky(np.stack([image, image + 3.0]), clip=True)
+    np.testing.assert_array_equal(clipped[0], clipped[1])
+    assert clipped[0, 1, 1] == 0.0 and clipped.min() == 0.0
+    with pytest.raises(ValueError, match="H, W >= 2"):
+        profiles.border_pixels(np.ones((1, 1, 5)))
+
+
+def test_isophote_lengths_of_a_stack_do_not_depend_on_the_processes():
+    size = 48
+    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    disk = np.exp(-np.hypot(xx, yy) / 6.0)
+    images = np.stack([disk + 0.5 * np.exp(-((np.abs(xx) / half) ** 4 + (yy / 3.0) ** 2)) for half in (6.0, 10.0, 14.0)])
+    serial = profiles.isophote_bar_lengths(images, r_max_px=20)
+    np.testing.assert_array_equal(profiles.isophote_bar_lengths(images, r_max_px=20, workers=2), serial)
+    assert np.isfinite(serial).all() and serial[0] < serial[2]

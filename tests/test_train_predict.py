@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from galaxy_xai import catalogue, models, training
+from galaxy_xai import catalogue, models, training, units
 from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
+from stages import control as control_stage
 from stages import predict as predict_stage
 from stages import train as train_stage
 from tests.fixtures import params_file, tree_labels, truncate, write_jpeg
@@ -302,3 +303,117 @@ def test_split_inputs_errors_name_the_split_and_file():
         training.split_inputs(frame, "val", ["y"])
     with pytest.raises(ValueError, match="1 image.* of the test split not found, e.g. nowhere/a.jpg"):
         training.split_inputs(frame, "test", ["y"])
+
+
+# --- the control CNN, cross-fitted ----------------------------------------------------------------
+
+CONTROL_FOLDS = 3
+
+
+def test_cross_fit_never_predicts_a_row_with_a_model_that_trained_on_it(monkeypatch):
+    """cross_fit on 12 rows and 3 folds with training and prediction faked: what each fold saw."""
+    table = pd.DataFrame({"image_path": [f"g{i}.jpg" for i in range(12)], "y": np.arange(12.0)})
+    fold_of = np.arange(12) % 3
+    roles = [np.where(fold_of == k, "predict", np.where(np.arange(12) % 4 == 0, "val", "train")) for k in range(3)]
+    seen: list[set[str]] = []
+
+    def fake_train(frame, targets, *, split_column, **kwargs):
+        seen.append(set(frame.loc[frame[split_column] != "predict", "image_path"]))
+        return len(seen) - 1, None  # the "model" is the fold's number
+
+    monkeypatch.setattr(training, "train_from_table", fake_train)
+    monkeypatch.setattr(training, "predict", lambda k, paths, cfg: np.full((len(paths), 1), 100.0 * k + 1))
+    saved = []
+    predictions, _ = training.cross_fit(
+        table, ["y"], roles, images_cfg=ImagesConfig(), model_cfg=ModelConfig(), train_cfg=TrainConfig(), seed=0,
+        on_model=lambda k, model: saved.append((k, model)),
+    )  # fmt: skip
+    assert saved == [(0, 0), (1, 1), (2, 2)]
+    # Each row's prediction came from its own fold's model, which never trained or stopped early on it.
+    np.testing.assert_array_equal(predictions[:, 0], 100.0 * fold_of + 1)
+    for k in range(3):
+        assert not seen[k] & set(table["image_path"][fold_of == k])
+    # A row predicted by two folds (or by none) is refused before any training.
+    bad = [roles[0], np.where(np.arange(12) == 0, "predict", roles[1]), roles[2]]
+    with pytest.raises(ValueError, match=r"row 0 \(image g0.jpg\) is 'predict' in 2 of the 3 folds"):
+        training.cross_fit(table, ["y"], bad, images_cfg=ImagesConfig(), model_cfg=ModelConfig(), train_cfg=TrainConfig(), seed=0)
+    with pytest.raises(ValueError, match="is 'predict' in 0 of the 2 folds"):
+        training.cross_fit(table, ["y"], roles[:2], images_cfg=ImagesConfig(), model_cfg=ModelConfig(), train_cfg=TrainConfig(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def control_run(project):
+    """The control stage on a 30-galaxy bar table (the fixture's images as bar galaxies), 3 folds, 1 epoch."""
+    root, frame = project["root"], project["frame"]
+    n = len(frame)
+    objids = 587_000_000_000_000_000 + 7 * np.arange(n, dtype=np.int64)
+    xai, control = catalogue.split_bars(objids, 1 / 3, 0.64, 0.16, seed=42)
+    rng = np.random.default_rng(5)
+    scaled = rng.uniform(0.1, 0.6, n)
+    length_px424 = units.scaled_to_px424(scaled)
+    petro, z = rng.uniform(8, 20, n), rng.uniform(0.02, 0.06, n)
+    bars = pd.DataFrame({
+        "objid": objids, "image_path": frame["image_path"], "length_scaled": scaled, "PETROR90_R": petro, "REDSHIFT": z,
+        "length_px424": length_px424, "length_kpc": units.px424_to_kpc(length_px424, petro, z),
+        "xai_split": xai, "control_split": control,
+        "true_length_px424": length_px424 * rng.uniform(0.8, 1.2, n), "true_length_kpc": 1.0,
+    })  # fmt: skip
+    bars.to_csv(root / "prepared" / "bars.csv", index=False)
+    params = params_file(
+        root / "control_params.yaml",
+        {
+            "images": {"crop_px": 212, "size_px": SIZE_PX},
+            "xai": {"permutations": 20, "bootstrap": 100},
+            "control": {"folds": CONTROL_FOLDS, "model": {"arch": "xception_small", "epochs": 1, "batch_size": 8}},
+        },
+    )
+    out = root / "control"
+    control_stage.main([
+        "--params", str(params), "--bars", str(root / "prepared" / "bars.csv"), "--out", str(out / "models"),
+        "--metrics", str(out / "control.json"), "--plots", str(out / "plots"),
+    ])  # fmt: skip
+    return {"out": out, "bars": bars}
+
+
+def test_control_stage_predicts_every_galaxy_out_of_fold(control_run):
+    out, bars = control_run["out"], control_run["bars"]
+    predictions = pd.read_csv(out / "plots" / "predictions.csv")
+    assert sorted(predictions["objid"]) == sorted(bars["objid"])
+    folds = catalogue.control_folds(bars["objid"].to_numpy(), bars["control_split"].to_numpy(), CONTROL_FOLDS, 42)
+    expected = pd.Series(folds, index=bars["objid"])
+    np.testing.assert_array_equal(predictions["fold"], expected.loc[predictions["objid"]])
+    np.testing.assert_array_equal(predictions["xai_split"], bars.set_index("objid").loc[predictions["objid"], "xai_split"])
+    for column in ("measured_px424", "measured_kpc", "catalogue_px424", "catalogue_kpc", "true_px424", "petror90_r_arcsec"):
+        assert np.isfinite(predictions[column]).all(), column
+    np.testing.assert_allclose(predictions["measured_px424"], units.scaled_to_px424(predictions["predicted_scaled"]), rtol=1e-6)
+    # Each fold's saved model made exactly its fold's predictions.
+    images_cfg = ImagesConfig(crop_px=212, size_px=SIZE_PX)
+    paths = bars.set_index("objid")["image_path"]
+    for k in range(CONTROL_FOLDS):
+        model = keras.models.load_model(out / "models" / f"fold{k}.keras", compile=False)
+        rows = predictions[predictions["fold"] == k]
+        again = training.predict(model, paths.loc[rows["objid"]].tolist(), images_cfg)[:, 0]
+        np.testing.assert_allclose(again, rows["predicted_scaled"], rtol=1e-5, atol=1e-6)
+        curve = pd.read_csv(out / "plots" / f"fold{k}" / "learning_curve.tsv", sep="\t")
+        assert curve["epoch"].tolist() == [1]
+
+
+def test_control_metrics_cover_every_xai_test_galaxy_and_the_paper_split(control_run):
+    out, bars = control_run["out"], control_run["bars"]
+    metrics = json.loads((out / "control.json").read_text())
+    n = len(bars)
+    assert metrics["n"] == (bars["xai_split"] == "test").sum() and metrics["folds"] == CONTROL_FOLDS
+    paper = metrics["paper_split"]
+    assert paper["n"] == (bars["control_split"] == "test").sum() < metrics["n"]
+    assert (paper["n_train"], paper["n_val"], paper["n_predicted"]) == tuple(
+        int((bars["control_split"] == s).sum()) for s in catalogue.CONTROL_SPLITS
+    )
+    for scores in (metrics, paper):
+        for key in ("rho", "rho_image", "spearman", "spearman_image", "rho_truth", "rho_truth_image"):
+            lo, hi = scores[f"{key}_ci95"]
+            assert lo <= scores[key] <= hi, key
+    per_fold = metrics["per_fold"]
+    assert [f["fold"] for f in per_fold] == list(range(CONTROL_FOLDS))
+    assert sum(f["n_predicted"] for f in per_fold) == n
+    assert sum(f["n_predicted_xai_test"] for f in per_fold) == metrics["n"]
+    assert all(f["n_train"] + f["n_val"] + f["n_predicted"] == n and f["epochs_run"] == 1 for f in per_fold)

@@ -1,0 +1,160 @@
+"""The figure stage's comparisons and report tables: the saliency method vs the cross-fitted control
+CNN (all shared test galaxies and the paper's split), vs each classical control, and every estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import figure
+from tests.test_evaluation import report_inputs
+
+N_TEST, N_VAL = 90, 45
+
+
+def _tables(saliency_noise: float, control_noise: float, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-galaxy tables as measure (XAI test galaxies) and control (every bar galaxy, out of fold) write them."""
+    rng = np.random.default_rng(seed)
+    n = N_TEST + N_VAL
+    truth = rng.lognormal(3.5, 0.4, n)
+    catalogue = truth * rng.lognormal(0, 0.15, n)
+    common = {"objid": 1000 + np.arange(n), "catalogue_px424": catalogue, "true_px424": truth,
+              "petror90_r_arcsec": rng.uniform(3, 12, n)}  # fmt: skip
+    xai_split = np.where(np.arange(n) < N_TEST, "test", "val")
+    fold = np.where(np.arange(n) < N_TEST // 5, 0, 1 + np.arange(n) % 4)
+    saliency = pd.DataFrame({**common, "measured_px424": truth * rng.lognormal(0, saliency_noise, n)})
+    control = pd.DataFrame(
+        {**common, "measured_px424": truth * rng.lognormal(0, control_noise, n), "fold": fold, "xai_split": xai_split}
+    )
+    return saliency[xai_split == "test"].reset_index(drop=True), control
+
+
+def test_control_comparison_uses_every_shared_test_galaxy_and_the_paper_split():
+    saliency, control = _tables(0.1, 0.6)
+    shared = figure.control_comparisons(saliency, control, 500, np.random.default_rng(0))
+    # Every XAI test galaxy (not the control's validation-split predictions), and fold 0 alone.
+    assert shared["n_shared"] == N_TEST and shared["n_truth"] == N_TEST
+    paper = shared["paper_split"]
+    assert paper["n_shared"] == (control.loc[control["xai_split"] == "test", "fold"] == 0).sum() == N_TEST // 5
+    for comparison in (shared, paper):
+        assert set(comparison["difference"]) == {"rho", "rho_image", "spearman_image", "rho_truth_image", "spearman_truth_image"}
+        for key, diff in comparison["difference"].items():
+            lo, hi = diff["ci95"]
+            assert lo <= diff["difference"] <= hi, key
+            assert diff["verdict"] == ("beats" if lo > 0 else "loses" if hi < 0 else "ties"), key
+            assert diff["difference"] == pytest.approx(comparison["saliency"][key] - comparison["control"][key])
+    # A much better method beats on the 90 galaxies; the same gap on the 18 of the paper split is less sure.
+    assert shared["difference"]["spearman_truth_image"]["verdict"] == "beats"
+    width = {name: np.diff(c["difference"]["rho_image"]["ci95"])[0] for name, c in (("all", shared), ("paper", paper))}
+    assert width["paper"] > width["all"]
+
+
+def test_control_comparison_of_an_older_control_table_without_folds():
+    saliency, control = _tables(0.3, 0.3)
+    old = control[control["xai_split"] == "test"].drop(columns=["fold", "xai_split", "true_px424"])
+    shared = figure.control_comparisons(saliency, old, 200, np.random.default_rng(0))
+    assert shared["n_shared"] == N_TEST and "paper_split" not in shared and "n_truth" not in shared
+    assert set(shared["difference"]) == {"rho", "rho_image", "spearman_image"}
+
+
+BARS_EXTRA = {
+    "spearman_truth_image": 0.61, "spearman_truth_image_ci95": [0.55, 0.66],
+    "estimators": [
+        {"source": "mean_map", "estimator": "algorithm1", "x_input": False, "mask": "r90", "corr_threshold": 0.5,
+         "len_threshold": 20, "fraction": float("nan"), "val_rho_image": 0.45, "val_rho_image_ci95": [0.35, 0.55],
+         "rho_image": 0.41, "rho_image_ci95": [0.33, 0.49], "spearman_image": 0.44, "spearman_image_ci95": [0.36, 0.51],
+         "spearman_truth_image": 0.61, "spearman_truth_image_ci95": [0.55, 0.66]},
+        {"source": "image", "estimator": "fourier", "fraction": 0.5, "val_rho_image": 0.3,
+         "rho_image": 0.28, "rho_image_ci95": [0.2, 0.36], "spearman_image": 0.3, "spearman_image_ci95": [0.22, 0.38],
+         "spearman_truth_image": 0.52, "spearman_truth_image_ci95": [0.45, 0.58]},
+    ],
+    "controls": {
+        "image": {"setting": {"estimator": "fourier", "x_input": False, "mask": "none", "fraction": 0.3},
+                  "n": 630, "rho_image": 0.35, "rho_image_ci95": [0.28, 0.42], "spearman_truth_image": 0.5,
+                  "spearman_truth_image_ci95": [0.44, 0.56],
+                  "difference": {"rho_image": {"difference": 0.06, "ci95": [0.01, 0.11], "verdict": "beats"},
+                                 "spearman_truth_image": {"difference": 0.11, "ci95": [-0.02, 0.2], "verdict": "ties"}}},
+        "isophote": {"n": 630, "rho_image": 0.2, "rho_image_ci95": [0.12, 0.28]},
+    },
+}  # fmt: skip
+"""What the measure stage adds to barlengths.json for the report (issue #13)."""
+
+
+def _report(bars_extra: dict) -> tuple[str, dict]:
+    saliency, control = _tables(0.1, 0.6)
+    shared = figure.control_comparisons(saliency, control, 300, np.random.default_rng(0))
+    inputs = report_inputs(shared)
+    inputs["bars"] = {**inputs["bars"], **bars_extra}
+    paper_scores = {"n": 18, "rho": 0.7, "rho_ci95": [0.5, 0.8], "rho_image": 0.2, "rho_image_ci95": [-0.1, 0.5]}
+    inputs["control"] = {**inputs["control"], "folds": 5, "n_bars": 950, "paper_split": paper_scores}
+    return figure.report_markdown(**inputs), shared
+
+
+def _row(report: str, first_cell: str) -> list[str]:
+    (line,) = [line for line in report.splitlines() if line.startswith(f"| {first_cell} |")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_report_tables_of_the_controls_the_estimators_and_the_target():
+    report, shared = _report(BARS_EXTRA)
+    cross = _row(report, "control CNN, cross-fit (every shared XAI test galaxy)")
+    diff = shared["difference"]["spearman_truth_image"]
+    assert cross[1] == str(N_TEST)
+    assert cross[5] == figure.with_interval(shared["control"], "spearman_truth_image")
+    assert cross[6] == f"{diff['difference']:+.3f} [{diff['ci95'][0]:+.2f}, {diff['ci95'][1]:+.2f}]"
+    assert cross[7] == "**beats**"
+    paper = _row(report, "control CNN, paper split (one model, its 20% test fold)")
+    assert paper[1] == str(N_TEST // 5)
+    image = _row(report, figure.CONTROL_LABELS["image"] + " (estimator fourier, X_input = False, mask none, fraction 0.3)")
+    assert image[1:] == ["630", "0.350 [0.28, 0.42]", "+0.060 [+0.01, +0.11]", "**beats**",
+                         "0.500 [0.44, 0.56]", "+0.110 [-0.02, +0.20]", "ties with"]  # fmt: skip
+    # A control without paired differences (yet) shows n/a, not a verdict.
+    assert _row(report, figure.CONTROL_LABELS["isophote"])[2:5] == ["0.200 [0.12, 0.28]", "n/a", "n/a"]
+    assert "## Every estimator's test rho" in report
+    algorithm1 = _row(report, "mean_map")
+    assert algorithm1[1:] == ["algorithm1", "X_input = False, mask r90, T_c = 0.5, T_l = 20",
+                              "0.450 [0.35, 0.55]", "0.410 [0.33, 0.49]", "0.440 [0.36, 0.51]", "0.610 [0.55, 0.66]"]  # fmt: skip
+    assert _row(report, "image")[2:4] == ["fraction 0.5", "0.300"]
+    assert (
+        "the Spearman rho of the saliency lengths against the true length (image units, test split) is "
+        "0.610 [0.55, 0.66] against the target 0.70: it misses both the target and the floor 0.65."
+    ) in report
+    assert "| control CNN rho (paper convention), paper split | 0.700 [0.50, 0.80] | 0.59 |" in report
+    assert "| galaxies (saliency test / control cross-fit / control paper split) | 60 / 60 / 18 |" in report
+    assert "950-galaxy synthetic bar catalogue" in report
+
+
+def test_report_without_the_new_measure_keys_or_truth():
+    """Real data (no truth) and an older measure stage: no estimator table, no target line, CNN rows only."""
+    saliency, control = _tables(0.3, 0.3)
+    shared = figure.control_comparisons(saliency, control.drop(columns="true_px424"), 200, np.random.default_rng(0))
+    report = figure.report_markdown(**report_inputs(shared))
+    assert "## The saliency method vs each control" in report and "## Every estimator's test rho" not in report
+    assert "against the target" not in report
+    cross = _row(report, "control CNN, cross-fit (every shared XAI test galaxy)")
+    assert cross[5:] == ["n/a", "n/a", "n/a"]
+    assert not [line for line in report.splitlines() if line.startswith(f"| {figure.CONTROL_LABELS['image']}")]
+    # From the measured fraction alone the target line is derived from the shared comparison.
+    saliency, control = _tables(0.05, 0.3)
+    shared = figure.control_comparisons(saliency, control, 200, np.random.default_rng(0))
+    assert "it meets the target." in figure.report_markdown(**report_inputs(shared))
+
+
+def test_a_setting_reads_with_only_the_parameters_that_apply():
+    fourier = {"method": "image", "estimator": "fourier", "x_input": False, "mask": "r90", "corr_threshold": None,
+               "len_threshold": float("nan"), "fraction": 0.5, "floor": 0.0}  # fmt: skip
+    assert figure.setting_text(fourier) == "estimator fourier, X_input = False, mask r90, fraction 0.5, floor 0"
+    assert figure.setting_text({"x_input": True, "corr_threshold": 0.7, "len_threshold": 20}) == "X_input = True, T_c = 0.7, T_l = 20"
+
+
+def test_axis_segment_lies_along_the_long_axis_of_the_map():
+    from galaxy_xai import figures
+
+    bar = np.zeros((32, 32))
+    bar[15:18, 6:27] = 1.0  # a horizontal bar centred on (16, 16)
+    (r0, c0), (r1, c1) = figures.axis_segment(bar, 8.0)
+    assert r0 == pytest.approx(16) and r1 == pytest.approx(16)
+    assert sorted([c0, c1]) == pytest.approx([8, 24])
+    (r0, c0), (r1, c1) = figures.axis_segment(bar.T, 5.0)
+    assert c0 == pytest.approx(16) and abs(r1 - r0) == pytest.approx(10)
