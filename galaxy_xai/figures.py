@@ -165,26 +165,30 @@ def disagreements(examples: Sequence[Mapping]) -> plt.Figure:
 
 
 def grid_heatmaps(grid: pd.DataFrame, value: str = "rho") -> plt.Figure:
-    """T_c x T_l -> rho, one panel per (method, X_input): the grid search at a glance.
+    """T_c x T_l -> rho of Algorithm 1, one panel per (method, X_input[, mask]): the grid search at a glance.
 
-    ``grid`` has columns ``method``, ``x_input``, ``corr_threshold``, ``len_threshold`` and ``value``.
+    ``grid`` has columns ``method``, ``x_input``, ``corr_threshold``, ``len_threshold`` and ``value``,
+    optionally ``estimator`` (only Algorithm 1's rows have a T_c x T_l plane) and ``mask`` (a panel each).
     """
-    keys = list(grid.groupby(["method", "x_input"], sort=False).groups)
-    ncols = 2
+    if "estimator" in grid:
+        grid = grid[grid["estimator"] == "algorithm1"]
+    panel_keys = [c for c in ("method", "x_input", "mask") if c in grid]
+    keys = list(grid.groupby(panel_keys, sort=False).groups)
+    ncols = 4 if "mask" in grid else 2
     nrows = int(np.ceil(len(keys) / ncols))
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(4.8 * ncols, 3.6 * nrows), squeeze=False, layout="constrained"
     )
     lo, hi = float(grid[value].min()), float(grid[value].max())
-    for ax, (method, x_input) in zip(axes.ravel(), keys, strict=False):
-        sub = grid[(grid["method"] == method) & (grid["x_input"] == x_input)]
+    for ax, key in zip(axes.ravel(), keys, strict=False):
+        sub = grid[(grid[panel_keys] == pd.Series(key, index=panel_keys)).all(axis=1)]
         table = sub.pivot_table(index="corr_threshold", columns="len_threshold", values=value)
         im = ax.imshow(table.to_numpy(), cmap="viridis", vmin=lo, vmax=hi, origin="lower", aspect="auto")
         ax.set_xticks(range(table.shape[1]), [f"{v:g}" for v in table.columns])
         ax.set_yticks(range(table.shape[0]), [f"{v:g}" for v in table.index])
         ax.set_xlabel("T_l (pixels of a 224-px map)")
         ax.set_ylabel("T_c")
-        ax.set_title(f"{method}, X_input={x_input}", fontsize=9)
+        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(panel_keys, key, strict=True)), fontsize=9)
         for (i, j), v in np.ndenumerate(table.to_numpy()):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
     for ax in axes.ravel()[len(keys):]:

@@ -495,7 +495,11 @@ def main(argv: list[str] | None = None) -> None:
     objids = measured["objid"].to_numpy()[picks]
     shown = [chosen["method"]] if chosen["method"] in names else names
     test_maps, grey = barlength.read_heatmaps(args.heatmaps, shown, objids, "test", draw=0)
-    chosen_maps = barlength.maps_to_measure(np.mean([test_maps[n] for n in shown], axis=0), grey, chosen["x_input"])
+    # The maps exactly as measured: the chosen mask (e.g. R90) applied before isolating the bar.
+    radius_px = barlength.Choice.from_record(chosen).radius_px(grey.shape[-1], cfg.images.crop_px)
+    chosen_maps = barlength.maps_to_measure(
+        np.mean([test_maps[n] for n in shown], axis=0), grey, chosen["x_input"], radius_px
+    )
     images = load_images(bars.set_index("objid").loc[objids, "image_path"].tolist(), cfg.images)
     examples = []
     for k, (objid, smap) in enumerate(zip(objids, chosen_maps, strict=True)):

@@ -158,3 +158,25 @@ def test_axis_segment_lies_along_the_long_axis_of_the_map():
     assert sorted([c0, c1]) == pytest.approx([8, 24])
     (r0, c0), (r1, c1) = figures.axis_segment(bar.T, 5.0)
     assert c0 == pytest.approx(16) and abs(r1 - r0) == pytest.approx(10)
+
+
+def test_grid_heatmaps_draw_one_panel_per_source_x_input_and_mask_of_algorithm1_only():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from galaxy_xai import figures
+
+    rows = [
+        {"method": m, "x_input": x, "mask": k, "estimator": "algorithm1", "corr_threshold": tc,
+         "len_threshold": tl, "rho_image": tc * tl}
+        for m in ("a", "b") for x in (False, True) for k in ("none", "r90") for tc in (0.5, 0.7) for tl in (10, 20)
+    ] + [{"method": "a", "x_input": False, "mask": "none", "estimator": "fourier", "corr_threshold": np.nan,
+          "len_threshold": np.nan, "rho_image": 9.0}]  # fmt: skip
+    fig = figures.grid_heatmaps(pd.DataFrame(rows), value="rho_image")
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert len(panels) == 8  # 2 sources x 2 X_input x 2 masks; the Fourier row has no T_c x T_l plane
+    titles = {ax.get_title() for ax in panels}
+    assert "method=a, x_input=False, mask=r90" in titles
+    # No panel averages the two masks: each shows its own four cells.
+    first = next(ax for ax in panels if ax.get_title() == "method=b, x_input=True, mask=none")
+    np.testing.assert_allclose(first.get_images()[0].get_array(), [[5, 10], [7, 14]])
