@@ -30,3 +30,16 @@ def test_relative_links_resolve(page):
 
 def test_the_readme_stays_short():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 150
+
+
+def test_the_paper_scale_block_is_a_valid_config():
+    """docs/paper-scale.md's params block passes the same validation as params.yaml."""
+    import yaml
+
+    from galaxy_xai.config import config_from_dict
+
+    text = (ROOT / "docs" / "paper-scale.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    cfg = config_from_dict(yaml.safe_load(block), "docs/paper-scale.md")
+    assert cfg.images.size_px == 224 and cfg.xai.grid.estimators == ["algorithm1"]
+    assert {m.arch for m in cfg.models.values()} == {"vgg16", "resnet50v2", "xception"}
