@@ -53,9 +53,11 @@ def _setting_json(choice: barlength.Choice, map_px: int, crop_px: int | None) ->
     return evaluation.finite_or_none(choice.record(map_px, crop_px))
 
 
-def saliency_draws(args, cfg, sample: pd.DataFrame, settings: list[barlength.Choice], log) -> np.ndarray:
-    """Lengths in 424-px pixels of the test galaxies for each saliency setting on each noise draw:
-    (N_DRAWS, n, len(settings))."""
+def saliency_draws(
+    args, cfg, sample: pd.DataFrame, settings: list[barlength.Choice], log
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lengths in 424-px pixels of the test galaxies for each saliency setting on each noise draw,
+    (N_DRAWS, n, len(settings)), and their grey inputs (n, H, W) (the same in every draw's file)."""
     models = list(cfg.models)
     needed = [m for m in models if any(m in s.models_needed(models) for s in settings)]
     out = []
@@ -66,7 +68,7 @@ def saliency_draws(args, cfg, sample: pd.DataFrame, settings: list[barlength.Cho
             maps, grey, settings, cfg.images.crop_px, cfg.xai.linearity, progress=True
         )
         out.append(units.map_px_to_px424(lengths, grey.shape[-1], cfg.images.crop_px))
-    return np.stack(out)
+    return np.stack(out), grey
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,8 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         fourier_light = light[0] if light else FOURIER_LIGHT_DEFAULT
         saliency = _unique([choice, *(c for c, _ in best if c.method != barlength.IMAGE)])
         image = _unique([choice_image, fourier_light, *(c for c, _ in best if c.method == barlength.IMAGE)])
-        draws_px424 = saliency_draws(args, cfg, sample, saliency, log)
-        _, grey = barlength.read_heatmaps(args.heatmaps, models[:1], sample["objid"], "test", draw=0)
+        draws_px424, grey = saliency_draws(args, cfg, sample, saliency, log)
     except ValueError as err:
         log.error("%s", err)
         raise SystemExit(2) from None
