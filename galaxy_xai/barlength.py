@@ -61,13 +61,11 @@ import numpy as np
 from tqdm import tqdm
 
 from galaxy_xai import profiles, units
-from galaxy_xai.config import ESTIMATORS, MASKS
+from galaxy_xai.config import ESTIMATORS, LINEARITIES, MASKS
 from galaxy_xai.units import IMAGE_PX
 
 THRESHOLDS = np.arange(0.5, 1.0, 0.0001)
 """The published threshold scan T_h (5,000 values from 0.5 to 0.9999)."""
-
-LINEARITIES = ("abs_pearson", "elongation")
 
 MEAN_MAP = "mean_map"
 """Method: Algorithm 1 on the element-wise mean of the models' maps."""

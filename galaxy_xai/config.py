@@ -61,6 +61,22 @@ ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
 """How gradients become a saliency map: the paper's channel maximum of |gradient|, or the positive
 part of the channel sum of input x gradient (see :mod:`galaxy_xai.saliency`)."""
 
+METHODS = ("smoothgrad", "vanilla", "gradcam")
+"""Explainers (``xai.method``), see :mod:`galaxy_xai.saliency`."""
+
+SYMMETRIES = (1, 4, 8)
+"""Orientations SmoothGrad's samples average over: none (paper), quarter turns, quarter turns and flips."""
+
+LINEARITIES = ("abs_pearson", "elongation")
+"""Algorithm 1's stopping rule: the paper's |Pearson r| of the kept pixels, or the rotation-invariant
+elongation (see :mod:`galaxy_xai.barlength`)."""
+
+WEIGHTS = (None, "imagenet")
+"""Initial weights of a model: random (no network needed) or ImageNet (downloaded by Keras)."""
+
+DISTRIBUTE = ("auto", "none", "mirrored")
+"""Training strategies: mirrored if several GPUs are visible, one device, or MirroredStrategy."""
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -105,7 +121,7 @@ class ModelConfig:
     epochs: int = _f(30, "maximum epochs (early stopping may end sooner)", 1, 10_000)
     batch_size: int = _f(32, "training batch size", 1, 4096)
     learning_rate: float = _f(1e-3, "initial Adam learning rate", 1e-7, 1.0)
-    weights: str | None = _f(None, "null (random init, no network) or 'imagenet' (downloads)", choices=(None, "imagenet"))
+    weights: str | None = _f(None, "null (random init, no network) or 'imagenet' (downloads)", choices=WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -113,7 +129,7 @@ class TrainConfig:
     seed: int = _f(42, "seeds model initialisation, shuffling and augmentation of every CNN (the sky, the splits and the SmoothGrad noise use the top-level seed): change it to see what a conclusion owes to one training run", 0, 2**31 - 1)
     lr_patience: int = _f(5, "ReduceLROnPlateau patience in epochs (factor 0.5)", 1, 1000)
     stop_patience: int = _f(10, "EarlyStopping patience in epochs (best weights restored)", 1, 1000)
-    distribute: str = _f("auto", "auto (mirrored if several GPUs), none, or mirrored", choices=("auto", "none", "mirrored"))
+    distribute: str = _f("auto", "auto (mirrored if several GPUs), none, or mirrored", choices=DISTRIBUTE)
     mixed_precision: bool = _f(False, "train in mixed_float16 (GPU)")
 
 
@@ -122,7 +138,7 @@ class SmoothGradConfig:
     samples: int = _f(96, "SmoothGrad samples N (paper: 256); 0 gives the vanilla map", 0, 100_000)
     noise: float = _f(0.05, "S_noise: sigma as a fraction of each image's value range", 0.0, 1.0)
     batch_size: int = _f(256, "noisy copies per gradient batch (bounds peak memory)", 1, 1_000_000)
-    symmetries: int = _f(8, "orientations the samples also average over: 1 (paper), 4 quarter turns, 8 with flips", choices=(1, 4, 8))
+    symmetries: int = _f(8, "orientations the samples also average over: 1 (paper), 4 quarter turns, 8 with flips", choices=SYMMETRIES)
 
 
 ESTIMATORS = ("algorithm1", "fourier")
@@ -152,10 +168,10 @@ class RotationConfig:
 
 @dataclass(frozen=True)
 class XaiConfig:
-    method: str = _f("smoothgrad", "explainer: smoothgrad, vanilla or gradcam", choices=("smoothgrad", "vanilla", "gradcam"))
+    method: str = _f("smoothgrad", f"explainer: {', '.join(METHODS)}", choices=METHODS)
     target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)", choices=tuple(CLASS_COLUMNS))
     attribution: str = _f("input_x_gradient", "how gradients become a map: abs_gradient (paper: channel max of abs) or input_x_gradient (positive part of input x gradient)", choices=ATTRIBUTIONS)
-    linearity: str = _f("elongation", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation (rotation-invariant)", choices=("abs_pearson", "elongation"))
+    linearity: str = _f("elongation", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation (rotation-invariant)", choices=LINEARITIES)
     permutations: int = _f(1000, "shuffles for the rho null baseline", 1, 10_000_000)
     bootstrap: int = _f(1000, "resamples of the galaxies for bootstrap confidence intervals", 100, 10_000_000)
     smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)

@@ -26,10 +26,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from galaxy_xai.config import ARCHITECTURES, MIN_INPUT_PX
+from galaxy_xai.config import ARCHITECTURES, MIN_INPUT_PX, WEIGHTS
 
 HEADS = ("sigmoid", "linear")
-WEIGHTS = (None, "imagenet")
 
 
 @dataclass(frozen=True)

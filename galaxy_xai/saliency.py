@@ -46,11 +46,10 @@ from tqdm import tqdm
 
 from galaxy_xai import barlength
 from galaxy_xai.catalogue import CLASS_COLUMNS
-from galaxy_xai.config import ATTRIBUTIONS, XaiConfig
+from galaxy_xai.config import ATTRIBUTIONS, METHODS, SYMMETRIES, XaiConfig
 
 log = logging.getLogger(__name__)
 
-METHODS = ("smoothgrad", "vanilla", "gradcam")
 DEFAULT_BATCH_SIZE = 256
 SCORE_LAYER = "logits"
 POOL_LAYER = "pool"
@@ -275,9 +274,6 @@ def vanilla(
     return _finish(maps, "vanilla")
 
 
-SYMMETRIES = (1, 4, 8)
-"""Orientations SmoothGrad can average over: none (the paper's), the four quarter turns, or the
-eight symmetries of the square (quarter turns with and without a flip)."""
 
 
 def _orient(x: tf.Tensor, t: int) -> tf.Tensor:

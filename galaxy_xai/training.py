@@ -22,7 +22,7 @@ import pandas as pd
 import tensorflow as tf
 
 from galaxy_xai import io
-from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
+from galaxy_xai.config import DISTRIBUTE, ImagesConfig, ModelConfig, TrainConfig
 from galaxy_xai.images import make_dataset
 from galaxy_xai.models import build_model, validate
 
@@ -100,8 +100,8 @@ def select_strategy(distribute: str) -> tf.distribute.Strategy:
     """``auto``: MirroredStrategy when several GPUs are visible, else the default strategy;
     ``mirrored``: MirroredStrategy over all visible devices (one CPU works, e.g. to test the
     path); ``none``: the default strategy."""
-    if distribute not in ("auto", "mirrored", "none"):
-        raise ValueError(f"train.distribute = {distribute!r}: expected auto, mirrored or none")
+    if distribute not in DISTRIBUTE:
+        raise ValueError(f"train.distribute = {distribute!r}: expected one of {', '.join(DISTRIBUTE)}")
     if distribute == "mirrored" or (distribute == "auto" and len(tf.config.list_logical_devices("GPU")) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
