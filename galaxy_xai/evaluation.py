@@ -514,34 +514,6 @@ def paper_table2_rho(method: str, arch: str | None = None) -> float | None:
 # --------------------------------------------------------------------------------------------------
 # The bar catalogue rows and the test-set summary
 
-XAI_COLUMNS = ("objid", "length_px424", "length_kpc", "PETROR90_R", "REDSHIFT", "xai_split")
-
-
-def xai_sample(bars: pd.DataFrame, split: str, source: str = "bars.csv") -> pd.DataFrame:
-    """Rows of the prepared bar catalogue in XAI split ``split`` ('val' or 'test'), checked.
-
-    Raises ValueError naming ``source`` and the first bad objid on missing columns, an empty split,
-    repeated objids or non-finite / non-positive lengths, PETROR90_R or REDSHIFT.
-    """
-    missing = [c for c in XAI_COLUMNS if c not in bars.columns]
-    if missing:
-        raise ValueError(f"{source}: missing columns {missing}; expected {list(XAI_COLUMNS)}")
-    rows = bars[bars["xai_split"] == split].reset_index(drop=True)
-    if rows.empty:
-        raise ValueError(f"{source}: no rows with xai_split == {split!r}")
-    if rows["objid"].duplicated().any():
-        raise ValueError(f"{source}: objid {rows.loc[rows['objid'].duplicated(), 'objid'].iloc[0]} repeated")
-    for column in ("length_px424", "length_kpc", "PETROR90_R", "REDSHIFT"):
-        values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~(np.isfinite(values) & (values > 0))
-        if bad.any():
-            raise ValueError(
-                f"{source}: objid {rows['objid'].iloc[np.argmax(bad)]}: {column} = {rows[column].iloc[np.argmax(bad)]!r}; "
-                "expected a positive number"
-            )
-    return rows
-
-
 CATALOGUE_SCORES = {"rho_image": "rho_image", "spearman_image": "spearman_image"}
 """Image-unit scores of a set of lengths against the catalogue: output key -> :data:`CORRELATION_SCORES` name."""
 
@@ -557,7 +529,7 @@ def _truth(sample: pd.DataFrame) -> np.ndarray:
 
 
 def length_scores(measured_px424, sample: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict:
-    """Image-unit scores of one set of lengths (n,) on the galaxies of ``sample`` (:func:`xai_sample` rows).
+    """Image-unit scores of one set of lengths (n,) on the galaxies of ``sample`` (:func:`galaxy_xai.prepared.xai_rows` rows).
 
     :data:`CATALOGUE_SCORES` and, where true lengths are known, :data:`TRUTH_SCORES`, each followed by
     ``<key>_ci95``. Galaxies without a finite length (a failed fit) are left out: ``n`` counts the
@@ -614,7 +586,7 @@ def measurement_summary(
     """Per-galaxy lengths and the headline scores of the test protocol.
 
     ``draws_px424``: measured lengths in 424-px pixels from the two noise draws (2, n);
-    ``sample``: the matching rows of :func:`xai_sample` (objid, length_px424, length_kpc, PETROR90_R,
+    ``sample``: the matching rows of :func:`galaxy_xai.prepared.xai_rows` (objid, length_px424, length_kpc, PETROR90_R,
     REDSHIFT, optionally true_length_px424 and true_length_kpc). The length is the mean of the draws,
     its error the decile mean of |l1 - l2| (:func:`decile_errors`, in 424-px pixels); kpc use each
     galaxy's PETROR90_R and redshift. The slope is measured / catalogue in h^-1 kpc, through the

@@ -62,20 +62,6 @@ class FitResult:
         }
 
 
-def read_prepared(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
-    """A prepared table (``data/prepared/*.csv``) checked to have ``columns`` and at least one row."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: prepared table not found (run the prepare stage first)")
-    table = pd.read_csv(path)
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-    if table.empty:
-        raise ValueError(f"{path}: no rows")
-    return table
-
-
 def split_inputs(
     table: pd.DataFrame, split: str, target_columns: Sequence[str], split_column: str = "split"
 ) -> tuple[list[str], np.ndarray]:

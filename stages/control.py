@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import catalogue, evaluation, io, models, training, units
+from galaxy_xai import catalogue, evaluation, io, models, prepared, training, units
 from stages._common import start
 
 TARGET = "length_scaled"
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     model_cfg, n_folds = cfg.control.model, cfg.control.folds
     try:
         models.validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights, head="linear")
-        bars = training.read_prepared(args.bars, ["objid", "image_path", "control_split", TARGET])
-        samples = {split: evaluation.xai_sample(bars, split, str(args.bars)) for split in catalogue.XAI_SPLITS}
+        bars = prepared.read_bars(args.bars, columns= ["objid", "image_path", "control_split", TARGET])
+        samples = {split: prepared.xai_rows(bars, split, str(args.bars)) for split in catalogue.XAI_SPLITS}
         if bars["objid"].duplicated().any():
             raise ValueError(f"{args.bars}: objid {bars.loc[bars['objid'].duplicated(), 'objid'].iloc[0]} repeated")
         objids, control_split = bars["objid"].to_numpy(), bars["control_split"].to_numpy()

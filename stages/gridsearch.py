@@ -32,7 +32,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import barlength, evaluation, units
+from galaxy_xai import barlength, evaluation, prepared, units
 from galaxy_xai.io import write_csv, write_json, write_text
 from stages._common import start
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table2", default="metrics/table2.md", help="Table 2 as Markdown")
     args, cfg, log = start("gridsearch", parser, argv)
 
-    sample = evaluation.xai_sample(pd.read_csv(args.bars), "val", args.bars)
+    sample = prepared.read_bars(args.bars, "val")
     models = list(cfg.models)
     maps, grey = barlength.read_heatmaps(args.heatmaps, models, sample["objid"], "val", draw=0)
     map_px, crop_px = grey.shape[-1], cfg.images.crop_px

@@ -12,29 +12,12 @@ import argparse
 from pathlib import Path
 
 import keras
-import pandas as pd
 
 from galaxy_xai.images import load_images
 from galaxy_xai.io import write_npz
+from galaxy_xai.prepared import read_bars
 from galaxy_xai.saliency import heatmap_set
 from stages._common import start
-
-BARS_COLUMNS = ("objid", "image_path", "xai_split")
-
-
-def read_bars(path: Path) -> pd.DataFrame:
-    """The bar catalogue's columns this stage needs; ValueError naming the file if it or a column is missing."""
-    if not path.is_file():
-        raise ValueError(f"{path}: bar catalogue not found (run the prepare stage first)")
-    bars = pd.read_csv(path, usecols=lambda c: c in BARS_COLUMNS, dtype={"objid": "int64", "image_path": str})
-    missing = [c for c in BARS_COLUMNS if c not in bars.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(BARS_COLUMNS)}"
-        )
-    if bars.empty:
-        raise ValueError(f"{path}: no galaxies to explain")
-    return bars
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         log.error("%s: model file not found (run the train stage first)", args.model_file)
         raise SystemExit(2)
     try:
-        bars = read_bars(args.bars)
+        bars = read_bars(args.bars, columns=("objid", "image_path", "xai_split"))
         model = keras.models.load_model(args.model_file, compile=False)
         log.info("loaded %s (%s, %d parameters)", args.model_file, model.name, model.count_params())
         images = load_images(bars["image_path"].tolist(), cfg.images)

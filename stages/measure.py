@@ -30,7 +30,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import barlength, evaluation, profiles, units
+from galaxy_xai import barlength, evaluation, prepared, profiles, units
 from galaxy_xai.io import write_csv, write_json
 from stages._common import start
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         choice = barlength.read_choice(args.gridsearch, models)
         choice_image = barlength.read_choice(args.gridsearch, models, "chosen_image")
         best = barlength.read_settings(args.gridsearch, models)
-        sample = evaluation.xai_sample(pd.read_csv(args.bars), "test", args.bars)
+        sample = prepared.read_bars(args.bars, "test")
         light = [c for c, _ in best if c.method == barlength.IMAGE and c.estimator == barlength.FOURIER]
         fourier_light = light[0] if light else FOURIER_LIGHT_DEFAULT
         saliency = _unique([choice, *(c for c, _ in best if c.method != barlength.IMAGE)])

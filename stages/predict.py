@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from galaxy_xai import catalogue, evaluation, io, models, training
+from galaxy_xai import catalogue, evaluation, io, models, prepared, training
 from galaxy_xai.config import ImagesConfig
 from stages._common import start
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     args, cfg, log = start("predict", parser, argv)
 
     try:
-        table = training.read_prepared(
+        table = prepared.read_table(
             args.table, ["GalaxyID", "image_path", "split", *catalogue.CLASS_COLUMNS]
         )
     except ValueError as err:

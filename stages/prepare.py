@@ -13,7 +13,8 @@ import argparse
 from pathlib import Path
 
 from galaxy_xai import catalogue
-from galaxy_xai.io import write_csv, write_json
+from galaxy_xai.io import write_json
+from galaxy_xai.prepared import write_prepared
 from stages._common import start
 
 
@@ -34,9 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         log.error("%s", err)
         raise SystemExit(2) from None
 
-    write_csv(args.out / "morphology.csv", prepared.morphology)
-    write_csv(args.out / "bars.csv", prepared.bars)
-    write_csv(args.out / "dropped.csv", prepared.dropped)
+    write_prepared(args.out, prepared.morphology, prepared.bars, prepared.dropped)
     write_json(args.metrics, prepared.metrics)
     log.info(
         "wrote %s: %d morphology rows %s, %d bar rows (XAI %s, control %s), %d dropped rows",

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import barlength, evaluation
+from galaxy_xai import barlength, evaluation, prepared
 from galaxy_xai.io import write_csv, write_json
 from galaxy_xai.stability import noise_lengths, rotation_lengths
 from stages._common import start
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     rot = cfg.xai.rotation
     try:
         choice = barlength.read_choice(args.gridsearch, list(cfg.models))
-        test = evaluation.xai_sample(pd.read_csv(args.bars), "test", args.bars)
+        test = prepared.read_bars(args.bars, "test")
         needed = choice.models_needed(list(cfg.models))
         missing = [
             str(args.models / f"{n}.keras") for n in needed if not (args.models / f"{n}.keras").is_file()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from galaxy_xai import catalogue, io, models, training
+from galaxy_xai import catalogue, io, models, prepared, training
 from stages._common import start
 
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         log.error("models.%s: %s", args.model, err)
         raise SystemExit(2) from None
     try:
-        table = training.read_prepared(args.table, ["image_path", "split", *catalogue.CLASS_COLUMNS])
+        table = prepared.read_table(args.table, ["image_path", "split", *catalogue.CLASS_COLUMNS])
     except ValueError as err:
         log.error("%s", err)
         raise SystemExit(2) from None

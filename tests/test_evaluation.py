@@ -437,24 +437,6 @@ def test_choice_stability_names_the_new_setting_columns_and_writes_null_for_nan(
     json.dumps(stability, allow_nan=False)
 
 
-def test_xai_sample_rejects_bad_rows():
-    bars = pd.DataFrame(
-        {
-            "objid": [1, 2, 3],
-            "length_px424": [10.0, -1.0, 5.0],
-            "length_kpc": [1.0, 2.0, 3.0],
-            "PETROR90_R": [5.0, 5.0, 5.0],
-            "REDSHIFT": [0.05] * 3,
-            "xai_split": ["val", "val", "test"],
-        }
-    )
-    with pytest.raises(ValueError, match="objid 2: length_px424"):
-        evaluation.xai_sample(bars, "val")
-    assert evaluation.xai_sample(bars, "test")["objid"].tolist() == [3]
-    with pytest.raises(ValueError, match="missing columns"):
-        evaluation.xai_sample(bars.drop(columns="REDSHIFT"), "test")
-
-
 def test_paper_table2_lookup():
     assert evaluation.paper_table2_rho("vgg_small", "vgg_small") == 0.68
     assert evaluation.paper_table2_rho("mean_map") == 0.76
