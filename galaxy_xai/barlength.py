@@ -62,6 +62,7 @@ from tqdm import tqdm
 
 from galaxy_xai import profiles, units
 from galaxy_xai.config import ESTIMATORS, LINEARITIES, MASKS
+from galaxy_xai.maps import normalise_maps, within_radius
 from galaxy_xai.units import IMAGE_PX
 
 THRESHOLDS = np.arange(0.5, 1.0, 0.0001)
@@ -367,38 +368,6 @@ NO_MASK, R90_MASK = MASKS
 
 NO_BAR_LENGTH_PX = 1.0
 """Length given to a map with no m = 2 signal at all (a constant map): Algorithm 1's floor."""
-
-
-def constant_maps(maps: np.ndarray, constant_rtol: float = 0.0) -> np.ndarray:
-    """Which maps of a stack (n, H, W) are constant: range <= ``constant_rtol`` x max |value|, (n,) bool."""
-    maps = np.asarray(maps)
-    lo = maps.min(axis=(-2, -1))
-    hi = maps.max(axis=(-2, -1))
-    return (hi - lo) <= constant_rtol * np.maximum(np.abs(lo), np.abs(hi))
-
-
-def normalise_maps(maps: np.ndarray, constant_rtol: float = 0.0) -> np.ndarray:
-    """Min-max rescale each map of a stack (n, H, W) to [0, 1]; constant maps (see
-    :func:`constant_maps`) become 0, never NaN.
-
-    Float32/64 input keeps its precision (float32 is plenty for a saliency map); float16 -> float32,
-    other input -> float64.
-    """
-    maps = np.asarray(maps)
-    if not np.issubdtype(maps.dtype, np.floating) or maps.dtype == np.float16:
-        maps = maps.astype(np.float64 if not np.issubdtype(maps.dtype, np.floating) else np.float32)
-    lo = maps.min(axis=(-2, -1), keepdims=True)
-    span = maps.max(axis=(-2, -1), keepdims=True) - lo
-    varying = ~constant_maps(maps, constant_rtol)[..., None, None]
-    return np.divide(maps - lo, span, out=np.zeros_like(maps), where=varying & (span > 0))
-
-
-def within_radius(shape: tuple[int, int], radius_px: float) -> np.ndarray:
-    """True for the pixels of an (H, W) array whose centre lies within ``radius_px`` of the array's
-    centre, where the galaxy is: bool (H, W)."""
-    height, width = shape
-    rows, cols = np.ogrid[0:height, 0:width]
-    return np.hypot(rows - (height - 1) / 2, cols - (width - 1) / 2) <= radius_px
 
 
 def maps_to_measure(maps: np.ndarray, grey: np.ndarray, x_input: bool, radius_px: float | None = None) -> np.ndarray:
@@ -813,47 +782,3 @@ def measure_choice(
 ) -> np.ndarray:
     """Lengths in map pixels (n,) of the galaxies in ``model_maps`` with one setting (:func:`setting_lengths`)."""
     return setting_lengths(model_maps, grey, [choice], crop_px, linearity, progress=progress)[:, 0]
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading the heatmap files (format: data/heatmaps/<model>.npz, see the README)
-
-
-def read_heatmaps(
-    heatmap_dir: str | Path, models: Sequence[str], objids: Sequence[int], split: str, draw: int
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Maps of ``models`` for ``objids`` (in that order) of one split and noise draw.
-
-    Returns ({model: maps (n, H, W) float16}, grey (n, H, W) float16 from the first model's file).
-    Raises ValueError naming the file when a galaxy is missing or repeated, or shapes disagree.
-    """
-    objids = np.asarray(objids, dtype=np.int64)
-    maps: dict[str, np.ndarray] = {}
-    grey = None
-    for name in models:
-        path = Path(heatmap_dir) / f"{name}.npz"
-        if not path.is_file():
-            raise ValueError(f"{path}: heatmap file of model {name!r} not found")
-        with np.load(path) as npz:
-            missing_keys = {"maps", "objid", "split", "draw", "grey"} - set(npz.files)
-            if missing_keys:
-                raise ValueError(f"{path}: missing arrays {sorted(missing_keys)}")
-            select = (npz["split"] == split) & (npz["draw"] == draw)
-            ids = npz["objid"][select]
-            if np.unique(ids).size != ids.size:
-                raise ValueError(f"{path}: objid repeated within split={split!r}, draw={draw}")
-            position = {int(o): i for i, o in enumerate(ids)}
-            absent = [int(o) for o in objids if int(o) not in position]
-            if absent:
-                raise ValueError(
-                    f"{path}: no {split!r} map (draw {draw}) for {len(absent)} galaxies, e.g. objid {absent[0]}"
-                )
-            where = np.flatnonzero(select)[[position[int(o)] for o in objids]]
-            maps[name] = npz["maps"][where]
-            if grey is None:
-                grey = npz["grey"][where]
-        if maps[name].shape != maps[models[0]].shape:
-            raise ValueError(f"{path}: maps of shape {maps[name].shape}, expected {maps[models[0]].shape}")
-    if grey is None:
-        raise ValueError("read_heatmaps: expected at least one model")
-    return maps, grey

@@ -44,7 +44,7 @@ import tensorflow as tf
 from scipy import ndimage
 from tqdm import tqdm
 
-from galaxy_xai import barlength
+from galaxy_xai import maps as maps_utils
 from galaxy_xai.catalogue import CLASS_COLUMNS
 from galaxy_xai.config import ATTRIBUTIONS, METHODS, SYMMETRIES, XaiConfig
 
@@ -164,8 +164,8 @@ def normalise_maps(maps: np.ndarray) -> tuple[np.ndarray, int]:
         raise ValueError(
             f"non-finite gradients for images {np.flatnonzero(bad)[:10].tolist()} (of {len(maps)})"
         )
-    out = barlength.normalise_maps(maps, CONSTANT_RTOL).astype(np.float32)
-    return out, int(barlength.constant_maps(maps, CONSTANT_RTOL).sum())
+    out = maps_utils.normalise_maps(maps, CONSTANT_RTOL).astype(np.float32)
+    return out, int(maps_utils.constant_maps(maps, CONSTANT_RTOL).sum())
 
 
 def _finish(maps: np.ndarray, what: str) -> np.ndarray:

@@ -26,9 +26,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import barlength, evaluation, figures, io, saliency, units
+from galaxy_xai import barlength, evaluation, figures, heatmaps, io, saliency, units
 from galaxy_xai.config import Config
 from galaxy_xai.images import load_images
+from galaxy_xai.maps import normalise_maps
 from stages._common import start
 
 PAPER = {"rho": 0.76, "control_rho": 0.59}
@@ -50,7 +51,7 @@ def explainer_name(xai) -> str:
 def mean_maps(models: dict[str, keras.Model], images: np.ndarray, target: str, cfg: Config, seed: int) -> np.ndarray:
     """The models' maps of ``target`` averaged and renormalised: (n, H, W) in [0, 1]."""
     maps = [saliency.explain_xai(m, images, cfg.xai, seed, target=target) for m in models.values()]
-    return barlength.normalise_maps(np.mean(maps, axis=0))
+    return normalise_maps(np.mean(maps, axis=0))
 
 
 SHARED_SCORES = {"rho": "rho", "rho_image": "rho_image", "spearman_image": "spearman_image"}
@@ -494,7 +495,7 @@ def main(argv: list[str] | None = None) -> None:
     picks = [*rng.choice(np.delete(np.arange(len(measured)), worst), size=min(2, len(measured) - 1), replace=False), worst]
     objids = measured["objid"].to_numpy()[picks]
     shown = [chosen["method"]] if chosen["method"] in names else names
-    test_maps, grey = barlength.read_heatmaps(args.heatmaps, shown, objids, "test", draw=0)
+    test_maps, grey = heatmaps.read_heatmaps(args.heatmaps, shown, objids, "test", draw=0)
     # The maps exactly as measured: the chosen mask (e.g. R90) applied before isolating the bar.
     radius_px = barlength.Choice.from_record(chosen).radius_px(grey.shape[-1], cfg.images.crop_px)
     chosen_maps = barlength.maps_to_measure(

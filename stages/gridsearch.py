@@ -32,7 +32,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import barlength, evaluation, prepared, units
+from galaxy_xai import barlength, evaluation, heatmaps, prepared, units
 from galaxy_xai.io import write_csv, write_json, write_text
 from stages._common import start
 
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sample = prepared.read_bars(args.bars, "val")
     models = list(cfg.models)
-    maps, grey = barlength.read_heatmaps(args.heatmaps, models, sample["objid"], "val", draw=0)
+    maps, grey = heatmaps.read_heatmaps(args.heatmaps, models, sample["objid"], "val", draw=0)
     map_px, crop_px = grey.shape[-1], cfg.images.crop_px
     grid = cfg.xai.grid
     settings = barlength.grid_settings(

@@ -30,7 +30,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import barlength, evaluation, prepared, profiles, units
+from galaxy_xai import barlength, evaluation, heatmaps, prepared, profiles, units
 from galaxy_xai.io import write_csv, write_json
 from stages._common import start
 
@@ -62,7 +62,7 @@ def saliency_draws(
     needed = [m for m in models if any(m in s.models_needed(models) for s in settings)]
     out = []
     for draw in range(N_DRAWS):
-        maps, grey = barlength.read_heatmaps(args.heatmaps, needed, sample["objid"], "test", draw=draw)
+        maps, grey = heatmaps.read_heatmaps(args.heatmaps, needed, sample["objid"], "test", draw=draw)
         log.info("draw %d: %d test galaxies, %d settings", draw, len(sample), len(settings))
         lengths = barlength.setting_lengths(
             maps, grey, settings, cfg.images.crop_px, cfg.xai.linearity, progress=True

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from galaxy_xai import barlength, evaluation, units
+from galaxy_xai import barlength, evaluation, heatmaps, units
 from galaxy_xai.barlength import (
     MEAN_LENGTH,
     MEAN_MAP,
@@ -18,6 +18,7 @@ from galaxy_xai.barlength import (
     isolate_bar,
     max_pixel_distance,
 )
+from galaxy_xai.maps import normalise_maps, within_radius
 from tests.oracle import bar_like_map, mixed_maps, published_length, published_mask, smooth_blob_map
 
 T_C = [0.7, 0.75, 0.8, 0.85, 0.9]
@@ -278,14 +279,14 @@ def write_heatmaps(path, objids, n_draws_test=2, size=8, seed=0):
 
 def test_read_heatmaps_selects_and_orders_by_objid(tmp_path):
     maps, ids, split, draw = write_heatmaps(tmp_path / "m.npz", [11, 12, 13])
-    got, grey = barlength.read_heatmaps(tmp_path, ["m"], [13, 11], "test", draw=1)
+    got, grey = heatmaps.read_heatmaps(tmp_path, ["m"], [13, 11], "test", draw=1)
     rows = [np.flatnonzero((ids == o) & (split == "test") & (draw == 1))[0] for o in (13, 11)]
     np.testing.assert_array_equal(got["m"], maps[rows])
     np.testing.assert_array_equal(grey, maps[rows][:, ::-1])
     with pytest.raises(ValueError, match="objid 99"):
-        barlength.read_heatmaps(tmp_path, ["m"], [11, 99], "val", draw=0)
+        heatmaps.read_heatmaps(tmp_path, ["m"], [11, 99], "val", draw=0)
     with pytest.raises(ValueError, match="not found"):
-        barlength.read_heatmaps(tmp_path, ["other"], [11], "val", draw=0)
+        heatmaps.read_heatmaps(tmp_path, ["other"], [11], "val", draw=0)
 
 
 def _write_choice(path, **chosen):
@@ -335,7 +336,7 @@ def _ideal_bar_maps(n: int, size: int, rng: np.random.Generator) -> tuple[np.nda
         bar = np.exp(-np.log(2) * ((np.abs(u) / half) ** 4 + (v / max(0.25 * half, 0.7)) ** 2))
         bulge = 0.6 * np.exp(-(xx**2 + yy**2) / (2 * (length / 6) ** 2))
         maps[i] = bar + bulge + 0.2 * rng.random((size, size))
-    return barlength.normalise_maps(maps), lengths
+    return normalise_maps(maps), lengths
 
 
 def test_elongation_recovers_the_lengths_of_ideal_bar_maps_and_abs_pearson_does_not():
@@ -366,11 +367,11 @@ def test_r90_in_map_pixels():
 
 
 def test_within_radius_is_a_centred_disc():
-    inside = barlength.within_radius((5, 5), 1.0)
+    inside = within_radius((5, 5), 1.0)
     expected = np.zeros((5, 5), dtype=bool)
     expected[2, 1:4] = expected[1:4, 2] = True
     np.testing.assert_array_equal(inside, expected)
-    even = barlength.within_radius((64, 64), 20.0)
+    even = within_radius((64, 64), 20.0)
     assert even.sum() == pytest.approx(np.pi * 20**2, rel=0.02)
     np.testing.assert_array_equal(even, even[::-1, ::-1])
 
@@ -491,7 +492,7 @@ def test_a_floor_stops_faint_speckle_from_carrying_the_fourier_length_to_the_edg
     maps, truth = _ideal_bar_maps(60, 64, rng)
     speckle = np.where(rng.random(maps.shape) < 0.02, rng.uniform(0.05, 0.15, maps.shape), 0.0)
     bars = np.clip(maps - 0.3, 0, None)  # the ideal bar without its uniform noise
-    noisy = barlength.normalise_maps(bars + speckle)
+    noisy = normalise_maps(bars + speckle)
     plain = barlength.fourier_map_lengths(noisy, [0.5])[:, 0]
     floored = barlength.fourier_map_lengths(noisy, [0.5], floor=0.3)[:, 0]
     assert np.median(plain) > 1.5 * np.median(floored)
