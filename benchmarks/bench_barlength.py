@@ -1,12 +1,12 @@
-"""Benchmark of Algorithm 1: the published implementation vs galaxy_xai.barlength, in one run.
+"""Benchmark of Algorithm 1: the published implementation vs galaxy_xai.algorithm1, in one run.
 
 1. speed per 224-px map, one (T_c, T_l) pair: the literal published code (threshold loop + O(n^2)
-   Python double loop) on a few maps vs :func:`galaxy_xai.barlength.bar_length_px`;
+   Python double loop) on a few maps vs :func:`galaxy_xai.algorithm1.bar_length_px`;
 2. agreement: bit-for-bit equal lengths on N maps against the published code. The oracle keeps the
    published threshold loop literally and computes the same per-pair ``sqrt(dx^2 + dy^2)`` with NumPy
    broadcasting instead of the double loop (same floats, see tests/oracle.py);
-3. the paper-scale grid search: 1,050 galaxies x 3 models of 224-px maps, 5 methods x 2 X_input x
-   25 (T_c, T_l) with :func:`galaxy_xai.barlength.method_lengths`.
+3. the paper-scale grid search: 1,050 galaxies x 3 models of 224-px maps, 5 map sources x 2 X_input x
+   25 (T_c, T_l) with :func:`galaxy_xai.barlength.map_source_lengths`.
 
 Maps are saliency-like: an elongated Gaussian bar, often a bulge, smoothed noise, normalised; half
 are rounded to float16 like the heatmap files.
@@ -23,7 +23,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from galaxy_xai.barlength import bar_length_px, method_lengths, scale_len_threshold
+from galaxy_xai.algorithm1 import bar_length_px, scale_len_threshold
+from galaxy_xai.barlength import map_source_lengths
 from galaxy_xai.io import setup_logging, write_json
 from tests.oracle import bar_like_map, published_bar_length
 
@@ -106,12 +107,12 @@ def paper_scale_search(n: int, seed: int) -> dict:
         grey[i] = np.clip(disk + 0.3 * models["vgg16"][i] + rng.normal(0, 0.02, (size, size)), 0, 1)
     len_px = [scale_len_threshold(t, size) for t in T_L_224]
     start = time.perf_counter()
-    lengths = method_lengths(models, grey, [False, True], T_C, len_px, progress=True)
+    lengths = map_source_lengths(models, grey, [False, True], T_C, len_px, progress=True)
     elapsed = time.perf_counter() - start
     return {
         "galaxies": n,
         "map_px": size,
-        "methods": sorted({m for m, _ in lengths}),
+        "map_sources": sorted({m for m, _ in lengths}),
         "x_input": [False, True],
         "pairs": len(T_C) * len(T_L_224),
         "maps_measured": n * (len(models) + 1) * 2,

@@ -2,7 +2,7 @@
 
 Variants (each runs in its own subprocess, so its peak RSS is its own):
 
-* ``ours``       galaxy_xai.saliency.smoothgrad: noisy copies of several galaxies per compiled batch;
+* ``ours``       galaxy_xai.explainers' SmoothGrad: noisy copies of several galaxies per compiled batch;
 * ``tkv_single`` tf-keras-vis as the original code used it: one galaxy per call, the model's last
                  activation replaced in place, ``clear_session()`` after each galaxy;
 * ``tkv_batch``  tf-keras-vis with all galaxies in one call;
@@ -72,25 +72,20 @@ def run_variant(args: argparse.Namespace) -> dict:
     import keras
     import tensorflow as tf
 
-    from galaxy_xai import saliency
+    from galaxy_xai.explainers.core import class_index, finish_maps, input_gradient, score_model
+    from galaxy_xai.explainers.gradients import SmoothGrad
 
     warnings.filterwarnings("ignore", category=UserWarning)  # Keras' chatter on tf-keras-vis's list inputs
     model, images = build(args)
-    index = saliency.class_index("Class3.1")
+    index = class_index("Class3.1")
 
     if args.variant == "ours":
+        smoothgrad = SmoothGrad(
+            index, args.samples, args.noise, batch_size=args.batch_size, attribution=args.attribution
+        )
 
         def run(batch):
-            saliency.smoothgrad(
-                model,
-                batch,
-                index,
-                args.samples,
-                args.noise,
-                seed=0,
-                batch_size=args.batch_size,
-                attribution=args.attribution,
-            )
+            smoothgrad(model, batch, seed=0)
 
     elif args.variant in ("tkv_single", "tkv_batch"):
         from tf_keras_vis.saliency import Saliency
@@ -103,7 +98,7 @@ def run_variant(args: argparse.Namespace) -> dict:
             maps = Saliency(model, model_modifier=make_linear, clone=False)(
                 CategoricalScore(index), batch, smooth_samples=args.samples, smooth_noise=args.noise
             )
-            return saliency.normalise_maps(maps.reshape(len(batch), *maps.shape[-2:]))[0]
+            return finish_maps(maps.reshape(len(batch), *maps.shape[-2:]), "tf-keras-vis")
 
         if args.variant == "tkv_single":
             images = images[: args.per_galaxy]
@@ -116,8 +111,8 @@ def run_variant(args: argparse.Namespace) -> dict:
         else:
             run = explain
     elif args.variant == "floor":
-        scores = saliency.score_model(model)
-        gradient = tf.function(lambda x: saliency._input_gradient(scores, index, x))
+        scores = score_model(model)
+        gradient = tf.function(lambda x: input_gradient(scores, index, x))
         full = tf.constant(np.resize(images, (args.batch_size, *images.shape[1:])))
 
         def run(batch):
@@ -148,21 +143,14 @@ def run_variant(args: argparse.Namespace) -> dict:
     }
 
 
+VARIANT_ARGS = ("arch", "px", "samples", "noise", "galaxies", "per_galaxy", "batch_size", "repeats", "warmup", "attribution")
+"""The options every variant's fresh interpreter is given, and the setup the summary reports."""
+
+
 def spawn(args: argparse.Namespace, variant: str) -> dict:
     """Run one variant in a fresh interpreter and parse its JSON line."""
     cmd = [sys.executable, "-m", "benchmarks.bench_saliency", "--variant", variant]
-    for key in (
-        "arch",
-        "px",
-        "samples",
-        "noise",
-        "galaxies",
-        "per_galaxy",
-        "batch_size",
-        "repeats",
-        "warmup",
-        "attribution",
-    ):
+    for key in VARIANT_ARGS:
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -235,22 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         rate = statistics.median(r["maps_per_s"]) if r["maps_per_s"] else float("nan")
         print(f"{variant:11s} median {rate:8.3f} maps/s  peak RSS {r['peak_rss_mb']:6.0f} MB")
     summary = summarise(results)
-    summary["setup"] = {
-        k: getattr(args, k)
-        for k in (
-            "arch",
-            "px",
-            "samples",
-            "noise",
-            "galaxies",
-            "per_galaxy",
-            "batch_size",
-            "rounds",
-            "repeats",
-            "warmup",
-            "attribution",
-        )
-    }
+    summary["setup"] = {k: getattr(args, k) for k in (*VARIANT_ARGS, "rounds")}
     for name, ratio in summary["ratios"].items():
         print(f"ours {name}: {ratio:.2f}x")
     if args.out:

@@ -1,58 +1,37 @@
-"""Algorithm 1 of Bhambra et al. (2022): isolate the bar in a saliency map and measure its length.
+"""The study's bar-length measurements: which maps are measured, how, and with which setting.
 
-The published rule (``linearity="abs_pearson"``, the default):
+Algorithm 1 itself is :mod:`galaxy_xai.algorithm1`; this module holds what the study measures with
+it and beside it. A measurement *setting* (:class:`Choice`) names:
 
-* scan the thresholds ``T_h`` in :data:`THRESHOLDS` = ``numpy.arange(0.5, 1.0, 0.0001)`` in order;
-  the candidate pixels at ``T_h`` are those with value ``> T_h``;
-* stop at the first ``T_h`` where the absolute Pearson correlation of the candidates' row and column
-  indices exceeds ``corr_threshold`` (T_c) or fewer than ``len_threshold`` (T_l) candidates remain; a
-  correlation of fewer than two pixels or of a constant coordinate counts as not exceeding (the
-  published code gets NaN there, and ``NaN > T_c`` is false); if none stops, the last ``T_h`` is used;
-* the bar is the candidate set at that ``T_h``; its length is the largest Euclidean distance between
-  two of its pixel centres, and at least 1.0 (the published code starts the maximum from 1).
-
-The published code re-thresholds the whole map 5,000 times and measures with an O(n^2) Python loop.
-Here the same answer comes from shared work done once per map:
-
-* only pixels above 0.5 can ever be candidates; they are sorted once by decreasing value, so the
-  candidate set at any ``T_h`` is a prefix of that order whose size is a ``searchsorted`` count
-  (ties are never split: equal values are both above a threshold or both not);
-* the stopping rule depends on the candidate set only through its size, so only the distinct
-  counts along the scan matter; prefix sums of row, col, row^2, col^2 and row*col give the exact
-  integer moments of every prefix, hence the linearity of every count in O(1);
-* near the threshold (within 1e-9) the correlation is recomputed with ``numpy.corrcoef`` on the
-  candidates in the published order, so a rounding difference cannot flip the decision;
-* the largest distance is attained between convex-hull vertices, and every hull vertex of a pixel set
-  is the leftmost or rightmost pixel of its row *and* the topmost or bottommost of its column; the
-  distance is maximised over those few pixels in exact integer arithmetic.
-
-``linearity="elongation"`` replaces |r| by ``1 - lambda_min / lambda_max`` of the candidates'
-coordinate covariance: rotation-invariant, whereas |r| is ~0 for a bar along an image axis.
-
-Beyond the paper, a measurement *setting* (:class:`Choice`) also names:
-
-* the estimator (:data:`ESTIMATORS`): ``algorithm1`` as above, or ``fourier``, the radius where the
-  map's m = 2 Fourier amplitude falls below a fraction of its peak (:func:`fourier_map_lengths`,
-  after zeroing the map below a floor), which one stray pixel barely moves;
+* the map source (``map_source``): a model's map, :data:`MEAN_MAP` (the mean of the models' maps),
+  :data:`MEAN_LENGTH` (the mean of the lengths measured on each model's map), or the image-only
+  control :data:`IMAGE`, the grey input with its sky subtracted (:func:`image_maps`);
+* X_input: the map multiplied by the grey input first (:func:`maps_to_measure`);
+* the estimator (:data:`ESTIMATORS`): ``algorithm1`` with its T_c and T_l, or ``fourier``, the radius
+  where the map's m = 2 Fourier amplitude falls below a fraction of its peak
+  (:func:`fourier_map_lengths`, after zeroing the map below a floor), which one stray pixel barely moves;
 * the mask (:data:`MASKS`): ``none`` (the paper), or ``r90``, the map zeroed outside the galaxy's
   Petrosian R90 (20 px of a 64-px map of the 160-px crop) before renormalising, so a neighbour or a
-  star in a corner cannot set the length;
-* the source: a model's map, :data:`MEAN_MAP`, :data:`MEAN_LENGTH`, or the image-only control
-  :data:`IMAGE`, the grey input with its sky subtracted (:func:`image_maps`).
+  star in a corner cannot set the length.
 
-:func:`setting_lengths` measures any list of settings, sharing each measured map among them; the
-paper's configuration is estimators ``[algorithm1]`` and masks ``[none]``, whose lengths are
-exactly :func:`method_lengths`'.
+:func:`grid_settings` lists the grid search's settings; :func:`setting_lengths` measures any list of
+settings, sharing each measured map among them; the paper's configuration is estimators
+``[algorithm1]`` and masks ``[none]``, whose lengths are exactly :func:`map_source_lengths`'.
+A setting goes to and comes from the grid search's JSON (``metrics/gridsearch.json``) only through
+:meth:`Choice.to_json` / :meth:`Choice.from_json`; :func:`read_choice` and :func:`read_settings` read
+that file.
 
-Shapes: one map is ``(H, W)``; a stack is ``(n, H, W)``; a grid result is ``(n_Tc, n_Tl)`` per map.
-Lengths are in pixels of the map (see :mod:`galaxy_xai.units` for 424-px pixels and kpc).
+(The word "method" in this project means the explainer, ``xai.method``; the grid search's choice of
+maps is the map source.)
+
+Shapes: one map is ``(H, W)``; a stack is ``(n, H, W)``. Lengths are in pixels of the map (see
+:mod:`galaxy_xai.units` for 424-px pixels and kpc).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -61,301 +40,15 @@ import numpy as np
 from tqdm import tqdm
 
 from galaxy_xai import profiles, units
-from galaxy_xai.config import ESTIMATORS, LINEARITIES, MASKS
+from galaxy_xai.algorithm1 import _check_linearity, _grid_arrays, bar_lengths_grid, scale_len_threshold
+from galaxy_xai.config import ESTIMATORS, MASKS
 from galaxy_xai.maps import normalise_maps, within_radius
-from galaxy_xai.units import IMAGE_PX
-
-THRESHOLDS = np.arange(0.5, 1.0, 0.0001)
-"""The published threshold scan T_h (5,000 values from 0.5 to 0.9999)."""
 
 MEAN_MAP = "mean_map"
-"""Method: Algorithm 1 on the element-wise mean of the models' maps."""
+"""Map source: Algorithm 1 (or Fourier) on the element-wise mean of the models' maps."""
 
 MEAN_LENGTH = "mean_length"
-"""Method: the mean of the lengths measured on each model's map."""
-
-PAPER_MAP_PX = 224
-"""Map side for which the paper's T_l grid (10-50 pixels) was chosen (maps of the whole image)."""
-
-_RECHECK_TOL = 1e-9
-"""|r| this close to T_c is recomputed exactly as the published code does (prefix-sum r is ~1e-15 off)."""
-
-_MAX_SIDE = 1024
-"""Largest map side for which the int64 moment sums are exact."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Input checks
-
-
-def _check_linearity(linearity: str) -> None:
-    if linearity not in LINEARITIES:
-        raise ValueError(f"linearity = {linearity!r}: expected one of {', '.join(LINEARITIES)}")
-
-
-def _as_map(saliency_map: np.ndarray, what: str = "saliency_map") -> np.ndarray:
-    """The map as float64 (exact for float16/float32 input), after checking shape and values."""
-    arr = np.asarray(saliency_map)
-    if arr.ndim != 2:
-        raise ValueError(f"{what}: expected a 2-D map (H, W), got shape {arr.shape}")
-    if arr.shape[0] > _MAX_SIDE or arr.shape[1] > _MAX_SIDE or 0 in arr.shape:
-        raise ValueError(f"{what}: expected 1 to {_MAX_SIDE} pixels per side, got shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what}: contains NaN or infinite values; expected finite saliency values")
-    return arr
-
-
-def _as_stack(saliency_maps: np.ndarray) -> np.ndarray:
-    arr = np.asarray(saliency_maps)
-    if arr.ndim != 3:
-        raise ValueError(f"saliency_maps: expected a stack of maps (n, H, W), got shape {arr.shape}")
-    return arr
-
-
-# --------------------------------------------------------------------------------------------------
-# The shared work of one map
-
-
-@dataclass(frozen=True)
-class _Scan:
-    """What every (T_c, T_l) pair of one map shares.
-
-    ``flat_desc``: flat indices of the pixels above 0.5, by decreasing value, (m,).
-    ``counts``: the distinct candidate counts met along the threshold scan, in scan order
-    (decreasing), (d,); the candidate set of count c is ``flat_desc[:c]``.
-    ``a, b, c_``: n^2 times the covariance of (row, col) of each count's candidates: var(row),
-    cov(row, col), var(col), exact integers as int64, (d,).
-    """
-
-    width: int
-    flat_desc: np.ndarray
-    rows: np.ndarray
-    cols: np.ndarray
-    counts: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    c_: np.ndarray
-
-
-def _scan(map64: np.ndarray) -> _Scan:
-    flat = map64.ravel()
-    above = np.flatnonzero(flat > THRESHOLDS[0])
-    values = flat[above]
-    order = np.argsort(-values, kind="stable")
-    flat_desc = above[order]
-    ascending = values[order][::-1]
-    count_per_threshold = ascending.size - np.searchsorted(ascending, THRESHOLDS, side="right")
-    changes = np.flatnonzero(count_per_threshold[1:] != count_per_threshold[:-1]) + 1
-    counts = count_per_threshold[np.concatenate(([0], changes))]
-    rows, cols = np.divmod(flat_desc, map64.shape[1])
-
-    def prefix(v: np.ndarray) -> np.ndarray:
-        return np.concatenate(([0], np.cumsum(v, dtype=np.int64)))[counts]
-
-    sr, sc = prefix(rows), prefix(cols)
-    n = counts.astype(np.int64)
-    a = n * prefix(rows * rows) - sr * sr
-    b = n * prefix(rows * cols) - sr * sc
-    c_ = n * prefix(cols * cols) - sc * sc
-    return _Scan(map64.shape[1], flat_desc, rows, cols, counts, a, b, c_)
-
-
-def _linearity(scan: _Scan, linearity: str) -> tuple[np.ndarray, np.ndarray]:
-    """(value, defined) per distinct count, (d,) each; undefined values never exceed T_c."""
-    a, b, c = (v.astype(np.float64) for v in (scan.a, scan.b, scan.c_))
-    if linearity == "abs_pearson":
-        defined = (scan.counts >= 2) & (scan.a > 0) & (scan.c_ > 0)
-        denom = np.sqrt(a) * np.sqrt(c)
-        value = np.divide(np.abs(b), denom, out=np.zeros_like(a), where=defined)
-        return np.minimum(value, 1.0), defined
-    half_trace = 0.5 * (a + c)
-    lam_max = half_trace + np.hypot(0.5 * (a - c), b)
-    defined = (scan.counts >= 2) & (lam_max > 0)
-    lam_min = np.clip(2.0 * half_trace - lam_max, 0.0, None)
-    value = 1.0 - np.divide(lam_min, lam_max, out=np.ones_like(a), where=defined)
-    return value, defined
-
-
-def _published_abs_r(scan: _Scan, count: int) -> float:
-    """|r| of the top ``count`` pixels exactly as the published code computes it (row-major order)."""
-    rows, cols = np.divmod(np.sort(scan.flat_desc[:count]), scan.width)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(abs(np.corrcoef(rows, cols)[1, 0]))
-
-
-def _stop_counts(
-    scan: _Scan, corr_thresholds: np.ndarray, len_thresholds: np.ndarray, linearity: str
-) -> np.ndarray:
-    """Candidate count where the scan stops, for every (T_c, T_l) pair: int (n_Tc, n_Tl)."""
-    value, defined = _linearity(scan, linearity)
-    tc = corr_thresholds[:, None]
-    exceeds = defined & (value > tc)  # (n_Tc, d)
-    if linearity == "abs_pearson":
-        near = defined & (np.abs(value - tc) <= _RECHECK_TOL)
-        for j in np.flatnonzero(near.any(axis=0)):
-            exact = _published_abs_r(scan, int(scan.counts[j]))
-            exceeds[near[:, j], j] = exact > corr_thresholds[near[:, j]]
-    stops = exceeds[:, None, :] | (scan.counts[None, None, :] < len_thresholds[None, :, None])
-    first = np.argmax(stops, axis=-1)
-    return np.where(stops.any(axis=-1), scan.counts[first], scan.counts[-1])
-
-
-# --------------------------------------------------------------------------------------------------
-# The largest distance
-
-
-def _extreme_flags(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
-    """True for the points with the smallest or largest ``minor`` among those sharing ``major``.
-
-    ``major``, ``minor``: non-negative integer coordinates, (k,).
-    """
-    size = int(major.max()) + 1
-    lowest = np.full(size, np.iinfo(np.int64).max)
-    highest = np.full(size, -1)
-    np.minimum.at(lowest, major, minor)
-    np.maximum.at(highest, major, minor)
-    return (minor == lowest[major]) | (minor == highest[major])
-
-
-def farthest_pair(rows: np.ndarray, cols: np.ndarray) -> tuple[tuple[int, int], tuple[int, int], int]:
-    """The two pixel centres farthest apart: ((row0, col0), (row1, col1), squared distance in px^2).
-
-    ``rows``, ``cols``: integer pixel indices, (k,) with k >= 1. Exact: the maximum squared distance
-    is found in integer arithmetic among the pixels that can be convex-hull vertices (extreme in
-    their row and in their column).
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    cols = np.asarray(cols, dtype=np.int64)
-    if rows.size == 0:
-        raise ValueError("farthest_pair: expected at least one pixel")
-    r0, c0 = rows.min(), cols.min()
-    shifted_r, shifted_c = rows - r0, cols - c0  # distances are shift-invariant; indices >= 0
-    keep = _extreme_flags(shifted_r, shifted_c) & _extreme_flags(shifted_c, shifted_r)
-    r, c = rows[keep], cols[keep]
-    best, pair = -1, (0, 0)
-    for start in range(0, r.size, 512):  # bounds memory on degenerate sets; usually one pass
-        dr = r[start : start + 512, None] - r[None, :]
-        dc = c[start : start + 512, None] - c[None, :]
-        d2 = dr * dr + dc * dc
-        flat = int(d2.argmax())
-        if int(d2.flat[flat]) > best:
-            best = int(d2.flat[flat])
-            pair = (start + flat // r.size, flat % r.size)
-    i, j = pair
-    return (int(r[i]), int(c[i])), (int(r[j]), int(c[j])), best
-
-
-def max_pixel_distance(rows: np.ndarray, cols: np.ndarray) -> float:
-    """Largest Euclidean distance between two pixel centres, and at least 1.0; in pixels.
-
-    ``rows``, ``cols``: integer pixel indices, (k,). One square root of the exact integer maximum of
-    :func:`farthest_pair`, which equals the published maximum of square roots.
-    """
-    if np.size(rows) < 2:
-        return 1.0
-    return max(1.0, float(np.sqrt(np.float64(farthest_pair(rows, cols)[2]))))
-
-
-# --------------------------------------------------------------------------------------------------
-# Public API
-
-
-def _grid_arrays(corr_thresholds, len_thresholds) -> tuple[np.ndarray, np.ndarray]:
-    tc = np.atleast_1d(np.asarray(corr_thresholds, dtype=np.float64))
-    tl = np.atleast_1d(np.asarray(len_thresholds, dtype=np.float64))
-    if tc.ndim != 1 or tl.ndim != 1 or not tc.size or not tl.size:
-        raise ValueError("corr_thresholds and len_thresholds: expected non-empty 1-D sequences")
-    if not (np.isfinite(tc).all() and np.isfinite(tl).all()):
-        raise ValueError("corr_thresholds and len_thresholds: expected finite numbers")
-    return tc, tl
-
-
-def _mask(scan: _Scan, shape: tuple[int, int], count: int) -> np.ndarray:
-    mask = np.zeros(shape, dtype=bool)
-    mask.flat[scan.flat_desc[:count]] = True
-    return mask
-
-
-def isolate_bar(
-    saliency_map: np.ndarray, corr_threshold: float, len_threshold: float, linearity: str = "abs_pearson"
-) -> np.ndarray:
-    """Boolean mask (H, W) of the bar isolated by Algorithm 1 in ``saliency_map`` (H, W).
-
-    ``corr_threshold``: T_c (dimensionless); ``len_threshold``: T_l, a pixel count of this map.
-    """
-    _check_linearity(linearity)
-    map64 = _as_map(saliency_map)
-    scan = _scan(map64)
-    tc, tl = _grid_arrays(corr_threshold, len_threshold)
-    return _mask(scan, map64.shape, int(_stop_counts(scan, tc, tl, linearity)[0, 0]))
-
-
-def bar_length_px(
-    saliency_map: np.ndarray, corr_threshold: float, len_threshold: float, linearity: str = "abs_pearson"
-) -> float:
-    """Length in map pixels of the bar Algorithm 1 isolates in ``saliency_map`` (H, W)."""
-    return float(bar_length_grid(saliency_map, [corr_threshold], [len_threshold], linearity)[0, 0])
-
-
-def _lengths_of_scan(scan: _Scan, tc: np.ndarray, tl: np.ndarray, linearity: str) -> np.ndarray:
-    stop = _stop_counts(scan, tc, tl, linearity)
-    unique, inverse = np.unique(stop, return_inverse=True)
-    lengths = np.array([max_pixel_distance(scan.rows[:k], scan.cols[:k]) for k in unique])
-    return lengths[inverse].reshape(stop.shape)
-
-
-def bar_length_grid(
-    saliency_map: np.ndarray,
-    corr_thresholds: Sequence[float],
-    len_thresholds: Sequence[float],
-    linearity: str = "abs_pearson",
-) -> np.ndarray:
-    """Bar length in map pixels for every (T_c, T_l) pair on one map: (n_Tc, n_Tl).
-
-    ``saliency_map``: (H, W). The sort, the moments and the distances are shared by all pairs;
-    element ``[i, j]`` equals ``bar_length_px(saliency_map, corr_thresholds[i], len_thresholds[j])``.
-    """
-    _check_linearity(linearity)
-    tc, tl = _grid_arrays(corr_thresholds, len_thresholds)
-    return _lengths_of_scan(_scan(_as_map(saliency_map)), tc, tl, linearity)
-
-
-def bar_lengths_grid(
-    saliency_maps: np.ndarray,
-    corr_thresholds: Sequence[float],
-    len_thresholds: Sequence[float],
-    linearity: str = "abs_pearson",
-) -> np.ndarray:
-    """:func:`bar_length_grid` for a stack of maps (n, H, W): lengths in map pixels (n, n_Tc, n_Tl)."""
-    _check_linearity(linearity)
-    maps = _as_stack(saliency_maps)
-    tc, tl = _grid_arrays(corr_thresholds, len_thresholds)
-    out = np.empty((maps.shape[0], tc.size, tl.size))
-    for i, one in enumerate(maps):
-        out[i] = _lengths_of_scan(_scan(_as_map(one, f"saliency_maps[{i}]")), tc, tl, linearity)
-    return out
-
-
-def scale_len_threshold(len_threshold_224: float, map_px: int, crop_px: int | None = None) -> int:
-    """T_l for our maps from the paper's value for its 224-px maps of the whole 424-px image.
-
-    T_l is a number of pixels, i.e. an area on the sky, so it scales with the area of a map pixel:
-    the paper's pixel spans 424 / 224 image pixels, ours ``crop_px / map_px`` (``crop_px`` in 424-px
-    pixels, None for the whole image). Rounded, and at least 2 (below two pixels there is no
-    correlation to test and no length to measure). For the default 64-px maps of a 160-px crop the
-    factor is (64 / 224 x 424 / 160)^2 = 0.57: T_l = 10 -> 6 px.
-    """
-    crop = IMAGE_PX if crop_px is None else crop_px
-    if map_px < 1 or len_threshold_224 < 0 or not 0 < crop <= IMAGE_PX:
-        raise ValueError(
-            f"scale_len_threshold: expected map_px >= 1, T_l >= 0 and 0 < crop_px <= {IMAGE_PX}, "
-            f"got {map_px}, {len_threshold_224}, {crop_px}"
-        )
-    pixel_area = (map_px / PAPER_MAP_PX * IMAGE_PX / crop) ** 2
-    return max(2, round(len_threshold_224 * pixel_area))
-
+"""Map source: the mean of the lengths measured on each model's map."""
 
 # --------------------------------------------------------------------------------------------------
 # From stored maps to the maps the estimators measure: sources, X_input and the R90 mask
@@ -377,7 +70,7 @@ def maps_to_measure(maps: np.ndarray, grey: np.ndarray, x_input: bool, radius_px
     ``x_input`` the map is multiplied by the input (the paper's X_input); with ``radius_px`` (map
     pixels, e.g. the galaxy's R90) everything outside that circle is zeroed, so a neighbour or a star
     in a corner cannot set the length. Every measured map is then min-max renormalised so the
-    0.5-1.0 threshold scan means the same for every method: a no-op for stored maps already spanning
+    0.5-1.0 threshold scan means the same for every map source: a no-op for stored maps already spanning
     [0, 1]; the published code did not rescale the averaged map or the product, whose maxima can fall
     well below 1.
     """
@@ -412,14 +105,14 @@ def fourier_map_lengths(maps: np.ndarray, fractions: Sequence[float], floor: flo
     return np.where(np.isnan(lengths), NO_BAR_LENGTH_PX, lengths)
 
 
-def method_names(models: Sequence[str]) -> list[str]:
-    """The grid search's saliency methods: each model, then :data:`MEAN_MAP` and :data:`MEAN_LENGTH`."""
+def saliency_sources(models: Sequence[str]) -> list[str]:
+    """The grid search's saliency map sources: each model, then :data:`MEAN_MAP` and :data:`MEAN_LENGTH`."""
     return [*models, MEAN_MAP, MEAN_LENGTH]
 
 
-def source_names(models: Sequence[str]) -> list[str]:
-    """Every source a setting can measure: the saliency methods, then the :data:`IMAGE` control."""
-    return [*method_names(models), IMAGE]
+def map_sources(models: Sequence[str]) -> list[str]:
+    """Every map source a setting can measure: the saliency sources, then the :data:`IMAGE` control."""
+    return [*saliency_sources(models), IMAGE]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -437,10 +130,10 @@ def _is_nan(value: float) -> bool:
 
 @dataclass(frozen=True)
 class Choice:
-    """One measurement setting (the grid search's choice is one): the source, X_input, the estimator
-    with its parameters, and the mask.
+    """One measurement setting (the grid search's choice is one): the map source, X_input, the
+    estimator with its parameters, and the mask.
 
-    ``method``: the source, a model, :data:`MEAN_MAP`, :data:`MEAN_LENGTH` or :data:`IMAGE` (never
+    ``map_source``: a model, :data:`MEAN_MAP`, :data:`MEAN_LENGTH` or :data:`IMAGE` (never
     multiplied by the input: ``x_input`` is False); ``estimator`` one of :data:`ESTIMATORS`;
     ``mask`` one of :data:`MASKS`. Parameters that do not apply are NaN: ``corr_threshold`` (T_c)
     and ``len_threshold`` (T_l, in pixels of the paper's 224-px maps) are Algorithm 1's,
@@ -448,7 +141,7 @@ class Choice:
     on anything else.
     """
 
-    method: str
+    map_source: str
     x_input: bool
     corr_threshold: float = NOT_APPLICABLE
     len_threshold: float = NOT_APPLICABLE
@@ -465,8 +158,8 @@ class Choice:
             raise ValueError(f"estimator = {self.estimator!r}: expected one of {', '.join(ESTIMATORS)}")
         if self.mask not in MASKS:
             raise ValueError(f"mask = {self.mask!r}: expected one of {', '.join(MASKS)}")
-        if self.method == IMAGE and self.x_input:
-            raise ValueError("source image with x_input = true: the image is never multiplied by itself")
+        if self.map_source == IMAGE and self.x_input:
+            raise ValueError("map source image with x_input = true: the image is never multiplied by itself")
         algorithm1 = self.estimator == ALGORITHM1
         thresholds = (self.corr_threshold, self.len_threshold)
         fourier = (self.fraction, self.floor)
@@ -494,29 +187,38 @@ class Choice:
         return units.r90_map_px(map_px, crop_px) if self.mask == R90_MASK else None
 
     def models_needed(self, models: Sequence[str]) -> list[str]:
-        """The models whose files this setting reads: its model, all of them for the mean methods,
+        """The models whose files this setting reads: its model, all of them for the mean sources,
         the first for :data:`IMAGE` (the grey input is stored in every file)."""
-        if self.method == IMAGE:
+        if self.map_source == IMAGE:
             return list(models[:1])
-        return [self.method] if self.method in models else list(models)
+        return [self.map_source] if self.map_source in models else list(models)
 
     def record(self, map_px: int, crop_px: int | None) -> dict:
-        """The setting as a flat dict (the fields, then ``len_threshold_px``; NaN where it does not apply)."""
+        """The setting as a row of the grid table: the fields, then ``len_threshold_px`` (T_l in
+        pixels of this map); NaN where a parameter does not apply."""
         len_px = self.len_threshold_px(map_px, crop_px)
         return {**asdict(self), "len_threshold_px": NOT_APPLICABLE if len_px is None else len_px}
 
+    def to_json(self, map_px: int | None = None, crop_px: int | None = None) -> dict:
+        """The setting as JSON writes it: the fields in order (keys ``map_source``, ``x_input``,
+        ``corr_threshold``, ``len_threshold``, ``estimator``, ``mask``, ``fraction``, ``floor``), null
+        where a parameter does not apply; given ``map_px``, then ``len_threshold_px`` as :meth:`record`.
+        :meth:`from_json` reads it back."""
+        record = asdict(self) if map_px is None else self.record(map_px, crop_px)
+        return {key: None if _is_nan(value) else value for key, value in record.items()}
+
     @classmethod
-    def from_record(cls, record: Mapping) -> Choice:
-        """A setting from a dict with the fields of :class:`Choice` (extra keys ignored; missing
-        ``estimator`` / ``mask`` are the paper's; missing or null parameters are NaN, except a
-        Fourier setting's missing floor, 0)."""
+    def from_json(cls, record: Mapping) -> Choice:
+        """A setting from a dict with the fields of :class:`Choice` (:meth:`to_json`; extra keys
+        ignored; missing ``estimator`` / ``mask`` are the paper's; missing or null parameters are NaN,
+        except a Fourier setting's missing floor, 0)."""
 
         def number(key: str) -> float:
             value = record.get(key)
             return NOT_APPLICABLE if value is None else float(value)
 
         return cls(
-            str(record["method"]),
+            str(record["map_source"]),
             bool(record["x_input"]),
             number("corr_threshold"),
             number("len_threshold"),
@@ -528,7 +230,7 @@ class Choice:
 
 
 def grid_settings(
-    methods: Sequence[str],
+    sources: Sequence[str],
     estimators: Sequence[str],
     x_inputs: Sequence[bool],
     masks: Sequence[str],
@@ -537,21 +239,21 @@ def grid_settings(
     fractions: Sequence[float],
     floors: Sequence[float] = (0.0,),
 ) -> list[Choice]:
-    """Every setting of the grid search, in table order: method, estimator, X_input, mask, then T_c
+    """Every setting of the grid search, in table order: map source, estimator, X_input, mask, then T_c
     and T_l (T_l fastest) or floor and fraction (fraction fastest). :data:`IMAGE` is measured without
     X_input only."""
     out = []
-    for method, estimator in itertools.product(methods, estimators):
-        xs = [False] if method == IMAGE else list(dict.fromkeys(bool(x) for x in x_inputs))
+    for source, estimator in itertools.product(sources, estimators):
+        xs = [False] if source == IMAGE else list(dict.fromkeys(bool(x) for x in x_inputs))
         for x_input, mask in itertools.product(xs, masks):
             if estimator == ALGORITHM1:
                 out += [
-                    Choice(method, x_input, float(tc), float(tl), estimator, mask)
+                    Choice(source, x_input, float(tc), float(tl), estimator, mask)
                     for tc, tl in itertools.product(corr_thresholds, len_thresholds)
                 ]
             else:
                 out += [
-                    Choice(method, x_input, estimator=estimator, mask=mask, fraction=float(f), floor=float(floor))
+                    Choice(source, x_input, estimator=estimator, mask=mask, fraction=float(f), floor=float(floor))
                     for floor, f in itertools.product(floors, fractions)
                 ]
     return out
@@ -559,12 +261,12 @@ def grid_settings(
 
 @dataclass(frozen=True)
 class _Group:
-    """Settings that share a source, an estimator, X_input and a mask, so one measured map serves
+    """Settings that share a map source, an estimator, X_input and a mask, so one measured map serves
     all: their parameters form one grid. Lengths of a group: (n, n_Tc, n_Tl) over
     ``corr_thresholds`` x ``len_thresholds_px`` for Algorithm 1, (n, n_floors, n_fractions) over
     ``floors`` x ``fractions`` for Fourier."""
 
-    method: str
+    map_source: str
     estimator: str
     x_input: bool
     mask: str
@@ -603,17 +305,17 @@ def _group_lengths(
     """
     _check_linearity(linearity)
     models = list(model_maps)
-    if not models and any(g.method != IMAGE for g in groups):
+    if not models and any(g.map_source != IMAGE for g in groups):
         raise ValueError("model_maps: expected at least one model (only the image source needs none)")
     grey = np.asarray(grey)
     for name in models:
         if model_maps[name].shape != grey.shape:
             raise ValueError(f"maps of {name}: shape {model_maps[name].shape}, expected {grey.shape} like grey")
-    unknown = sorted({g.method for g in groups} - set(source_names(models)))
+    unknown = sorted({g.map_source for g in groups} - set(map_sources(models)))
     if unknown:
-        raise ValueError(f"methods: unknown {unknown}; expected among {source_names(models)}")
-    every_model = any(g.method in (MEAN_MAP, MEAN_LENGTH) for g in groups)
-    loaded = models if every_model else [m for m in models if m in {g.method for g in groups}]
+        raise ValueError(f"map sources: unknown {unknown}; expected among {map_sources(models)}")
+    every_model = any(g.map_source in (MEAN_MAP, MEAN_LENGTH) for g in groups)
+    loaded = models if every_model else [m for m in models if m in {g.map_source for g in groups}]
     n = grey.shape[0]
     out = {g: np.empty((n, *g.shape)) for g in groups}
     for start in tqdm(range(0, n, chunk_size), desc="measuring", unit="chunk", disable=not progress):
@@ -643,7 +345,7 @@ def _chunk_lengths(
         return image_maps(grey) if source == IMAGE else chunk[source]
 
     def lengths(group: _Group, source: str) -> np.ndarray:
-        key = replace(group, method=source)
+        key = replace(group, map_source=source)
         if key not in estimated:
             view = (source, group.x_input, group.mask)
             if view not in measured:
@@ -652,7 +354,7 @@ def _chunk_lengths(
         return estimated[key]
 
     return {
-        group: np.mean([lengths(group, s) for s in (models if group.method == MEAN_LENGTH else [group.method])], axis=0)
+        group: np.mean([lengths(group, s) for s in (models if group.map_source == MEAN_LENGTH else [group.map_source])], axis=0)
         for group in groups
     }
 
@@ -681,7 +383,7 @@ def setting_lengths(
     map_px = int(np.shape(grey)[-1])
     members: dict[tuple, list[int]] = {}
     for s, setting in enumerate(settings):
-        members.setdefault((setting.method, setting.estimator, setting.x_input, setting.mask), []).append(s)
+        members.setdefault((setting.map_source, setting.estimator, setting.x_input, setting.mask), []).append(s)
     groups = {}
     for key, columns in members.items():
         chosen = [settings[s] for s in columns]
@@ -710,26 +412,26 @@ def setting_lengths(
     return out
 
 
-def method_lengths(
+def map_source_lengths(
     model_maps: Mapping[str, np.ndarray],
     grey: np.ndarray,
     x_inputs: Sequence[bool],
     corr_thresholds: Sequence[float],
     len_thresholds_px: Sequence[float],
     linearity: str = "abs_pearson",
-    methods: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
     chunk_size: int = 64,
     progress: bool = False,
 ) -> dict[tuple[str, bool], np.ndarray]:
-    """The paper's grid, Algorithm 1 on unmasked maps: {(method, x_input): lengths in map pixels (n, n_Tc, n_Tl)}.
+    """The paper's grid, Algorithm 1 on unmasked maps: {(map source, x_input): lengths in map pixels (n, n_Tc, n_Tl)}.
 
-    ``len_thresholds_px``: T_l already scaled to this map size; ``methods`` defaults to
-    :func:`method_names`. The same measurement as :func:`setting_lengths`, in the paper's layout.
+    ``len_thresholds_px``: T_l already scaled to this map size; ``sources`` defaults to
+    :func:`saliency_sources`. The same measurement as :func:`setting_lengths`, in the paper's layout.
     """
-    methods = method_names(list(model_maps)) if methods is None else list(methods)
+    sources = saliency_sources(list(model_maps)) if sources is None else list(sources)
     tc, tl = _grid_arrays(corr_thresholds, len_thresholds_px)
     groups = {
-        (m, bool(x)): _Group(m, ALGORITHM1, bool(x), NO_MASK, tuple(tc), tuple(tl)) for m in methods for x in x_inputs
+        (m, bool(x)): _Group(m, ALGORITHM1, bool(x), NO_MASK, tuple(tc), tuple(tl)) for m in sources for x in x_inputs
     }
     lengths = _group_lengths(
         model_maps, grey, list(groups.values()), _radii(1, None), linearity, chunk_size, progress
@@ -748,16 +450,16 @@ def _gridsearch_entry(path: str | Path, key: str):
 
 def _setting(path: str | Path, key: str, record, models: Sequence[str]) -> Choice:
     try:
-        choice = Choice.from_record(record)
+        choice = Choice.from_json(record)
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: expected the gridsearch stage's JSON with a {key!r} entry ({err})") from None
-    if choice.method not in source_names(models):
-        raise ValueError(f"{path}: {key} method {choice.method!r} is not one of {source_names(models)}")
+    if choice.map_source not in map_sources(models):
+        raise ValueError(f"{path}: {key} map_source {choice.map_source!r} is not one of {map_sources(models)}")
     return choice
 
 
 def read_choice(path: str | Path, models: Sequence[str], key: str = "chosen") -> Choice:
-    """The setting under ``key`` of the gridsearch stage's JSON (``chosen``: the saliency method's,
+    """The setting under ``key`` of the gridsearch stage's JSON (``chosen``: the saliency maps',
     ``chosen_image``: the image-only control's); ValueError naming the file if it is missing,
     malformed, or names a source that ``models`` cannot provide."""
     return _setting(path, key, _gridsearch_entry(path, key), models)

@@ -59,10 +59,10 @@ MAX_GALAXY_IDS = 900_000
 
 ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
 """How gradients become a saliency map: the paper's channel maximum of |gradient|, or the positive
-part of the channel sum of input x gradient (see :mod:`galaxy_xai.saliency`)."""
+part of the channel sum of input x gradient (see :mod:`galaxy_xai.explainers`)."""
 
 METHODS = ("smoothgrad", "vanilla", "gradcam")
-"""Explainers (``xai.method``), see :mod:`galaxy_xai.saliency`."""
+"""Explainers (``xai.method``), see :mod:`galaxy_xai.explainers` (its EXPLAINERS lists them in this order)."""
 
 SYMMETRIES = (1, 4, 8)
 """Orientations SmoothGrad's samples average over: none (paper), quarter turns, quarter turns and flips."""
@@ -122,6 +122,7 @@ class ModelConfig:
     batch_size: int = _f(32, "training batch size", 1, 4096)
     learning_rate: float = _f(1e-3, "initial Adam learning rate", 1e-7, 1.0)
     weights: str | None = _f(None, "null (random init, no network) or 'imagenet' (downloads)", choices=WEIGHTS)
+    seed_offset: int = _f(0, "added to train.seed for this model: entries of one arch with different offsets form a seed ensemble", 0, 1_000_000)
 
 
 @dataclass(frozen=True)

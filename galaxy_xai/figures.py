@@ -1,6 +1,9 @@
 """The paper's figures as pure functions: arrays and tables in, a matplotlib Figure out.
 
-Nothing here reads or writes files; ``stages/figure.py`` gathers the inputs and saves the PNGs.
+Nothing here reads files, and only :func:`save` writes one (a PNG, atomically); ``stages/figure.py``
+gathers the inputs. Besides the figures: :func:`explainer_name` (how a title names the explainer),
+:func:`isolated_bar` (what Figure 3 draws for a setting), :func:`scatter_panel` (a Figure 4 panel
+from a per-galaxy table) and :func:`largest_disagreements` (Figure 5's galaxies).
 Images are (H, W, 3) floats in [0, 1]; maps are (H, W) floats in [0, 1]; lengths carry units in
 their names and axis labels.
 """
@@ -8,6 +11,7 @@ their names and axis labels.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -17,7 +21,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from galaxy_xai import io  # noqa: E402
+from galaxy_xai.algorithm1 import farthest_pair, isolate_bar  # noqa: E402
+from galaxy_xai.barlength import ALGORITHM1, Choice  # noqa: E402
+from galaxy_xai.evaluation import HOYLE_RELATIVE_ERROR  # noqa: E402
+
 MAP_CMAP = "jet"  # the paper's colour scale: red = most important, blue = least
+
+
+def save(fig: plt.Figure, path: str | Path) -> None:
+    """Write ``fig`` as a PNG at ``path`` (atomically) and close it."""
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def explainer_name(method: str, attribution: str) -> str:
+    """The explainer as a figure shows it, e.g. 'smoothgrad (input_x_gradient)'; the method alone
+    when its attribution is itself (e.g. gradcam)."""
+    return method if attribution == method else f"{method} ({attribution})"
 
 
 def _centre_crop(array: np.ndarray, fraction: float) -> np.ndarray:
@@ -165,14 +187,14 @@ def disagreements(examples: Sequence[Mapping]) -> plt.Figure:
 
 
 def grid_heatmaps(grid: pd.DataFrame, value: str = "rho") -> plt.Figure:
-    """T_c x T_l -> rho of Algorithm 1, one panel per (method, X_input[, mask]): the grid search at a glance.
+    """T_c x T_l -> rho of Algorithm 1, one panel per (map source, X_input[, mask]): the grid search at a glance.
 
-    ``grid`` has columns ``method``, ``x_input``, ``corr_threshold``, ``len_threshold`` and ``value``,
+    ``grid`` has columns ``map_source``, ``x_input``, ``corr_threshold``, ``len_threshold`` and ``value``,
     optionally ``estimator`` (only Algorithm 1's rows have a T_c x T_l plane) and ``mask`` (a panel each).
     """
     if "estimator" in grid:
         grid = grid[grid["estimator"] == "algorithm1"]
-    panel_keys = [c for c in ("method", "x_input", "mask") if c in grid]
+    panel_keys = [c for c in ("map_source", "x_input", "mask") if c in grid]
     keys = list(grid.groupby(panel_keys, sort=False).groups)
     ncols = 4 if "mask" in grid else 2
     nrows = int(np.ceil(len(keys) / ncols))
@@ -195,3 +217,37 @@ def grid_heatmaps(grid: pd.DataFrame, value: str = "rho") -> plt.Figure:
         ax.axis("off")
     fig.colorbar(im, ax=axes.ravel().tolist(), label=f"validation {value}")
     return fig
+
+
+def isolated_bar(
+    measured_map: np.ndarray, choice: Choice, map_px: int, crop_px: int | None, linearity: str, length_map_px: float
+) -> tuple[np.ndarray, tuple]:
+    """What Figure 3 draws on a map (H, W) as ``choice`` measured it: (mask (H, W) bool, endpoints).
+
+    Algorithm 1: the isolated bar and its two farthest pixels. Fourier: no isolated pixels, so the map
+    above 0 and the measured length (``length_map_px``, map pixels) along the map's long axis
+    (:func:`axis_segment`).
+    """
+    if choice.estimator == ALGORITHM1:
+        mask = isolate_bar(measured_map, choice.corr_threshold, choice.len_threshold_px(map_px, crop_px), linearity)
+        p0, p1, _ = farthest_pair(*np.nonzero(mask))
+        return mask, (p0, p1)
+    return measured_map > 0, axis_segment(measured_map, length_map_px / 2)
+
+
+def scatter_panel(frame: pd.DataFrame, scores: Mapping, label: str, reference: str, yerr: str | None) -> dict:
+    """A panel of :func:`measured_vs_reference` from a per-galaxy table (``measured_kpc`` against the
+    ``reference`` column, e.g. ``catalogue_kpc`` with the Hoyle error, or ``true_kpc``) and its scores."""
+    return {
+        "x": frame[reference], "y": frame["measured_kpc"], "yerr": None if yerr is None else frame[yerr],
+        "xerr": HOYLE_RELATIVE_ERROR * frame[reference] if reference == "catalogue_kpc" else None,
+        "slope": scores.get("slope"), "title": f"{label}: rho = {scores['rho']:.2f}, rho_image = {scores['rho_image']:.2f} (n = {len(frame)})",
+    }  # fmt: skip
+
+
+def largest_disagreements(morphology: pd.DataFrame, ensemble: pd.DataFrame, n: int = 2) -> pd.DataFrame:
+    """The ``n`` test galaxies where the ensemble's smooth fraction (``Class1.1_pred``) is farthest from
+    the volunteers' (``Class1.1``): rows of the prepared morphology table joined with the predictions."""
+    joined = morphology.merge(ensemble, on="GalaxyID", suffixes=("", "_pred"))
+    joined = joined[joined["split"] == "test"]
+    return joined.assign(gap=(joined["Class1.1_pred"] - joined["Class1.1"]).abs()).nlargest(n, "gap")

@@ -1,6 +1,6 @@
 """Utilities on stacks of maps (n, H, W), shared by the explainers and the bar-length estimators.
 
-Neutral ground: the explainers (:mod:`galaxy_xai.saliency`) and the measuring code
+Neutral ground: the explainers (:mod:`galaxy_xai.explainers`) and the measuring code
 (:mod:`galaxy_xai.barlength`) both normalise maps, and neither should import the other for it.
 """
 

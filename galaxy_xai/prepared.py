@@ -2,7 +2,7 @@
 
 ``morphology.csv`` (one row per labelled galaxy: GalaxyID, image_path, split, the 37 vote
 fractions) and ``bars.csv`` (one row per bar-catalogue galaxy: the columns of
-:data:`galaxy_xai.catalogue.BARS_COLUMNS`, plus true_length_px424 / true_length_kpc on the synthetic
+:data:`galaxy_xai.preparation.BARS_COLUMNS`, plus true_length_px424 / true_length_kpc on the synthetic
 sky) are written by the ``prepare`` stage and read by every later stage through the functions here,
 so a column added or renamed changes one module. Every reader raises ``ValueError`` naming the file
 (and the first bad objid) rather than failing later in the middle of an epoch or a correlation.

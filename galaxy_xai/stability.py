@@ -19,9 +19,11 @@ from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
+import pandas as pd
 
-from galaxy_xai import barlength, saliency, units
-from galaxy_xai.config import Config
+from galaxy_xai import barlength, explainers, units
+from galaxy_xai.config import LINEARITIES, Config
+from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,9 @@ def _lengths(
     linearities: Sequence[str],
 ) -> dict[str, np.ndarray]:
     """{linearity: (n,) lengths in 424-px pixels} of ``images`` explained with noise draw ``draw``."""
+    explainer = explainers.from_config(cfg.xai)
     maps = {
-        name: saliency.explain_xai(model, images, cfg.xai, saliency.draw_seed(cfg.seed, name, draw), keys=objids)
+        name: explainer(model, images, seed=draw_seed(cfg.seed, name, draw), keys=objids)
         for name, model in models.items()
     }
     grey = images.mean(axis=-1)
@@ -56,11 +59,11 @@ def rotation_lengths(
     objids: np.ndarray,
     cfg: Config,
     choice: barlength.Choice,
-    linearities: Sequence[str] = barlength.LINEARITIES,
+    linearities: Sequence[str] = LINEARITIES,
 ) -> dict[str, np.ndarray]:
     """Bar lengths in 424-px pixels of each galaxy at each of ``cfg.xai.rotation.angles_deg``.
 
-    ``models``: the models whose maps ``choice.method`` reads, by name; ``paths``/``objids``: the
+    ``models``: the models whose maps ``choice.map_source`` reads, by name; ``paths``/``objids``: the
     galaxies (n,). Maps use the heatmap stage's explainer, seed and noise stream of draw 0, so the
     unturned galaxy gets the map the heatmap stage stored. Returns {linearity: (n, n_angles)}.
     """
@@ -81,7 +84,7 @@ def noise_lengths(
     cfg: Config,
     choice: barlength.Choice,
     draws: int,
-    linearities: Sequence[str] = barlength.LINEARITIES,
+    linearities: Sequence[str] = LINEARITIES,
 ) -> dict[str, np.ndarray]:
     """The control of :func:`rotation_lengths`: the unturned galaxies measured on ``draws``
     independent SmoothGrad noise draws (0, 1, ...; 0 and 1 are the heatmap stage's), (n, draws).
@@ -97,3 +100,37 @@ def noise_lengths(
             out[rule][:, draw] = lengths
     log.info("noise control: %d galaxies x %d SmoothGrad draws, unturned", len(paths), draws)
     return out
+
+
+def pick_rows(n: int, galaxies: int, seed: int) -> np.ndarray:
+    """Sorted positions of the min(``galaxies``, n) of n test galaxies checked, a random pick seeded by ``seed``."""
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(galaxies, n), replace=False))
+
+
+def lengths_table(
+    objids: np.ndarray, angles_deg: Sequence[float], checks: Mapping[str, Mapping[str, np.ndarray]]
+) -> pd.DataFrame:
+    """One row per galaxy, check, linearity rule and angle (or draw), in 424-px pixels.
+
+    ``checks``: {"rotation": :func:`rotation_lengths`, "noise": :func:`noise_lengths`}, each
+    {linearity: (n, len(angles_deg))}. Columns objid, linearity, check, angle_deg (0 for the noise
+    check), draw (0 for the rotation check), length_px424.
+    """
+    n_angles = len(angles_deg)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "objid": np.repeat(objids, n_angles),
+                    "linearity": rule,
+                    "check": check,
+                    "angle_deg": np.tile(angles_deg, len(objids)) if check == "rotation" else 0.0,
+                    "draw": 0 if check == "rotation" else np.tile(np.arange(n_angles), len(objids)),
+                    "length_px424": v.ravel(),
+                }
+            )
+            for check, lengths in checks.items()
+            for rule, v in lengths.items()
+        ],
+        ignore_index=True,
+    )

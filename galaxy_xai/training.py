@@ -82,6 +82,12 @@ def split_inputs(
     return paths, rows[list(target_columns)].to_numpy(dtype="float32")
 
 
+def model_seed(train_cfg: TrainConfig, model_cfg: ModelConfig) -> int:
+    """The seed one model trains with: ``train.seed`` plus the model's ``seed_offset``, so entries of
+    one architecture with different offsets form a seed ensemble and offset 0 is the default model."""
+    return train_cfg.seed + model_cfg.seed_offset
+
+
 def select_strategy(distribute: str) -> tf.distribute.Strategy:
     """``auto``: MirroredStrategy when several GPUs are visible, else the default strategy;
     ``mirrored``: MirroredStrategy over all visible devices (one CPU works, e.g. to test the
@@ -315,7 +321,7 @@ def cross_fit(
 ) -> tuple[np.ndarray, list[FitResult]]:
     """Out-of-fold predictions of ``model_cfg.arch`` for every row of ``table``: one model per fold.
 
-    ``roles[k]`` (n,) says what each row is to fold k's model (see ``catalogue.fold_roles``): it
+    ``roles[k]`` (n,) says what each row is to fold k's model (see ``splits.fold_roles``): it
     trains on 'train', stops early on 'val' and predicts 'predict'. Every row must be 'predict' in
     exactly one fold, so each prediction comes from a model that never saw that row. Returns the
     predictions (n, len(target_columns)) float32 and one :class:`FitResult` per fold. Fold k's

@@ -1,12 +1,15 @@
 """Stage ``rotation``: the rotation stability of the measured bar lengths (both linearity rules).
 
-``xai.rotation.galaxies`` test galaxies (a seeded random pick) are turned by each of
-``xai.rotation.angles_deg``; every model the chosen method reads explains the turned image again
-and the bar is measured with the grid search's settings under ``abs_pearson`` (the paper's rule)
-and ``elongation``. Score: the median over galaxies of (max - min) / mean of the lengths across
-angles. Control: the same score across as many independent SmoothGrad noise draws of the unturned
-galaxy (what the explainer's sampling noise gives with no rotation at all). Writes ``--metrics``
-(JSON) and ``--table`` (per galaxy, rule, check, angle and draw).
+``xai.rotation.galaxies`` test galaxies (a random pick seeded by ``seed``) are turned by each of
+``xai.rotation.angles_deg``; every model of ``models`` the chosen method reads explains the turned
+image again, with the heatmap stage's explainer (``xai.method``, ``xai.target``,
+``xai.attribution``, ``xai.smoothgrad``; noise seeded by ``seed``) on the model inputs
+``images.crop_px`` / ``images.size_px``, and the bar is measured with the grid search's settings
+under ``abs_pearson`` (the paper's rule) and ``elongation``. Score: the median over galaxies of
+(max - min) / mean of the lengths across angles. Control: the same score across as many
+independent SmoothGrad noise draws of the unturned galaxy (what the explainer's sampling noise
+gives with no rotation at all). Writes ``--metrics`` (JSON) and ``--table`` (per galaxy, rule,
+check, angle and draw).
 
     python -m stages.rotation --models models/morphology --bars data/prepared/bars.csv \
         --gridsearch metrics/gridsearch.json --metrics metrics/rotation.json --table plots/rotation.csv
@@ -18,13 +21,10 @@ import argparse
 from pathlib import Path
 
 import keras
-import numpy as np
-import pandas as pd
 
-from galaxy_xai import barlength, evaluation, prepared
+from galaxy_xai import barlength, evaluation, prepared, stability
 from galaxy_xai.io import write_csv, write_json
-from galaxy_xai.stability import noise_lengths, rotation_lengths
-from stages._common import start
+from stages._common import exit_on_bad_input, start
 
 ELONGATION_TARGET = 0.08
 """Median relative spread the chosen setting should stay under (issue #13: 8% on >= 40 galaxies)."""
@@ -32,19 +32,15 @@ ELONGATION_TARGET = 0.08
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--models", type=Path, default=Path("models/morphology"), help="folder of <model>.keras"
-    )
-    parser.add_argument("--bars", default="data/prepared/bars.csv", help="prepared bar catalogue")
-    parser.add_argument(
-        "--gridsearch", default="metrics/gridsearch.json", help="output of the gridsearch stage"
-    )
-    parser.add_argument("--metrics", default="metrics/rotation.json", help="stability scores")
-    parser.add_argument("--table", default="plots/rotation.csv", help="lengths per galaxy, rule and angle")
+    parser.add_argument("--models", type=Path, required=True, help="folder of <model>.keras")
+    parser.add_argument("--bars", required=True, help="prepared bar catalogue")
+    parser.add_argument("--gridsearch", required=True, help="output of the gridsearch stage")
+    parser.add_argument("--metrics", required=True, help="stability scores (JSON)")
+    parser.add_argument("--table", required=True, help="lengths per galaxy, rule and angle (CSV)")
     args, cfg, log = start("rotation", parser, argv)
 
     rot = cfg.xai.rotation
-    try:
+    with exit_on_bad_input(log):
         choice = barlength.read_choice(args.gridsearch, list(cfg.models))
         test = prepared.read_bars(args.bars, "test")
         needed = choice.models_needed(list(cfg.models))
@@ -53,13 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
         if missing:
             raise ValueError(f"model file(s) not found: {', '.join(missing)} (run the train stage first)")
-    except ValueError as err:
-        log.error("%s", err)
-        raise SystemExit(2) from None
-    rows = np.sort(
-        np.random.default_rng(cfg.seed).choice(len(test), size=min(rot.galaxies, len(test)), replace=False)
-    )
-    sample = test.iloc[rows].reset_index(drop=True)
+    sample = test.iloc[stability.pick_rows(len(test), rot.galaxies, cfg.seed)].reset_index(drop=True)
     models = {n: keras.models.load_model(args.models / f"{n}.keras", compile=False) for n in needed}
     log.info(
         "%d test galaxies x angles %s deg; setting %s",
@@ -71,28 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     paths = sample["image_path"].tolist()
     n_angles = len(rot.angles_deg)
     checks = {
-        "rotation": rotation_lengths(models, paths, objids, cfg, choice),
-        "noise": noise_lengths(models, paths, objids, cfg, choice, draws=n_angles),
+        "rotation": stability.rotation_lengths(models, paths, objids, cfg, choice),
+        "noise": stability.noise_lengths(models, paths, objids, cfg, choice, draws=n_angles),
     }
     spread = {check: {rule: evaluation.median_relative_spread(v) for rule, v in lengths.items()} for check, lengths in checks.items()}
-    table = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "objid": np.repeat(objids, n_angles),
-                    "linearity": rule,
-                    "check": check,
-                    "angle_deg": np.tile(rot.angles_deg, len(sample)) if check == "rotation" else 0.0,
-                    "draw": 0 if check == "rotation" else np.tile(np.arange(n_angles), len(sample)),
-                    "length_px424": v.ravel(),
-                }
-            )
-            for check, lengths in checks.items()
-            for rule, v in lengths.items()
-        ],
-        ignore_index=True,
-    )
-    write_csv(args.table, table)
+    write_csv(args.table, stability.lengths_table(objids, rot.angles_deg, checks))
     write_json(
         args.metrics,
         {

@@ -2,7 +2,7 @@
 
     python -m stages.synthesize --out data/raw
 
-Reads params ``seed`` and ``synthetic``; see :mod:`galaxy_xai.synthetic` for what is written.
+Reads params ``seed`` and ``synthetic``; see :mod:`galaxy_xai.synthetic.sky` for what is written.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ val splits) and writes the model (``.keras``), a metrics JSON (epochs run, best 
 validation RMSE, final training RMSE, time, images/s) and its learning curves under ``--plots``:
 ``learning_curve.tsv`` (epoch, train_rmse, val_rmse, lr, seconds) and DVCLive's files in
 ``dvclive/``. An unknown model name, or an image size the architecture cannot take, stops the
-stage with exit status 2 before any work.
+stage with exit status 2 before any work. Params: ``models.<model>`` (``arch``, ``epochs``,
+``batch_size``, ``learning_rate``, ``weights``), ``images`` (every key: crop, size, augmentation)
+and ``train`` (``seed``, ``lr_patience``, ``stop_patience``, ``distribute``, ``mixed_precision``).
 """
 
 from __future__ import annotations
@@ -14,37 +16,29 @@ import argparse
 from pathlib import Path
 
 from galaxy_xai import catalogue, io, models, prepared, training
-from stages._common import start
+from stages._common import exit_on_bad_input, start
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a key of models in params.yaml")
-    parser.add_argument("--table", type=Path, default=Path("data/prepared/morphology.csv"))
+    parser.add_argument("--table", type=Path, required=True, help="prepared morphology table")
     parser.add_argument("--out", type=Path, required=True, help="the trained model (.keras)")
     parser.add_argument("--metrics", type=Path, required=True, help="training metrics (JSON)")
     parser.add_argument("--plots", type=Path, required=True, help="folder of the learning curves")
     args, cfg, log = start("train", parser, argv)
 
-    if args.model not in cfg.models:
-        log.error(
-            "--model %s: not a key of models in %s; allowed: %s",
-            args.model,
-            args.params,
-            ", ".join(cfg.models),
-        )
-        raise SystemExit(2)
-    model_cfg = cfg.models[args.model]
-    try:
-        models.validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights)
-    except ValueError as err:
-        log.error("models.%s: %s", args.model, err)
-        raise SystemExit(2) from None
-    try:
+    with exit_on_bad_input(log):
+        if args.model not in cfg.models:
+            raise ValueError(
+                f"--model {args.model}: not a key of models in {args.params}; allowed: {', '.join(cfg.models)}"
+            )
+        model_cfg = cfg.models[args.model]
+        try:
+            models.validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights)
+        except ValueError as err:
+            raise ValueError(f"models.{args.model}: {err}") from None
         table = prepared.read_table(args.table, ["image_path", "split", *catalogue.CLASS_COLUMNS])
-    except ValueError as err:
-        log.error("%s", err)
-        raise SystemExit(2) from None
 
     log.info("training %s (%s, up to %d epochs)", args.model, model_cfg.arch, model_cfg.epochs)
     model, result = training.train_from_table(
@@ -53,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         images_cfg=cfg.images,
         model_cfg=model_cfg,
         train_cfg=cfg.train,
-        seed=cfg.train.seed,
+        seed=training.model_seed(cfg.train, model_cfg),
         curve_path=args.plots / "learning_curve.tsv",
         live_dir=args.plots / "dvclive",
         log=log,

@@ -8,16 +8,16 @@ import re
 import numpy as np
 import pytest
 
-from galaxy_xai import barlength, evaluation, heatmaps, units
-from galaxy_xai.barlength import (
-    MEAN_LENGTH,
-    MEAN_MAP,
+from galaxy_xai import algorithm1, barlength, heatmaps, units
+from galaxy_xai.algorithm1 import (
     bar_length_grid,
     bar_length_px,
     bar_lengths_grid,
     isolate_bar,
     max_pixel_distance,
 )
+from galaxy_xai.barlength import MEAN_LENGTH, MEAN_MAP
+from galaxy_xai.config import ESTIMATORS, LINEARITIES, MASKS
 from galaxy_xai.maps import normalise_maps, within_radius
 from tests.oracle import bar_like_map, mixed_maps, published_length, published_mask, smooth_blob_map
 
@@ -74,7 +74,7 @@ def test_follows_published_rounding_when_r_equals_the_threshold(c_t, pixels):
 
 
 def test_exact_recheck_path_agrees_with_published(monkeypatch):
-    monkeypatch.setattr(barlength, "_RECHECK_TOL", 2.0)  # every decision via numpy.corrcoef
+    monkeypatch.setattr(algorithm1, "_RECHECK_TOL", 2.0)  # every decision via numpy.corrcoef
     for cam in mixed_maps(4, 20, seed=9):
         assert_matches_oracle(cam, 0.8, 4)
 
@@ -135,7 +135,7 @@ def rasterised_line(size: int, angle_deg: float, half_length: float) -> tuple[np
     return cam, float(np.hypot(rows[-1] - rows[0], cols[-1] - cols[0]))
 
 
-@pytest.mark.parametrize("linearity", barlength.LINEARITIES)
+@pytest.mark.parametrize("linearity", LINEARITIES)
 @pytest.mark.parametrize("angle_deg", np.arange(0, 180, 7.5))
 def test_straight_line_gives_its_length(angle_deg, linearity):
     cam, expected = rasterised_line(48, angle_deg, 17.0)
@@ -147,7 +147,7 @@ def test_elongation_is_rotation_invariant_and_abs_pearson_is_not():
     size = 64
     yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
     spreads = {}
-    for linearity in barlength.LINEARITIES:
+    for linearity in LINEARITIES:
         lengths = []
         for angle in np.deg2rad(np.arange(0, 180, 15)):
             u = xx * np.cos(angle) + yy * np.sin(angle)
@@ -167,7 +167,7 @@ def test_elongation_exact_under_quarter_turns():
 
 def elongation_reference_mask(cam: np.ndarray, c_t: float, l_t: float) -> np.ndarray:
     """The published loop with 1 - lambda_min / lambda_max of numpy.cov in place of |r|."""
-    for heat_threshold in barlength.THRESHOLDS:
+    for heat_threshold in algorithm1.THRESHOLDS:
         x, y = np.asarray(cam > heat_threshold).nonzero()
         value = np.nan
         if len(x) >= 2:
@@ -186,7 +186,7 @@ def test_elongation_matches_a_direct_covariance_loop():
             )
 
 
-@pytest.mark.parametrize("linearity", barlength.LINEARITIES)
+@pytest.mark.parametrize("linearity", LINEARITIES)
 def test_grid_equals_single_function_for_every_pair(linearity):
     maps = mixed_maps(5, 32, seed=21)
     grid = bar_lengths_grid(maps, T_C, T_L, linearity)
@@ -216,12 +216,12 @@ def test_max_pixel_distance_equals_brute_force():
      (10, 64, 212, 3), (50, 64, 212, 16), (10, 112, 212, 10), (40, 64, 160, 23)],
 )  # fmt: skip
 def test_len_threshold_scales_with_the_area_of_a_map_pixel(t_l, map_px, crop_px, expected):
-    assert barlength.scale_len_threshold(t_l, map_px, crop_px) == expected
+    assert algorithm1.scale_len_threshold(t_l, map_px, crop_px) == expected
 
 
 def test_len_threshold_rejects_a_bad_crop():
     with pytest.raises(ValueError, match="crop_px <= 424"):
-        barlength.scale_len_threshold(10, 64, 500)
+        algorithm1.scale_len_threshold(10, 64, 500)
 
 
 def test_maps_to_measure_multiplies_input_and_renormalises():
@@ -240,11 +240,11 @@ def test_maps_to_measure_multiplies_input_and_renormalises():
     )
 
 
-def test_method_lengths_combines_models_as_documented():
+def test_map_source_lengths_combines_models_as_documented():
     maps = mixed_maps(9, 24, seed=30)
     model_maps = {"a": maps[:3], "b": maps[3:6], "c": maps[6:9]}
     grey = np.random.default_rng(1).random((3, 24, 24))
-    out = barlength.method_lengths(model_maps, grey, [False, True], T_C[:2], T_L[:3], chunk_size=2)
+    out = barlength.map_source_lengths(model_maps, grey, [False, True], T_C[:2], T_L[:3], chunk_size=2)
     assert set(out) == {(m, x) for m in ["a", "b", "c", MEAN_MAP, MEAN_LENGTH] for x in (False, True)}
     for x in (False, True):
         per_model = [
@@ -257,10 +257,10 @@ def test_method_lengths_combines_models_as_documented():
             np.mean(maps.astype(np.float32).reshape(3, 3, 24, 24), axis=0), grey, x
         )
         np.testing.assert_array_equal(out[(MEAN_MAP, x)], bar_lengths_grid(mean_map, T_C[:2], T_L[:3]))
-    only = barlength.method_lengths(model_maps, grey, [True], [0.8], [3], methods=[MEAN_LENGTH])
+    only = barlength.map_source_lengths(model_maps, grey, [True], [0.8], [3], sources=[MEAN_LENGTH])
     assert set(only) == {(MEAN_LENGTH, True)}
     with pytest.raises(ValueError, match="unknown"):
-        barlength.method_lengths(model_maps, grey, [True], [0.8], [3], methods=["vgg16"])
+        barlength.map_source_lengths(model_maps, grey, [True], [0.8], [3], sources=["vgg16"])
 
 
 def write_heatmaps(path, objids, n_draws_test=2, size=8, seed=0):
@@ -299,7 +299,7 @@ def _write_choice(path, **chosen):
 def test_read_choice_and_measure_choice_agree_with_the_grid(tmp_path):
     models = ["a", "b"]
     path = _write_choice(
-        tmp_path / "grid.json", method="mean_map", x_input=True, corr_threshold=0.8, len_threshold=30
+        tmp_path / "grid.json", map_source="mean_map", x_input=True, corr_threshold=0.8, len_threshold=30
     )
     choice = barlength.read_choice(path, models)
     assert choice == barlength.Choice("mean_map", True, 0.8, 30.0)
@@ -308,17 +308,17 @@ def test_read_choice_and_measure_choice_agree_with_the_grid(tmp_path):
     maps = {m: np.stack([bar_like_map(32, rng, angle_deg=angle) for angle in (0, 40, 95)]) for m in models}
     grey = rng.random((3, 32, 32))
     len_px = choice.len_threshold_px(32, 212)
-    expected = barlength.method_lengths(maps, grey, [True], [0.8], [len_px])[("mean_map", True)][:, 0, 0]
+    expected = barlength.map_source_lengths(maps, grey, [True], [0.8], [len_px])[("mean_map", True)][:, 0, 0]
     np.testing.assert_array_equal(barlength.measure_choice(maps, grey, choice, 212), expected)
 
 
 def test_read_choice_names_the_file_and_the_problem(tmp_path):
     with pytest.raises(ValueError, match="missing.json: expected the gridsearch stage's JSON"):
         barlength.read_choice(tmp_path / "missing.json", ["a"])
-    bad = _write_choice(tmp_path / "bad.json", method="nope", x_input=False, corr_threshold=0.8, len_threshold=10)
-    with pytest.raises(ValueError, match="bad.json: chosen method 'nope' is not one of"):
+    bad = _write_choice(tmp_path / "bad.json", map_source="nope", x_input=False, corr_threshold=0.8, len_threshold=10)
+    with pytest.raises(ValueError, match="bad.json: chosen map_source 'nope' is not one of"):
         barlength.read_choice(bad, ["a"])
-    (tmp_path / "partial.json").write_text('{"chosen": {"method": "a"}}')
+    (tmp_path / "partial.json").write_text('{"chosen": {"map_source": "a"}}')
     with pytest.raises(ValueError, match="partial.json: expected"):
         barlength.read_choice(tmp_path / "partial.json", ["a"])
 
@@ -345,7 +345,7 @@ def test_elongation_recovers_the_lengths_of_ideal_bar_maps_and_abs_pearson_does_
     maps, truth = _ideal_bar_maps(150, 64, np.random.default_rng(11))
     rho = {
         rule: np.corrcoef(bar_lengths_grid(maps, [0.6], [6], rule)[:, 0, 0], truth)[0, 1]
-        for rule in barlength.LINEARITIES
+        for rule in LINEARITIES
     }
     assert rho["elongation"] > 0.9, rho
     assert rho["abs_pearson"] < rho["elongation"] - 0.2, rho
@@ -354,8 +354,8 @@ def test_elongation_recovers_the_lengths_of_ideal_bar_maps_and_abs_pearson_does_
 # --------------------------------------------------------------------------------------------------
 # Settings beyond the paper's: the Fourier estimator, the R90 mask and the image-only source
 
-ALL_ESTIMATORS = list(barlength.ESTIMATORS)
-ALL_MASKS = list(barlength.MASKS)
+ALL_ESTIMATORS = list(ESTIMATORS)
+ALL_MASKS = list(MASKS)
 
 
 def test_r90_in_map_pixels():
@@ -422,7 +422,7 @@ def test_setting_lengths_measure_every_source_as_documented():
     model_maps = {m: np.stack([bar_like_map(size, rng, angle_deg=a) for a in rng.uniform(0, 180, n)]) for m in "abc"}
     grey = rng.random((n, size, size))
     settings = barlength.grid_settings(
-        barlength.source_names(list(model_maps)), ALL_ESTIMATORS, [False, True], ALL_MASKS, [0.7, 0.8], [10, 40],
+        barlength.map_sources(list(model_maps)), ALL_ESTIMATORS, [False, True], ALL_MASKS, [0.7, 0.8], [10, 40],
         [0.3, 0.6], [0.0, 0.3],
     )  # fmt: skip
     # 6 sources; the image is never multiplied by itself.
@@ -440,17 +440,17 @@ def test_setting_lengths_measure_every_source_as_documented():
         return bar_lengths_grid(measured, [setting.corr_threshold], [len_px], "elongation")[:, 0, 0]
 
     for s, setting in enumerate(settings):
-        if setting.method == MEAN_LENGTH:
+        if setting.map_source == MEAN_LENGTH:
             expected = np.mean([direct(m, setting) for m in model_maps], axis=0)
         else:
-            expected = direct(setting.method, setting)
+            expected = direct(setting.map_source, setting)
         np.testing.assert_allclose(lengths[:, s], expected, rtol=1e-12, err_msg=str(setting))
     # The same settings in another order give the same columns.
     order = rng.permutation(len(settings))
     shuffled = barlength.setting_lengths(model_maps, grey, [settings[i] for i in order], crop, "elongation", chunk_size=2)
     np.testing.assert_array_equal(shuffled, lengths[:, order])
     # The image needs no model maps.
-    image = [c for c in settings if c.method == barlength.IMAGE]
+    image = [c for c in settings if c.map_source == barlength.IMAGE]
     np.testing.assert_array_equal(
         barlength.setting_lengths({}, grey, image, crop, "elongation", chunk_size=2),
         lengths[:, [settings.index(c) for c in image]],
@@ -462,15 +462,15 @@ def test_the_paper_configuration_is_the_paper_grid():
     maps = mixed_maps(6, 24, seed=31)
     model_maps = {"a": maps[:3], "b": maps[3:]}
     grey = np.random.default_rng(2).random((3, 24, 24))
-    methods = barlength.method_names(list(model_maps))
-    settings = barlength.grid_settings(methods, ["algorithm1"], [False, True], ["none"], T_C[:2], [10, 50], [0.5])
-    assert len(settings) == len(methods) * 2 * 2 * 2
+    sources = barlength.saliency_sources(list(model_maps))
+    settings = barlength.grid_settings(sources, ["algorithm1"], [False, True], ["none"], T_C[:2], [10, 50], [0.5])
+    assert len(settings) == len(sources) * 2 * 2 * 2
     assert {(c.estimator, c.mask) for c in settings} == {("algorithm1", "none")}
     assert all(np.isnan(c.fraction) for c in settings)
     lengths = barlength.setting_lengths(model_maps, grey, settings, 212, "abs_pearson")
-    len_px = [barlength.scale_len_threshold(t, 24, 212) for t in (10, 50)]
-    paper = barlength.method_lengths(model_maps, grey, [False, True], T_C[:2], len_px)
-    expected = np.concatenate([paper[(m, x)].reshape(3, -1) for m in methods for x in (False, True)], axis=1)
+    len_px = [algorithm1.scale_len_threshold(t, 24, 212) for t in (10, 50)]
+    paper = barlength.map_source_lengths(model_maps, grey, [False, True], T_C[:2], len_px)
+    expected = np.concatenate([paper[(m, x)].reshape(3, -1) for m in sources for x in (False, True)], axis=1)
     np.testing.assert_array_equal(lengths, expected)
 
 
@@ -505,27 +505,27 @@ def test_a_setting_names_only_the_parameters_of_its_estimator():
     record = fourier.record(64, 160)
     assert np.isnan(record["corr_threshold"]) and np.isnan(record["len_threshold_px"])
     # Through JSON (NaN -> null) and back: equal and with the same hash.
-    again = barlength.Choice.from_record(json.loads(json.dumps(evaluation.finite_or_none(record))))
+    again = barlength.Choice.from_json(json.loads(json.dumps(fourier.to_json(64, 160))))
     assert again == fourier and hash(again) == hash(fourier)
-    assert barlength.Choice.from_record({"method": "m", "x_input": False, "corr_threshold": 0.8, "len_threshold": 30}) == (
+    assert barlength.Choice.from_json({"map_source": "m", "x_input": False, "corr_threshold": 0.8, "len_threshold": 30}) == (
         barlength.Choice("m", False, 0.8, 30.0, "algorithm1", "none")
     )
     bad = [
-        dict(method="m", x_input=False, estimator="fourier", fraction=0.5, floor=0.0, corr_threshold=0.7),
-        dict(method="m", x_input=False, estimator="fourier", fraction=0.5),
-        dict(method="m", x_input=False, estimator="fourier", fraction=0.5, floor=1.0),
-        dict(method="m", x_input=False, estimator="fourier", fraction=1.5, floor=0.0),
-        dict(method="m", x_input=False, corr_threshold=0.7, len_threshold=10, fraction=0.5),
-        dict(method="m", x_input=False, corr_threshold=0.7),
-        dict(method="m", x_input=False, corr_threshold=0.7, len_threshold=10, estimator="moments"),
-        dict(method="m", x_input=False, corr_threshold=0.7, len_threshold=10, mask="r50"),
-        dict(method="image", x_input=True, corr_threshold=0.7, len_threshold=10),
+        dict(map_source="m", x_input=False, estimator="fourier", fraction=0.5, floor=0.0, corr_threshold=0.7),
+        dict(map_source="m", x_input=False, estimator="fourier", fraction=0.5),
+        dict(map_source="m", x_input=False, estimator="fourier", fraction=0.5, floor=1.0),
+        dict(map_source="m", x_input=False, estimator="fourier", fraction=1.5, floor=0.0),
+        dict(map_source="m", x_input=False, corr_threshold=0.7, len_threshold=10, fraction=0.5),
+        dict(map_source="m", x_input=False, corr_threshold=0.7),
+        dict(map_source="m", x_input=False, corr_threshold=0.7, len_threshold=10, estimator="moments"),
+        dict(map_source="m", x_input=False, corr_threshold=0.7, len_threshold=10, mask="r50"),
+        dict(map_source="image", x_input=True, corr_threshold=0.7, len_threshold=10),
     ]
     for fields in bad:
         with pytest.raises(ValueError):
             barlength.Choice(**fields)
     # A Fourier record written before floors existed has no floor: 0.
-    old = barlength.Choice.from_record({"method": "m", "x_input": False, "estimator": "fourier", "fraction": 0.5})
+    old = barlength.Choice.from_json({"map_source": "m", "x_input": False, "estimator": "fourier", "fraction": 0.5})
     assert old.floor == 0.0
     assert barlength.Choice("image", False, 0.7, 10).models_needed(["a", "b"]) == ["a"]
 
@@ -537,16 +537,16 @@ def test_read_choice_reads_the_image_choice_and_the_best_settings(tmp_path):
     path.write_text(
         json.dumps(
             {
-                "chosen": best[0].record(64, 160),
-                "chosen_image": evaluation.finite_or_none(image.record(64, 160)),
-                "best_per_estimator": [{**evaluation.finite_or_none(c.record(64, 160)), "rho_image": 0.4} for c in best],
+                "chosen": best[0].to_json(64, 160),
+                "chosen_image": image.to_json(64, 160),
+                "best_per_estimator": [{**c.to_json(64, 160), "rho_image": 0.4} for c in best],
             }
         )
     )
     assert barlength.read_choice(path, ["a"], "chosen_image") == image
     settings = barlength.read_settings(path, ["a"])
     assert [c for c, _ in settings] == best and settings[1][1]["rho_image"] == 0.4
-    with pytest.raises(ValueError, match="grid.json: best_per_estimator\\[0\\] method 'a' is not one of"):
+    with pytest.raises(ValueError, match="grid.json: best_per_estimator\\[0\\] map_source 'a' is not one of"):
         barlength.read_settings(path, ["b"])
     with pytest.raises(ValueError, match="grid.json: expected the gridsearch stage's JSON with a 'missing' entry"):
         barlength.read_choice(path, ["a"], "missing")

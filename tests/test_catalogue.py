@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from galaxy_xai import catalogue as cat
-from galaxy_xai import units
+from galaxy_xai import drops, preparation, splits, units
 from galaxy_xai.config import PrepareConfig
 from stages import prepare as prepare_stage
 from tests.fixtures import (
@@ -42,9 +42,9 @@ def data(template, tmp_path) -> DataFolder:
     return dataclasses.replace(template, path=tmp_path / "raw")
 
 
-def run(folder: DataFolder, truth: bool = True, **changes) -> cat.PreparedData:
+def run(folder: DataFolder, truth: bool = True, **changes) -> preparation.PreparedData:
     table = cat.read_truth(folder.path) if truth else None
-    return cat.prepare_data(
+    return preparation.prepare_data(
         folder.path, dataclasses.replace(CFG, **changes), SEED, truth=table, progress=False
     )
 
@@ -259,7 +259,7 @@ def test_dedupe_mapping_prefers_original_then_extra_whatever_the_row_order():
     )
     for seed in range(5):
         shuffled = mapping.sample(frac=1, random_state=seed).reset_index(drop=True)
-        kept, repeated = cat.dedupe_mapping(shuffled)
+        kept, repeated = drops.dedupe_mapping(shuffled)
         assert kept["objid"].tolist() == [1, 2, 3, 4]
         assert kept["asset_id"].tolist() == [12, 21, 31, 40]
         assert sorted(repeated["asset_id"]) == [10, 11, 20, 30]
@@ -286,12 +286,12 @@ def test_a_clean_folder_keeps_every_galaxy_with_consistent_units(data):
     prepared = run(data)
     morph, bars = prepared.morphology, prepared.bars
     assert list(morph.columns) == ["GalaxyID", "image_path", *cat.CLASS_COLUMNS, "split"]
-    assert list(bars.columns) == [*cat.BARS_COLUMNS, "true_length_px424", "true_length_kpc"]
+    assert list(bars.columns) == [*preparation.BARS_COLUMNS, "true_length_px424", "true_length_kpc"]
     assert len(morph) == len(data.galaxy_ids) and len(bars) == len(data.objids)
     assert set(REAL_LABEL_ROWS) <= set(morph["GalaxyID"])
     assert all(Path(p).is_file() for p in [*morph["image_path"], *bars["image_path"]])
-    assert prepared.metrics["morphology"]["dropped"] == dict.fromkeys(cat.MORPHOLOGY_DROP_REASONS, 0)
-    assert prepared.metrics["bars"]["dropped"] == dict.fromkeys(cat.BARS_DROP_REASONS, 0)
+    assert prepared.metrics["morphology"]["dropped"] == dict.fromkeys(drops.MORPHOLOGY_DROP_REASONS, 0)
+    assert prepared.metrics["bars"]["dropped"] == dict.fromkeys(drops.BARS_DROP_REASONS, 0)
 
     np.testing.assert_allclose(bars["length_px424"], 100 * bars["length_scaled"])
     gz2 = cat.read_gz2sample(data.path).set_index("OBJID").loc[bars["objid"]]
@@ -308,7 +308,7 @@ def test_a_clean_folder_keeps_every_galaxy_with_consistent_units(data):
 
 
 def test_without_truth_there_are_no_true_columns(data):
-    assert list(run(data, truth=False).bars.columns) == cat.BARS_COLUMNS
+    assert list(run(data, truth=False).bars.columns) == preparation.BARS_COLUMNS
 
 
 def test_every_bar_catalogue_quirk_is_dropped_counted_and_listed(data):
@@ -344,9 +344,9 @@ def test_every_bar_catalogue_quirk_is_dropped_counted_and_listed(data):
 
     prepared = run(data)
     listed = prepared.metrics["bars"]["dropped"]
-    assert listed == {r: len(expected.get(r, [])) for r in cat.BARS_DROP_REASONS}
+    assert listed == {r: len(expected.get(r, [])) for r in drops.BARS_DROP_REASONS}
     assert prepared.metrics["dropped_ids"]["bars"] == {
-        r: sorted(expected.get(r, [])) for r in cat.BARS_DROP_REASONS
+        r: sorted(expected.get(r, [])) for r in drops.BARS_DROP_REASONS
     }
     gone = {i for v in expected.values() for i in v} - {ids[15]}  # ids[15]'s first row is kept
     assert set(prepared.bars["objid"]) == set(ids) - gone
@@ -521,16 +521,16 @@ def unique_ids(n: int, seed: int = 0) -> np.ndarray:
 
 def test_morphology_split_sizes_determinism_and_row_order_independence():
     ids = unique_ids(1000)
-    split = cat.split_morphology(ids, 0.10, 0.05, seed=1)
-    assert {s: int((split == s).sum()) for s in cat.MORPHOLOGY_SPLITS} == {
+    split = splits.split_morphology(ids, 0.10, 0.05, seed=1)
+    assert {s: int((split == s).sum()) for s in splits.MORPHOLOGY_SPLITS} == {
         "train": 850,
         "val": 50,
         "test": 100,
     }
-    np.testing.assert_array_equal(split, cat.split_morphology(ids, 0.10, 0.05, seed=1))
-    assert (split != cat.split_morphology(ids, 0.10, 0.05, seed=2)).any()
+    np.testing.assert_array_equal(split, splits.split_morphology(ids, 0.10, 0.05, seed=1))
+    assert (split != splits.split_morphology(ids, 0.10, 0.05, seed=2)).any()
     order = np.random.default_rng(3).permutation(len(ids))
-    np.testing.assert_array_equal(cat.split_morphology(ids[order], 0.10, 0.05, seed=1), split[order])
+    np.testing.assert_array_equal(splits.split_morphology(ids[order], 0.10, 0.05, seed=1), split[order])
 
 
 @pytest.mark.parametrize(
@@ -541,28 +541,28 @@ def test_bar_splits_have_the_fractions_and_control_test_is_inside_xai_test(
     n, xai_val, control_train, control_val
 ):
     ids = unique_ids(n, seed=n)
-    xai, control = cat.split_bars(ids, xai_val, control_train, control_val, seed=7)
+    xai, control = splits.split_bars(ids, xai_val, control_train, control_val, seed=7)
     assert (xai == "val").sum() == round(xai_val * n) and (xai == "test").sum() == n - round(xai_val * n)
     assert np.all(xai[control == "test"] == "test")
     n_control_test = (control == "test").sum()
     assert n_control_test == min(round((1 - control_train - control_val) * n), (xai == "test").sum())
     assert abs((control == "val").sum() - control_val * n) <= 1
     assert (control == "train").sum() == n - n_control_test - (control == "val").sum() > 0
-    again = cat.split_bars(ids, xai_val, control_train, control_val, seed=7)
+    again = splits.split_bars(ids, xai_val, control_train, control_val, seed=7)
     np.testing.assert_array_equal(again[0], xai)
     np.testing.assert_array_equal(again[1], control)
 
 
 def test_paper_bar_split_sizes():
-    xai, control = cat.split_bars(unique_ids(3150), 1 / 3, 0.64, 0.16, seed=0)
+    xai, control = splits.split_bars(unique_ids(3150), 1 / 3, 0.64, 0.16, seed=0)
     assert ((xai == "val").sum(), (xai == "test").sum()) == (1050, 2100)
-    assert [(control == s).sum() for s in cat.CONTROL_SPLITS] == [2016, 504, 630]
+    assert [(control == s).sum() for s in splits.CONTROL_SPLITS] == [2016, 504, 630]
 
 
 def _folds(n: int, folds: int, seed: int = 7, control=(0.64, 0.16)):
     ids = unique_ids(n, seed=n)
-    xai, control_split = cat.split_bars(ids, 1 / 3, *control, seed=seed)
-    return ids, xai, control_split, cat.control_folds(ids, control_split, folds, seed)
+    xai, control_split = splits.split_bars(ids, 1 / 3, *control, seed=seed)
+    return ids, xai, control_split, splits.control_folds(ids, control_split, folds, seed)
 
 
 @pytest.mark.parametrize(("n", "folds"), [(950, 5), (300, 5), (36, 5), (950, 2), (950, 10), (11, 3)])
@@ -574,64 +574,64 @@ def test_control_folds_cover_every_galaxy_once_balanced_and_seeded(n, folds):
     assert (xai[fold == 0] == "test").all()
     sizes = np.bincount(fold)[1:]
     assert sizes.max() - sizes.min() <= 1
-    np.testing.assert_array_equal(cat.control_folds(ids, control, folds, 7), fold)
+    np.testing.assert_array_equal(splits.control_folds(ids, control, folds, 7), fold)
     if folds > 2:  # with 2 folds, fold 1 is all the others whatever the seed
-        assert (cat.control_folds(ids, control, folds, 8) != fold).any()
+        assert (splits.control_folds(ids, control, folds, 8) != fold).any()
     order = np.random.default_rng(1).permutation(n)
-    np.testing.assert_array_equal(cat.control_folds(ids[order], control[order], folds, 7), fold[order])
+    np.testing.assert_array_equal(splits.control_folds(ids[order], control[order], folds, 7), fold[order])
 
 
 def test_five_folds_are_the_paper_split_and_equal_fifths():
     ids, xai, control, fold = _folds(950, 5)
     assert np.bincount(fold).tolist() == [190, 190, 190, 190, 190]
-    roles = cat.fold_roles(ids, control, fold, 0, 7)
+    roles = splits.fold_roles(ids, control, fold, 0, 7)
     # Fold 0's model is the paper's one model: 64/16/20 of the catalogue.
-    assert [(roles == r).sum() for r in cat.FOLD_ROLES] == [608, 152, 190]
+    assert [(roles == r).sum() for r in splits.FOLD_ROLES] == [608, 152, 190]
     np.testing.assert_array_equal(roles[control != "test"], control[control != "test"])
     for k in range(1, 5):
-        roles = cat.fold_roles(ids, control, fold, k, 7)
-        assert [(roles == r).sum() for r in cat.FOLD_ROLES] == [608, 152, 190], k
+        roles = splits.fold_roles(ids, control, fold, k, 7)
+        assert [(roles == r).sum() for r in splits.FOLD_ROLES] == [608, 152, 190], k
 
 
 @pytest.mark.parametrize(("n", "folds"), [(950, 5), (36, 5), (300, 7), (11, 3)])
 def test_no_fold_model_trains_or_stops_on_a_galaxy_it_predicts(n, folds):
     ids, _, control, fold = _folds(n, folds)
-    roles = np.array([cat.fold_roles(ids, control, fold, k, 7) for k in range(folds)])
-    assert roles.shape == (folds, n) and set(roles.ravel()) <= set(cat.FOLD_ROLES)
+    roles = np.array([splits.fold_roles(ids, control, fold, k, 7) for k in range(folds)])
+    assert roles.shape == (folds, n) and set(roles.ravel()) <= set(splits.FOLD_ROLES)
     # Each galaxy is predicted by exactly one model: the one of its own fold, which never saw it.
     np.testing.assert_array_equal((roles == "predict").sum(axis=0), np.ones(n))
     np.testing.assert_array_equal(np.argmax(roles == "predict", axis=0), fold)
     for k in range(folds):
         assert ((roles[k] == "predict") == (fold == k)).all()
         assert (roles[k] == "train").any() and (roles[k] == "val").any()
-    np.testing.assert_array_equal(cat.fold_roles(ids, control, fold, 1, 7), roles[1])
-    assert (cat.fold_roles(ids, control, fold, 1, 8) != roles[1]).any()
+    np.testing.assert_array_equal(splits.fold_roles(ids, control, fold, 1, 7), roles[1])
+    assert (splits.fold_roles(ids, control, fold, 1, 8) != roles[1]).any()
 
 
 def test_control_folds_errors_name_the_param():
     ids, _, control, fold = _folds(11, 3)
     with pytest.raises(cat.DataError, match=r"control.folds = 20: needs at least 1 control test galaxy"):
-        cat.control_folds(ids, control, 20, 0)
+        splits.control_folds(ids, control, 20, 0)
     with pytest.raises(cat.DataError, match="unknown label"):
-        cat.control_folds(ids, np.where(control == "val", "vali", control), 3, 0)
+        splits.control_folds(ids, np.where(control == "val", "vali", control), 3, 0)
     with pytest.raises(ValueError, match="fold 0 must be the control test split"):
-        cat.fold_roles(ids, control, (fold + 1) % 3, 0, 0)
+        splits.fold_roles(ids, control, (fold + 1) % 3, 0, 0)
 
 
 def test_an_empty_split_is_a_clear_error():
     with pytest.raises(cat.DataError, match=r"morphology split: the 'val' split would be empty \(5 galaxies"):
-        cat.split_morphology(unique_ids(5), 0.2, 0.05, seed=0)
+        splits.split_morphology(unique_ids(5), 0.2, 0.05, seed=0)
     with pytest.raises(cat.DataError, match="control split: the 'val' split would be empty"):
-        cat.split_bars(unique_ids(3), 0.34, 0.64, 0.16, seed=0)
+        splits.split_bars(unique_ids(3), 0.34, 0.64, 0.16, seed=0)
     # A fraction of exactly 0 asks for no galaxies in that split.
-    assert set(cat.split_morphology(unique_ids(5), 0.0, 0.2, seed=0)) == {"train", "val"}
+    assert set(splits.split_morphology(unique_ids(5), 0.0, 0.2, seed=0)) == {"train", "val"}
 
 
 def test_prepared_splits_are_deterministic_and_follow_the_seed(data):
     a, b = run(data), run(data)
     pd.testing.assert_frame_equal(a.morphology, b.morphology)
     pd.testing.assert_frame_equal(a.bars, b.bars)
-    other = cat.prepare_data(data.path, CFG, SEED + 1, progress=False)
+    other = preparation.prepare_data(data.path, CFG, SEED + 1, progress=False)
     assert (other.morphology["split"] != a.morphology["split"]).any()
 
 
@@ -659,7 +659,7 @@ def test_the_stage_writes_tables_drops_and_metrics(data, tmp_path):
     dropped = pd.read_csv(tmp_path / "prepared" / "dropped.csv")
     metrics = json.loads((tmp_path / "m" / "data.json").read_text())
     assert list(morph.columns) == ["GalaxyID", "image_path", *cat.CLASS_COLUMNS, "split"]
-    assert list(bars.columns) == [*cat.BARS_COLUMNS, "true_length_px424", "true_length_kpc"]
+    assert list(bars.columns) == [*preparation.BARS_COLUMNS, "true_length_px424", "true_length_kpc"]
     assert bars["objid"].dtype == np.int64 and bars["objid"].iloc[0] == FIRST_OBJID
     assert set(bars["xai_split"]) == {"val", "test"} and set(bars["control_split"]) == {
         "train",

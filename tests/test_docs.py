@@ -43,3 +43,13 @@ def test_the_paper_scale_block_is_a_valid_config():
     cfg = config_from_dict(yaml.safe_load(block), "docs/paper-scale.md")
     assert cfg.images.size_px == 224 and cfg.xai.grid.estimators == ["algorithm1"]
     assert {m.arch for m in cfg.models.values()} == {"vgg16", "resnet50v2", "xception"}
+
+
+def test_the_layout_names_every_library_module():
+    """docs/pipeline.md's layout lists every module of galaxy_xai/, so a new or moved module updates it."""
+    layout = (ROOT / "docs" / "pipeline.md").read_text()
+    package = ROOT / "galaxy_xai"
+    modules = [p for p in package.rglob("*.py") if p.name != "__init__.py"]
+    assert modules
+    missing = [p.relative_to(package).as_posix() for p in modules if f" {p.name} " not in layout]
+    assert not missing, f"docs/pipeline.md does not list {missing}"

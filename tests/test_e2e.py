@@ -108,9 +108,9 @@ def test_every_figure_and_the_report_agree_with_the_metrics(repo):
         assert ("image units" in sentence) != ("paper's convention" in sentence), sentence
     assert "beats the control model on these shared galaxies" not in report
     stability = grid["choice_stability"]
-    assert stability["method"] == grid["chosen"]["method"] and stability["resamples"] >= 1000
+    assert stability["map_source"] == grid["chosen"]["map_source"] and stability["resamples"] >= 1000
     assert (
-        f"the search picks {stability['method']} again in {stability['method_frequency']:.0%} of them "
+        f"the search picks {stability['map_source']} again in {stability['map_source_frequency']:.0%} of them "
         f"and this exact setting in {stability['setting_frequency']:.0%}"
     ) in report
     assert f"validation rho_image is {shown(grid['chosen'], 'rho_image')}" in report

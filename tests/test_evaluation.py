@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from galaxy_xai import barlength, evaluation
+from galaxy_xai import barlength, evaluation, statistics
 from stages import gridsearch, measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,32 +20,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_pearson_and_spearman_known_values():
     x = np.arange(10.0)
-    assert evaluation.pearson(x, 2 * x + 1) == pytest.approx(1.0)
-    assert evaluation.pearson(x, -x) == pytest.approx(-1.0)
-    assert np.isnan(evaluation.pearson(x, np.ones(10)))
-    assert evaluation.spearman(x, np.exp(x)) == pytest.approx(1.0)
-    assert evaluation.pearson(x, np.exp(x)) < 0.9
+    assert statistics.pearson(x, 2 * x + 1) == pytest.approx(1.0)
+    assert statistics.pearson(x, -x) == pytest.approx(-1.0)
+    assert np.isnan(statistics.pearson(x, np.ones(10)))
+    assert statistics.spearman(x, np.exp(x)) == pytest.approx(1.0)
+    assert statistics.pearson(x, np.exp(x)) < 0.9
     with pytest.raises(ValueError, match="same length"):
-        evaluation.pearson(x, x[:5])
+        statistics.pearson(x, x[:5])
 
 
 def test_pearson_columns_matches_corrcoef():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(50, 4)), rng.normal(size=50)
     expected = [np.corrcoef(a[:, k], b)[0, 1] for k in range(4)]
-    np.testing.assert_allclose(evaluation.pearson_columns(a, b), expected, rtol=1e-12)
+    np.testing.assert_allclose(statistics.pearson_columns(a, b), expected, rtol=1e-12)
 
 
 def test_rho_paper_multiplies_both_lengths_by_the_factor():
     rng = np.random.default_rng(1)
     m, c, f = rng.random(30), rng.random(30), rng.uniform(1, 10, 30)
-    assert evaluation.rho_paper(m, c, f) == pytest.approx(np.corrcoef(m * f, c * f)[0, 1])
+    assert statistics.rho_paper(m, c, f) == pytest.approx(np.corrcoef(m * f, c * f)[0, 1])
 
 
 def test_slope_through_origin_of_exact_line():
     x = np.array([1.0, 2.0, 4.0, 5.0])
     sigma_x, sigma_y = 0.1 * x, np.full(4, 0.3)
-    fit = evaluation.fit_through_origin(x, 2 * x, sigma_x, sigma_y)
+    fit = statistics.fit_through_origin(x, 2 * x, sigma_x, sigma_y)
     assert fit.slope == pytest.approx(2.0, rel=1e-12)
     w = 1 / (sigma_y**2 + 4 * sigma_x**2)
     assert fit.slope_err == pytest.approx(1 / np.sqrt((w * x * x).sum()))
@@ -57,7 +58,7 @@ def test_slope_through_origin_recovers_slope_with_errors_on_both_axes():
     sx, sy = 0.17 * truth, np.full(truth.size, 1.0)
     x = truth + rng.normal(0, sx)
     y = 0.7 * truth + rng.normal(0, sy)
-    fit = evaluation.fit_through_origin(x, y, sx, sy)
+    fit = statistics.fit_through_origin(x, y, sx, sy)
     assert abs(fit.slope - 0.7) < 4 * fit.slope_err + 0.02
     assert 0.7 < fit.chi2_dof < 1.3
 
@@ -67,23 +68,23 @@ def test_permutation_null_measures_the_shared_factor():
     n = 400
     measured, catalogue = rng.lognormal(0, 0.3, n), rng.lognormal(0, 0.3, n)
     factor = rng.lognormal(0, 0.8, n)
-    without = evaluation.permutation_null(measured, catalogue, 1.0, 1000, np.random.default_rng(7))
-    shared = evaluation.permutation_null(measured, catalogue, factor, 1000, np.random.default_rng(7))
+    without = statistics.permutation_null(measured, catalogue, 1.0, 1000, np.random.default_rng(7))
+    shared = statistics.permutation_null(measured, catalogue, factor, 1000, np.random.default_rng(7))
     assert without.shape == (1000,)
     assert abs(without.mean()) < 0.01
     assert shared.mean() > 0.3
-    again = evaluation.permutation_null(measured, catalogue, factor, 1000, np.random.default_rng(7))
+    again = statistics.permutation_null(measured, catalogue, factor, 1000, np.random.default_rng(7))
     np.testing.assert_array_equal(shared, again)
 
 
 def test_permutation_p_value_known_answers():
     null = np.array([0.1, 0.2, 0.3, 0.4])
-    assert evaluation.permutation_p_value(0.35, null) == pytest.approx(2 / 5)  # itself + 0.4
-    assert evaluation.permutation_p_value(0.9, null) == pytest.approx(1 / 5)  # never 0
-    assert evaluation.permutation_p_value(0.0, null) == 1.0
-    assert np.isnan(evaluation.permutation_p_value(float("nan"), null))
+    assert statistics.permutation_p_value(0.35, null) == pytest.approx(2 / 5)  # itself + 0.4
+    assert statistics.permutation_p_value(0.9, null) == pytest.approx(1 / 5)  # never 0
+    assert statistics.permutation_p_value(0.0, null) == 1.0
+    assert np.isnan(statistics.permutation_p_value(float("nan"), null))
     with pytest.raises(ValueError, match="non-empty 1-D null"):
-        evaluation.permutation_p_value(0.5, np.array([]))
+        statistics.permutation_p_value(0.5, np.array([]))
 
 
 def test_a_constant_measurement_wins_the_paper_rho_but_not_its_permutation_test():
@@ -127,22 +128,22 @@ def correlated(n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]
 def test_resampled_correlations_match_a_loop_over_resamples():
     reference, measured = correlated(40, 1.0, 0)
     columns = np.column_stack([measured, measured**2, -measured])
-    indices = evaluation.bootstrap_indices(40, 7, np.random.default_rng(1))
-    for statistic, one in (("pearson", evaluation.pearson), ("spearman", evaluation.spearman)):
+    indices = statistics.bootstrap_indices(40, 7, np.random.default_rng(1))
+    for statistic, one in (("pearson", statistics.pearson), ("spearman", statistics.spearman)):
         # max_values small enough to cut the 7 resamples into several chunks
-        got = evaluation.resampled_correlations(columns, reference, indices, statistic, max_values=250)
+        got = statistics.resampled_correlations(columns, reference, indices, statistic, max_values=250)
         expected = [[one(columns[idx, k], reference[idx]) for k in range(3)] for idx in indices]
         np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_bootstrap_ci_contains_the_estimate_and_is_seeded():
     reference, measured = correlated(150, 1.0, 1)
-    for statistic, one in (("pearson", evaluation.pearson), ("spearman", evaluation.spearman)):
-        lo, hi = evaluation.bootstrap_ci(measured, reference, statistic, 1000, np.random.default_rng(2))
+    for statistic, one in (("pearson", statistics.pearson), ("spearman", statistics.spearman)):
+        lo, hi = statistics.bootstrap_ci(measured, reference, statistic, 1000, np.random.default_rng(2))
         assert lo < one(measured, reference) < hi and hi - lo < 0.4
-        again = evaluation.bootstrap_ci(measured, reference, statistic, 1000, np.random.default_rng(2))
+        again = statistics.bootstrap_ci(measured, reference, statistic, 1000, np.random.default_rng(2))
         assert again == (lo, hi)
-        other = evaluation.bootstrap_ci(measured, reference, statistic, 1000, np.random.default_rng(3))
+        other = statistics.bootstrap_ci(measured, reference, statistic, 1000, np.random.default_rng(3))
         assert other != (lo, hi)
 
 
@@ -150,29 +151,29 @@ def test_bootstrap_ci_known_answers():
     x = np.arange(1.0, 31.0)
     factor = np.random.default_rng(4).uniform(3, 12, 30)
     for statistic in ("pearson", "spearman"):
-        lo, hi = evaluation.bootstrap_ci(x, 2 * x + 1, statistic, 1000, np.random.default_rng(0))
+        lo, hi = statistics.bootstrap_ci(x, 2 * x + 1, statistic, 1000, np.random.default_rng(0))
         assert lo == pytest.approx(1.0, abs=1e-12) and hi == pytest.approx(1.0, abs=1e-12)
     rng = np.random.default_rng(5)
-    lo, hi = evaluation.bootstrap_ci(rng.normal(size=3000), rng.normal(size=3000), "pearson", 1000, rng)
+    lo, hi = statistics.bootstrap_ci(rng.normal(size=3000), rng.normal(size=3000), "pearson", 1000, rng)
     assert lo < 0 < hi and hi - lo < 0.1
     # The paper's rho: each galaxy keeps its factor in the resamples, so the interval is that of x f, y f.
     reference, measured = correlated(30, 1.0, 6)
-    paper = evaluation.bootstrap_ci(measured, reference, "pearson", 1000, np.random.default_rng(7), factor=factor)
-    scaled = evaluation.bootstrap_ci(measured * factor, reference * factor, "pearson", 1000, np.random.default_rng(7))
+    paper = statistics.bootstrap_ci(measured, reference, "pearson", 1000, np.random.default_rng(7), factor=factor)
+    scaled = statistics.bootstrap_ci(measured * factor, reference * factor, "pearson", 1000, np.random.default_rng(7))
     assert paper == scaled
-    assert paper[0] < evaluation.rho_paper(measured, reference, factor) < paper[1]
+    assert paper[0] < statistics.rho_paper(measured, reference, factor) < paper[1]
     with pytest.raises(ValueError, match="n_boot = 0"):
-        evaluation.bootstrap_ci(x, x, "pearson", 0, rng)
+        statistics.bootstrap_ci(x, x, "pearson", 0, rng)
     with pytest.raises(ValueError, match="statistic = 'kendall'"):
-        evaluation.bootstrap_ci(x, x, "kendall", 10, rng)
+        statistics.bootstrap_ci(x, x, "kendall", 10, rng)
 
 
 def test_verdict_needs_an_interval_that_excludes_zero():
-    assert evaluation.verdict((0.01, 0.2)) == "beats"
-    assert evaluation.verdict((-0.2, -0.01)) == "loses"
-    assert evaluation.verdict((-0.16, 0.23)) == "ties"
-    assert evaluation.verdict((0.0, 0.0)) == "ties"
-    assert evaluation.verdict((float("nan"), float("nan"))) == "ties"
+    assert statistics.verdict((0.01, 0.2)) == "beats"
+    assert statistics.verdict((-0.2, -0.01)) == "loses"
+    assert statistics.verdict((-0.16, 0.23)) == "ties"
+    assert statistics.verdict((0.0, 0.0)) == "ties"
+    assert statistics.verdict((float("nan"), float("nan"))) == "ties"
 
 
 def test_paired_difference_of_a_method_with_itself_is_exactly_zero():
@@ -180,7 +181,7 @@ def test_paired_difference_of_a_method_with_itself_is_exactly_zero():
     factor = np.random.default_rng(9).uniform(3, 12, 60)
     for statistic in ("pearson", "spearman"):
         for f in (None, factor):
-            paired = evaluation.paired_bootstrap_difference(
+            paired = statistics.paired_bootstrap_difference(
                 measured, measured, reference, statistic, 1000, np.random.default_rng(0), f
             )
             assert paired == (0.0, (0.0, 0.0), "ties")
@@ -189,11 +190,11 @@ def test_paired_difference_of_a_method_with_itself_is_exactly_zero():
 def test_paired_difference_of_a_clearly_better_method():
     reference, good = correlated(200, 0.3, 10)
     _, bad = correlated(200, 3.0, 10)
-    better = evaluation.paired_bootstrap_difference(good, bad, reference, "pearson", 1000, np.random.default_rng(1))
+    better = statistics.paired_bootstrap_difference(good, bad, reference, "pearson", 1000, np.random.default_rng(1))
     assert better.verdict == "beats" and better.ci95[0] > 0
-    assert better.difference == pytest.approx(evaluation.pearson(good, reference) - evaluation.pearson(bad, reference))
+    assert better.difference == pytest.approx(statistics.pearson(good, reference) - statistics.pearson(bad, reference))
     assert better.ci95[0] < better.difference < better.ci95[1]
-    worse = evaluation.paired_bootstrap_difference(bad, good, reference, "spearman", 1000, np.random.default_rng(1))
+    worse = statistics.paired_bootstrap_difference(bad, good, reference, "spearman", 1000, np.random.default_rng(1))
     assert worse.verdict == "loses" and worse.ci95[1] < 0
 
 
@@ -204,31 +205,31 @@ def test_the_pairing_cancels_the_scatter_both_methods_share():
     reference = rng.lognormal(0, 0.4, 80)
     error = reference.std() * rng.normal(size=80)
     a, b = reference + error, reference + 1.2 * error
-    lo_a, hi_a = evaluation.bootstrap_ci(a, reference, "pearson", 1000, np.random.default_rng(1))
-    lo_b, hi_b = evaluation.bootstrap_ci(b, reference, "pearson", 1000, np.random.default_rng(1))
+    lo_a, hi_a = statistics.bootstrap_ci(a, reference, "pearson", 1000, np.random.default_rng(1))
+    lo_b, hi_b = statistics.bootstrap_ci(b, reference, "pearson", 1000, np.random.default_rng(1))
     assert lo_a < hi_b and lo_b < hi_a, "the unpaired intervals overlap"
-    assert evaluation.paired_bootstrap_difference(a, b, reference, "pearson", 1000, np.random.default_rng(1)).verdict == "beats"
+    assert statistics.paired_bootstrap_difference(a, b, reference, "pearson", 1000, np.random.default_rng(1)).verdict == "beats"
 
 
 def test_choose_setting_is_best_per_method_then_the_best_of_those():
     rng = np.random.default_rng(12)
     for _ in range(50):
-        # Few distinct scores so that ties within and across methods are common; NaN scores too.
+        # Few distinct scores so that ties within and across map sources are common; NaN scores too.
         scores = rng.choice([0.1, 0.5, 0.9, np.nan], size=12)
-        table = pd.DataFrame({"method": rng.choice(["b", "a", "c"], size=12), "rho_image": scores})
+        table = pd.DataFrame({"map_source": rng.choice(["b", "a", "c"], size=12), "rho_image": scores})
         best = evaluation.best_per_method(table)
         expected = best.loc[best["rho_image"].fillna(-np.inf).idxmax()]
         chosen = table.iloc[evaluation.choose_setting(table)]
-        assert chosen["method"] == expected["method"]
+        assert chosen["map_source"] == expected["map_source"]
         assert chosen["rho_image"] == expected["rho_image"] or np.isnan(expected["rho_image"])
 
 
 def grid_of(columns: np.ndarray) -> pd.DataFrame:
-    """A grid-search table naming ``columns.shape[1]`` settings of two methods."""
+    """A grid-search table naming ``columns.shape[1]`` settings of two map sources."""
     s = columns.shape[1]
     return pd.DataFrame(
         {
-            "method": ["m0"] * (s // 2) + ["m1"] * (s - s // 2),
+            "map_source": ["m0"] * (s // 2) + ["m1"] * (s - s // 2),
             "estimator": "algorithm1",
             "x_input": [False] * s,
             "mask": "none",
@@ -245,9 +246,9 @@ def test_choice_stability_of_a_dominant_setting_is_one():
     noise = np.random.default_rng(14).normal(size=(100, 5))
     columns = np.column_stack([noise[:, :3], sharp, noise[:, 3:]])
     stability = evaluation.choice_stability(grid_of(columns), columns, reference, 1000, np.random.default_rng(0))
-    assert stability["resamples"] == 1000 and stability["method"] == "m1"
-    assert stability["method_frequency"] == stability["setting_frequency"] == 1.0
-    assert stability["methods"] == {"m1": 1.0} and stability["alternatives"] == []
+    assert stability["resamples"] == 1000 and stability["map_source"] == "m1"
+    assert stability["map_source_frequency"] == stability["setting_frequency"] == 1.0
+    assert stability["map_sources"] == {"m1": 1.0} and stability["alternatives"] == []
 
 
 def test_choice_stability_of_two_equal_settings_is_below_one():
@@ -256,17 +257,17 @@ def test_choice_stability_of_two_equal_settings_is_below_one():
     # Two errors of the same size, uncorrelated with the reference: the same rho on these very galaxies.
     basis, _ = np.linalg.qr(np.column_stack([np.ones(100), reference, rng.normal(size=(100, 2))]))
     twins = reference[:, None] + 10 * reference.std() * basis[:, 2:]
-    assert evaluation.pearson(twins[:, 0], reference) == pytest.approx(evaluation.pearson(twins[:, 1], reference))
+    assert statistics.pearson(twins[:, 0], reference) == pytest.approx(statistics.pearson(twins[:, 1], reference))
     columns = np.column_stack([twins[:, 0], rng.normal(size=(100, 2)), twins[:, 1]])
     table = grid_of(columns)
     stability = evaluation.choice_stability(table, columns, reference, 1000, np.random.default_rng(0))
-    chosen = evaluation.choose_setting(table.assign(rho_image=evaluation.pearson_columns(columns, reference)))
-    assert stability["method"] == table["method"].iloc[chosen]
+    chosen = evaluation.choose_setting(table.assign(rho_image=statistics.pearson_columns(columns, reference)))
+    assert stability["map_source"] == table["map_source"].iloc[chosen]
     assert 0.1 < stability["setting_frequency"] < 0.9
     (other,) = [a for a in stability["alternatives"] if a["frequency"] > 0.05]
     assert other["corr_threshold"] == table["corr_threshold"].iloc[3 - chosen]
     assert stability["setting_frequency"] + other["frequency"] > 0.95
-    assert sum(stability["methods"].values()) == pytest.approx(1.0)
+    assert sum(stability["map_sources"].values()) == pytest.approx(1.0)
     again = evaluation.choice_stability(table, columns, reference, 1000, np.random.default_rng(0))
     assert again == stability
 
@@ -290,8 +291,8 @@ def test_measurement_summary_gives_every_correlation_its_interval():
         lo, hi = scores[f"{key}_ci95"]
         assert lo < scores[key] < hi, key
     assert scores["resamples"] == 1000 and scores["n_truth"] == 100
-    assert scores["rho"] == evaluation.rho_paper(measured, reference, factor)
-    assert scores["spearman_image"] == evaluation.spearman(measured, reference)
+    assert scores["rho"] == statistics.rho_paper(measured, reference, factor)
+    assert scores["spearman_image"] == statistics.spearman(measured, reference)
 
 
 def test_finite_or_none_clears_nan_inside_lists():
@@ -302,87 +303,24 @@ def test_finite_or_none_clears_nan_inside_lists():
     }
 
 
-def report_inputs(shared: dict) -> dict:
-    """Minimal metrics for figure.report_markdown around a given saliency-vs-control comparison."""
-    scores = {"n": 60, "resamples": 1000, "rho": 0.9, "rho_ci95": [0.8, 0.95], "rho_image": 0.3, "rho_image_ci95": [0.1, 0.5]}
-    stability = {
-        "resamples": 1000, "method": "mean_map", "method_frequency": 0.62, "setting_frequency": 0.18, "methods": {},
-        "alternatives": [{"method": "resnet_small", "x_input": False, "corr_threshold": 0.9, "len_threshold": 50, "frequency": 0.12}],
-    }  # fmt: skip
-    chosen = {"method": "mean_map", "x_input": False, "corr_threshold": 0.5, "len_threshold": 20, "len_threshold_px": 11,
-              "rho_image": 0.435, "rho_image_ci95": [0.27, 0.58]}  # fmt: skip
-    spread = {"abs_pearson": 0.1, "elongation": 0.05}
-    return {
-        "table1": "", "table2": "", "morph": {"test_rmse_over_mean_baseline": {"ensemble": 0.5}},
-        "grid": {"chosen": chosen, "choice_stability": stability, "linearity": "elongation", "n": 100},
-        "bars": scores, "control": scores, "shared": shared, "attribution": "input_x_gradient",
-        "rotation": {"galaxies": 4, "angles_deg": [0, 90], "median_relative_spread": spread,
-                     "noise_relative_spread": spread, "elongation_target": 0.1},
-    }  # fmt: skip
-
-
-def test_the_report_says_beats_only_when_the_paired_interval_excludes_zero():
-    """The run that said "beats" for 0.307 vs 0.278 on 60 galaxies: the same numbers now tie."""
-    from stages import figure
-
-    rng = np.random.default_rng(18)
-    reference = rng.lognormal(0, 0.4, 60)
-    error = reference.std() * rng.normal(size=(60, 2))
-    rows = {
-        method: pd.DataFrame(
-            {"objid": np.arange(60), "measured_px424": reference + 3 * error[:, k], "catalogue_px424": reference,
-             "petror90_r_arcsec": rng.uniform(3, 12, 60)}
-        )
-        for k, method in enumerate(("saliency", "control"))
-    }  # fmt: skip
-    shared = figure.shared_comparison(rows["saliency"], rows["control"], 1000, np.random.default_rng(0))
-    assert shared["saliency"]["rho_image"] > shared["control"]["rho_image"], "old rule: saliency beats"
-    image = shared["difference"]["rho_image"]
-    assert image["verdict"] == "ties" and image["ci95"][0] < 0 < image["ci95"][1]
-    report = figure.report_markdown(**report_inputs(shared))
-    comparisons = [line for line in report.splitlines() if "the control model on these galaxies" in line]
-    assert len(comparisons) == 2 and all("**ties with**" in line for line in comparisons)
-    assert "beats" not in " ".join(comparisons)
-    paper, units = comparisons
-    # One convention per sentence.
-    assert "paper's convention" in paper and "image units" not in paper
-    assert "image units" in units and "paper" not in units and "PETROR90_R" not in units
-    lo, hi = image["ci95"]
-    assert f"{image['difference']:+.3f} [{lo:+.2f}, {hi:+.2f}]" in units
-    s, c = shared["saliency"], shared["control"]
-    assert f"{s['rho_image']:.3f} [{s['rho_image_ci95'][0]:.2f}, {s['rho_image_ci95'][1]:.2f}]" in units
-    assert f"{c['rho_image']:.3f} [{c['rho_image_ci95'][0]:.2f}, {c['rho_image_ci95'][1]:.2f}]" in units
-    assert "| saliency method rho in image units | 0.300 [0.10, 0.50] |" in report
-    assert "picks mean_map again in 62% of them and this exact setting in 18%" in report
-    assert "resnet_small (X_input = False, T_c = 0.9, T_l = 50) 12%" in report
-    assert "validation rho_image is 0.435 [0.27, 0.58]" in report
-
-    # A clearly better saliency method does beat the control model.
-    rows["saliency"]["measured_px424"] = reference + 0.1 * error[:, 0]
-    shared = figure.shared_comparison(rows["saliency"], rows["control"], 1000, np.random.default_rng(0))
-    assert shared["difference"]["rho_image"]["verdict"] == "beats"
-    report = figure.report_markdown(**report_inputs(shared))
-    assert "In image units, the saliency method **beats** the control model" in report
-
-
 def test_decile_errors_known_answer():
     rng = np.random.default_rng(4)
     length = rng.permutation(np.arange(1.0, 21.0))
     abs_diff = length**2
-    error = evaluation.decile_errors(length, abs_diff)
+    error = statistics.decile_errors(length, abs_diff)
     # deciles of 1..20 are (1, 2), (3, 4), ...: mean of k^2 over each pair
     expected = {k: ((2 * ((k - 1) // 2) + 1) ** 2 + (2 * ((k - 1) // 2) + 2) ** 2) / 2 for k in range(1, 21)}
     np.testing.assert_allclose(error, [expected[int(v)] for v in length])
-    assert np.unique(evaluation.decile_errors(np.arange(5.0), np.arange(5.0))).size == 5
+    assert np.unique(statistics.decile_errors(np.arange(5.0), np.arange(5.0))).size == 5
 
 
 def test_rmse_helpers():
     y_true = np.array([[0.0, 1.0], [1.0, 1.0]])
     y_pred = np.array([[0.0, 0.0], [1.0, 0.0]])
-    assert evaluation.rmse(y_true, y_pred) == pytest.approx(np.sqrt(0.5))
-    np.testing.assert_allclose(evaluation.per_column_rmse(y_true, y_pred), [0.0, 1.0])
+    assert statistics.rmse(y_true, y_pred) == pytest.approx(np.sqrt(0.5))
+    np.testing.assert_allclose(statistics.per_column_rmse(y_true, y_pred), [0.0, 1.0])
     with pytest.raises(ValueError, match="same shape"):
-        evaluation.rmse(y_true, y_pred[:1])
+        statistics.rmse(y_true, y_pred[:1])
 
 
 def test_median_relative_spread():
@@ -402,16 +340,16 @@ def test_grid_scores_and_best_per_method():
     lengths[:, 4] = catalogue + 0.1 * noise[:, 4]  # the Fourier setting of a beats a's others
     table = evaluation.grid_scores(frame, lengths, catalogue, factor)
     assert len(table) == 5 and list(table.columns[: frame.shape[1]]) == list(frame.columns)
-    np.testing.assert_allclose(table["rho_image"], evaluation.pearson_columns(lengths, catalogue))
-    assert table["rho"].iloc[1] == pytest.approx(evaluation.rho_paper(lengths[:, 1], catalogue, factor))
+    np.testing.assert_allclose(table["rho_image"], statistics.pearson_columns(lengths, catalogue))
+    assert table["rho"].iloc[1] == pytest.approx(statistics.rho_paper(lengths[:, 1], catalogue, factor))
     assert (table["n"] == 10).all()
-    best = evaluation.best_per_method(table).set_index("method")
+    best = evaluation.best_per_method(table).set_index("map_source")
     assert best.loc["b", "rho_image"] == pytest.approx(1.0)
     assert (best.loc["b", "corr_threshold"], best.loc["b", "len_threshold"], best.loc["b", "len_threshold_px"]) == (0.7, 10, 6)
     assert best.loc["a", "estimator"] == "fourier" and best.loc["a", "fraction"] == 0.5
     assert np.isnan(best.loc["a", "corr_threshold"]) and bool(best.loc["a", "x_input"]) is True
-    per_estimator = evaluation.best_per(table, ["method", "estimator"])
-    assert list(zip(per_estimator["method"], per_estimator["estimator"], strict=True)) == [
+    per_estimator = evaluation.best_per(table, ["map_source", "estimator"])
+    assert list(zip(per_estimator["map_source"], per_estimator["estimator"], strict=True)) == [
         ("a", "algorithm1"), ("b", "algorithm1"), ("a", "fourier")
     ]
     with pytest.raises(ValueError, match=r"expected lengths \(10, 5\)"):
@@ -542,21 +480,21 @@ def test_gridsearch_and_measure_stages(project, linearity):
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     grid, result = run_stages(project)
     assert grid["linearity"] == result["linearity"] == linearity
-    methods = [*params["models"], "mean_map", "mean_length"]
+    map_sources = [*params["models"], "mean_map", "mean_length"]
     table = pd.read_csv(project / "plots/gridsearch.csv")
     # Per source, estimator, X_input and mask: 5 x 5 (T_c, T_l) for Algorithm 1, 4 floors x 3 fractions
     # for Fourier; the image only without X_input.
     per_view = 5 * 5 + 4 * 3
-    assert len(table) == len(methods) * 2 * 2 * per_view + 2 * per_view == grid["settings"]
-    assert sorted(r["method"] for r in grid["table2"]) == sorted([*methods, "image"])
+    assert len(table) == len(map_sources) * 2 * 2 * per_view + 2 * per_view == grid["settings"]
+    assert sorted(r["map_source"] for r in grid["table2"]) == sorted([*map_sources, "image"])
     fourier = table["estimator"] == "fourier"
     assert table.loc[fourier, ["corr_threshold", "len_threshold", "len_threshold_px"]].isna().all().all()
     assert table.loc[~fourier, ["fraction", "floor"]].isna().all().all()
     assert not table.loc[~fourier, "corr_threshold"].isna().any() and not table.loc[fourier, "floor"].isna().any()
-    assert not table.loc[table["method"] == "image", "x_input"].any()
+    assert not table.loc[table["map_source"] == "image", "x_input"].any()
     chosen, chosen_image = grid["chosen"], grid["chosen_image"]
-    assert chosen["method"] in methods and chosen_image["method"] == "image"
-    is_image = table["method"] == "image"
+    assert chosen["map_source"] in map_sources and chosen_image["map_source"] == "image"
+    is_image = table["map_source"] == "image"
     assert chosen["rho_image"] == pytest.approx(table.loc[~is_image, "rho_image"].max())
     assert chosen_image["rho_image"] == pytest.approx(table.loc[is_image, "rho_image"].max())
     crop = params["images"]["crop_px"]
@@ -564,8 +502,8 @@ def test_gridsearch_and_measure_stages(project, linearity):
     assert algorithm1["len_threshold_px"] == max(2, round(algorithm1["len_threshold"] * (32 / 224 * 424 / crop) ** 2))
     assert chosen["rho_image"] > 0.6
     best = pd.DataFrame(grid["best_per_estimator"])
-    assert len(best) == (len(methods) + 1) * 2 and not best.duplicated(["method", "estimator"]).any()
-    assert grid["choice_stability_image"]["methods"] == {"image": 1.0}
+    assert len(best) == (len(map_sources) + 1) * 2 and not best.duplicated(["map_source", "estimator"]).any()
+    assert grid["choice_stability_image"]["map_sources"] == {"image": 1.0}
     assert "| mean_map | 0.76 |" in (project / "metrics/table2.md").read_text()
 
     per_galaxy = pd.read_csv(project / "plots/barlengths.csv")
@@ -580,7 +518,7 @@ def test_gridsearch_and_measure_stages(project, linearity):
     )
     for key in keys.split():
         assert np.isfinite(result[key]), key
-    assert result["method"] == chosen["method"] and result["permutations"] == 200
+    assert result["map_source"] == chosen["map_source"] and result["permutations"] == 200
     for key in ("rho", "rho_image", "spearman", "spearman_image", "rho_truth", "rho_truth_image"):
         lo, hi = result[f"{key}_ci95"]
         assert lo <= result[key] <= hi, key
@@ -588,9 +526,9 @@ def test_gridsearch_and_measure_stages(project, linearity):
     lo, hi = chosen["rho_image_ci95"]
     assert lo <= chosen["rho_image"] <= hi and chosen["rho_ci95"][0] <= chosen["rho"] <= chosen["rho_ci95"][1]
     stability = grid["choice_stability"]
-    assert stability["method"] == chosen["method"] and stability["resamples"] == result["resamples"]
-    assert 0 < stability["setting_frequency"] <= stability["method_frequency"] <= 1
-    assert sum(stability["methods"].values()) == pytest.approx(1.0)
+    assert stability["map_source"] == chosen["map_source"] and stability["resamples"] == result["resamples"]
+    assert 0 < stability["setting_frequency"] <= stability["map_source_frequency"] <= 1
+    assert sum(stability["map_sources"].values()) == pytest.approx(1.0)
     assert result["rho_image"] > 0.6 and result["rho_truth_image"] > result["rho_image"] - 0.2
     assert 0.5 < result["slope"] < 2.0
     assert result["estimator"] == chosen["estimator"] and result["mask"] == chosen["mask"]
@@ -598,12 +536,12 @@ def test_gridsearch_and_measure_stages(project, linearity):
     # The controls, on the same galaxies.
     assert {"image_px424", "isophote_px424", "fourier_light_px424", "true_px424"} <= set(per_galaxy.columns)
     assert result["spearman_truth_image"] == pytest.approx(
-        evaluation.spearman(per_galaxy["measured_px424"], per_galaxy["true_px424"])
+        statistics.spearman(per_galaxy["measured_px424"], per_galaxy["true_px424"])
     )
     image = result["controls"]["image"]
-    assert image["setting"]["method"] == "image" and image["n"] == 30
+    assert image["setting"]["map_source"] == "image" and image["n"] == 30
     assert image["spearman_truth_image"] == pytest.approx(
-        evaluation.spearman(per_galaxy["image_px424"], per_galaxy["true_px424"])
+        statistics.spearman(per_galaxy["image_px424"], per_galaxy["true_px424"])
     )
     assert image["spearman_truth_image"] > 0.6  # the grey input shows the bars
     for name in ("image", "isophote", "fourier_light"):
@@ -611,30 +549,39 @@ def test_gridsearch_and_measure_stages(project, linearity):
         assert control["n"] + control["n_failed"] == 30
         for key in ("rho_image", "spearman_truth_image"):
             difference = control["difference"][key]
-            assert difference["verdict"] in evaluation.VERDICTS and difference["n"] == control["n"]
+            assert difference["verdict"] in statistics.VERDICTS and difference["n"] == control["n"]
     assert result["controls"]["isophote"]["setting"] is None
     assert len(result["estimators"]) == len(best)
     for row, val in zip(result["estimators"], grid["best_per_estimator"], strict=True):
-        assert (row["source"], row["estimator"], row["val_rho_image"]) == (val["method"], val["estimator"], val["rho_image"])
+        assert (row["map_source"], row["estimator"], row["val_rho_image"]) == (val["map_source"], val["estimator"], val["rho_image"])
         lo, hi = row["spearman_truth_image_ci95"]
         assert lo <= row["spearman_truth_image"] <= hi
-    chosen_row = next(r for r in result["estimators"] if (r["source"], r["estimator"]) == (chosen["method"], chosen["estimator"]))
+    chosen_row = next(r for r in result["estimators"] if (r["map_source"], r["estimator"]) == (chosen["map_source"], chosen["estimator"]))
     assert chosen_row["rho_image"] == pytest.approx(result["rho_image"])
 
 
 def test_measure_rejects_a_missing_chosen_entry(project, tmp_path, capfd):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(SystemExit) as stop:
-        measure.main(["--params", str(project / "params.yaml"), "--gridsearch", str(tmp_path / "bad.json")])
+        measure.main(
+            cli(project, params="params.yaml", heatmaps="data/heatmaps", bars="data/prepared/bars.csv")
+            + ["--gridsearch", str(tmp_path / "bad.json")]
+            + cli(tmp_path, metrics="m.json", table="t.csv")
+        )
     assert stop.value.code == 2
     assert "bad.json: expected the gridsearch stage's JSON with a 'chosen' entry" in capfd.readouterr().err
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "t.csv").exists()
 
 
-def test_gridsearch_names_the_missing_heatmap_file(project):
+def test_gridsearch_names_the_missing_heatmap_file(project, capfd):
     shutil.rmtree(project / "data/heatmaps")
     (project / "data/heatmaps").mkdir()
-    with pytest.raises(ValueError, match=r"_small\.npz.*not found"):
+    with pytest.raises(SystemExit) as stop:
         gridsearch.main(
             cli(project, params="params.yaml", heatmaps="data/heatmaps", bars="data/prepared/bars.csv")
             + cli(project, metrics="m.json", table="t.csv", table2="t.md")
         )
+    assert stop.value.code == 2
+    # The stage's logging (force=True) replaces caplog's handler: its one line goes to stderr.
+    assert re.search(r"heatmaps/\w+_small\.npz: heatmap file of model '\w+_small' not found", capfd.readouterr().err)
+    assert not any((project / name).exists() for name in ("m.json", "t.csv", "t.md"))

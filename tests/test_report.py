@@ -1,16 +1,95 @@
-"""The figure stage's comparisons and report tables: the saliency method vs the cross-fitted control
-CNN (all shared test galaxies and the paper's split), vs each classical control, and every estimator."""
+"""The comparisons and report tables of the figure stage (galaxy_xai.comparison, galaxy_xai.report):
+the saliency method vs the cross-fitted control CNN (all shared test galaxies and the paper's split),
+vs each classical control, and every estimator; and the figure helpers."""
 
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stages import figure
-from tests.test_evaluation import report_inputs
+from galaxy_xai import comparison as comparisons
+from galaxy_xai import report as rep
+from galaxy_xai.report import RunMetrics
 
 N_TEST, N_VAL = 90, 45
+
+
+def run_metrics() -> RunMetrics:
+    """Minimal metrics for the report around a comparison (what each stage writes, cut to what it reads)."""
+    scores = {"n": 60, "resamples": 1000, "rho": 0.9, "rho_ci95": [0.8, 0.95], "rho_image": 0.3, "rho_image_ci95": [0.1, 0.5]}
+    stability = {
+        "resamples": 1000, "map_source": "mean_map", "map_source_frequency": 0.62, "setting_frequency": 0.18,
+        "map_sources": {},
+        "alternatives": [{"map_source": "resnet_small", "x_input": False, "corr_threshold": 0.9, "len_threshold": 50,
+                          "frequency": 0.12}],
+    }  # fmt: skip
+    chosen = {"map_source": "mean_map", "x_input": False, "corr_threshold": 0.5, "len_threshold": 20, "len_threshold_px": 11,
+              "rho_image": 0.435, "rho_image_ci95": [0.27, 0.58]}  # fmt: skip
+    spread = {"abs_pearson": 0.1, "elongation": 0.05}
+    return RunMetrics(
+        table1="", table2="", morphology={"test_rmse_over_mean_baseline": {"ensemble": 0.5}},
+        gridsearch={"chosen": chosen, "choice_stability": stability, "linearity": "elongation", "n": 100},
+        barlengths=scores, control=scores,
+        rotation={"galaxies": 4, "angles_deg": [0, 90], "median_relative_spread": spread,
+                  "noise_relative_spread": spread, "elongation_target": 0.1},
+    )  # fmt: skip
+
+
+def test_the_report_says_beats_only_when_the_paired_interval_excludes_zero():
+    """The run that said "beats" for 0.307 vs 0.278 on 60 galaxies: the same numbers now tie."""
+    rng = np.random.default_rng(18)
+    reference = rng.lognormal(0, 0.4, 60)
+    error = reference.std() * rng.normal(size=(60, 2))
+    rows = {
+        method: pd.DataFrame(
+            {"objid": np.arange(60), "measured_px424": reference + 3 * error[:, k], "catalogue_px424": reference,
+             "petror90_r_arcsec": rng.uniform(3, 12, 60)}
+        )
+        for k, method in enumerate(("saliency", "control"))
+    }  # fmt: skip
+    shared = comparisons.shared_comparison(rows["saliency"], rows["control"], 1000, np.random.default_rng(0))
+    assert shared["saliency"]["rho_image"] > shared["control"]["rho_image"], "old rule: saliency beats"
+    image = shared["difference"]["rho_image"]
+    assert image["verdict"] == "ties" and image["ci95"][0] < 0 < image["ci95"][1]
+    report = rep.report_markdown(run_metrics(), shared, "input_x_gradient")
+    sentences = [line for line in report.splitlines() if "the control model on these galaxies" in line]
+    assert len(sentences) == 2 and all("**ties with**" in line for line in sentences)
+    assert "beats" not in " ".join(sentences)
+    paper, units = sentences
+    # One convention per sentence.
+    assert "paper's convention" in paper and "image units" not in paper
+    assert "image units" in units and "paper" not in units and "PETROR90_R" not in units
+    lo, hi = image["ci95"]
+    assert f"{image['difference']:+.3f} [{lo:+.2f}, {hi:+.2f}]" in units
+    s, c = shared["saliency"], shared["control"]
+    assert f"{s['rho_image']:.3f} [{s['rho_image_ci95'][0]:.2f}, {s['rho_image_ci95'][1]:.2f}]" in units
+    assert f"{c['rho_image']:.3f} [{c['rho_image_ci95'][0]:.2f}, {c['rho_image_ci95'][1]:.2f}]" in units
+    assert "| saliency method rho in image units | 0.300 [0.10, 0.50] |" in report
+    assert "picks mean_map again in 62% of them and this exact setting in 18%" in report
+    assert "resnet_small (X_input = False, T_c = 0.9, T_l = 50) 12%" in report
+    assert "validation rho_image is 0.435 [0.27, 0.58]" in report
+
+    # A clearly better saliency method does beat the control model.
+    rows["saliency"]["measured_px424"] = reference + 0.1 * error[:, 0]
+    shared = comparisons.shared_comparison(rows["saliency"], rows["control"], 1000, np.random.default_rng(0))
+    assert shared["difference"]["rho_image"]["verdict"] == "beats"
+    report = rep.report_markdown(run_metrics(), shared, "input_x_gradient")
+    assert "In image units, the saliency method **beats** the control model" in report
+
+
+def test_run_metrics_reads_the_metrics_folder(tmp_path):
+    run = run_metrics()
+    (tmp_path / "table1.md").write_text("| t1 |")
+    (tmp_path / "table2.md").write_text("| t2 |")
+    for name, content in (("morphology", run.morphology), ("gridsearch", run.gridsearch), ("barlengths", run.barlengths),
+                          ("control", run.control), ("rotation", run.rotation)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+    read = RunMetrics.read(tmp_path)
+    assert read == dataclasses.replace(run, table1="| t1 |", table2="| t2 |")
 
 
 def _tables(saliency_noise: float, control_noise: float, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -32,7 +111,7 @@ def _tables(saliency_noise: float, control_noise: float, seed: int = 3) -> tuple
 
 def test_control_comparison_uses_every_shared_test_galaxy_and_the_paper_split():
     saliency, control = _tables(0.1, 0.6)
-    shared = figure.control_comparisons(saliency, control, 500, np.random.default_rng(0))
+    shared = comparisons.control_comparisons(saliency, control, 500, np.random.default_rng(0))
     # Every XAI test galaxy (not the control's validation-split predictions), and fold 0 alone.
     assert shared["n_shared"] == N_TEST and shared["n_truth"] == N_TEST
     paper = shared["paper_split"]
@@ -53,7 +132,7 @@ def test_control_comparison_uses_every_shared_test_galaxy_and_the_paper_split():
 def test_control_comparison_of_an_older_control_table_without_folds():
     saliency, control = _tables(0.3, 0.3)
     old = control[control["xai_split"] == "test"].drop(columns=["fold", "xai_split", "true_px424"])
-    shared = figure.control_comparisons(saliency, old, 200, np.random.default_rng(0))
+    shared = comparisons.control_comparisons(saliency, old, 200, np.random.default_rng(0))
     assert shared["n_shared"] == N_TEST and "paper_split" not in shared and "n_truth" not in shared
     assert set(shared["difference"]) == {"rho", "rho_image", "spearman_image"}
 
@@ -61,11 +140,11 @@ def test_control_comparison_of_an_older_control_table_without_folds():
 BARS_EXTRA = {
     "spearman_truth_image": 0.61, "spearman_truth_image_ci95": [0.55, 0.66],
     "estimators": [
-        {"source": "mean_map", "estimator": "algorithm1", "x_input": False, "mask": "r90", "corr_threshold": 0.5,
+        {"map_source": "mean_map", "estimator": "algorithm1", "x_input": False, "mask": "r90", "corr_threshold": 0.5,
          "len_threshold": 20, "fraction": float("nan"), "val_rho_image": 0.45, "val_rho_image_ci95": [0.35, 0.55],
          "rho_image": 0.41, "rho_image_ci95": [0.33, 0.49], "spearman_image": 0.44, "spearman_image_ci95": [0.36, 0.51],
          "spearman_truth_image": 0.61, "spearman_truth_image_ci95": [0.55, 0.66]},
-        {"source": "image", "estimator": "fourier", "fraction": 0.5, "val_rho_image": 0.3,
+        {"map_source": "image", "estimator": "fourier", "fraction": 0.5, "val_rho_image": 0.3,
          "rho_image": 0.28, "rho_image_ci95": [0.2, 0.36], "spearman_image": 0.3, "spearman_image_ci95": [0.22, 0.38],
          "spearman_truth_image": 0.52, "spearman_truth_image_ci95": [0.45, 0.58]},
     ],
@@ -83,12 +162,15 @@ BARS_EXTRA = {
 
 def _report(bars_extra: dict) -> tuple[str, dict]:
     saliency, control = _tables(0.1, 0.6)
-    shared = figure.control_comparisons(saliency, control, 300, np.random.default_rng(0))
-    inputs = report_inputs(shared)
-    inputs["bars"] = {**inputs["bars"], **bars_extra}
+    shared = comparisons.control_comparisons(saliency, control, 300, np.random.default_rng(0))
+    run = run_metrics()
     paper_scores = {"n": 18, "rho": 0.7, "rho_ci95": [0.5, 0.8], "rho_image": 0.2, "rho_image_ci95": [-0.1, 0.5]}
-    inputs["control"] = {**inputs["control"], "folds": 5, "n_bars": 950, "paper_split": paper_scores}
-    return figure.report_markdown(**inputs), shared
+    run = dataclasses.replace(
+        run,
+        barlengths={**run.barlengths, **bars_extra},
+        control={**run.control, "folds": 5, "n_bars": 950, "paper_split": paper_scores},
+    )
+    return rep.report_markdown(run, shared, "input_x_gradient"), shared
 
 
 def _row(report: str, first_cell: str) -> list[str]:
@@ -101,16 +183,16 @@ def test_report_tables_of_the_controls_the_estimators_and_the_target():
     cross = _row(report, "control CNN, cross-fit (every shared XAI test galaxy)")
     diff = shared["difference"]["spearman_truth_image"]
     assert cross[1] == str(N_TEST)
-    assert cross[5] == figure.with_interval(shared["control"], "spearman_truth_image")
+    assert cross[5] == rep.with_interval(shared["control"], "spearman_truth_image")
     assert cross[6] == f"{diff['difference']:+.3f} [{diff['ci95'][0]:+.2f}, {diff['ci95'][1]:+.2f}]"
     assert cross[7] == "**beats**"
     paper = _row(report, "control CNN, paper split (one model, its 20% test fold)")
     assert paper[1] == str(N_TEST // 5)
-    image = _row(report, figure.CONTROL_LABELS["image"] + " (estimator fourier, X_input = False, mask none, fraction 0.3)")
+    image = _row(report, rep.CONTROL_LABELS["image"] + " (estimator fourier, X_input = False, mask none, fraction 0.3)")
     assert image[1:] == ["630", "0.350 [0.28, 0.42]", "+0.060 [+0.01, +0.11]", "**beats**",
                          "0.500 [0.44, 0.56]", "+0.110 [-0.02, +0.20]", "ties with"]  # fmt: skip
     # A control without paired differences (yet) shows n/a, not a verdict.
-    assert _row(report, figure.CONTROL_LABELS["isophote"])[2:5] == ["0.200 [0.12, 0.28]", "n/a", "n/a"]
+    assert _row(report, rep.CONTROL_LABELS["isophote"])[2:5] == ["0.200 [0.12, 0.28]", "n/a", "n/a"]
     assert "## Every estimator's test rho" in report
     algorithm1 = _row(report, "mean_map")
     assert algorithm1[1:] == ["algorithm1", "X_input = False, mask r90, T_c = 0.5, T_l = 20",
@@ -128,24 +210,24 @@ def test_report_tables_of_the_controls_the_estimators_and_the_target():
 def test_report_without_the_new_measure_keys_or_truth():
     """Real data (no truth) and an older measure stage: no estimator table, no target line, CNN rows only."""
     saliency, control = _tables(0.3, 0.3)
-    shared = figure.control_comparisons(saliency, control.drop(columns="true_px424"), 200, np.random.default_rng(0))
-    report = figure.report_markdown(**report_inputs(shared))
+    shared = comparisons.control_comparisons(saliency, control.drop(columns="true_px424"), 200, np.random.default_rng(0))
+    report = rep.report_markdown(run_metrics(), shared, "input_x_gradient")
     assert "## The saliency method vs each control" in report and "## Every estimator's test rho" not in report
     assert "against the target" not in report
     cross = _row(report, "control CNN, cross-fit (every shared XAI test galaxy)")
     assert cross[5:] == ["n/a", "n/a", "n/a"]
-    assert not [line for line in report.splitlines() if line.startswith(f"| {figure.CONTROL_LABELS['image']}")]
+    assert not [line for line in report.splitlines() if line.startswith(f"| {rep.CONTROL_LABELS['image']}")]
     # From the measured fraction alone the target line is derived from the shared comparison.
     saliency, control = _tables(0.05, 0.3)
-    shared = figure.control_comparisons(saliency, control, 200, np.random.default_rng(0))
-    assert "it meets the target." in figure.report_markdown(**report_inputs(shared))
+    shared = comparisons.control_comparisons(saliency, control, 200, np.random.default_rng(0))
+    assert "it meets the target." in rep.report_markdown(run_metrics(), shared, "input_x_gradient")
 
 
 def test_a_setting_reads_with_only_the_parameters_that_apply():
-    fourier = {"method": "image", "estimator": "fourier", "x_input": False, "mask": "r90", "corr_threshold": None,
+    fourier = {"map_source": "image", "estimator": "fourier", "x_input": False, "mask": "r90", "corr_threshold": None,
                "len_threshold": float("nan"), "fraction": 0.5, "floor": 0.0}  # fmt: skip
-    assert figure.setting_text(fourier) == "estimator fourier, X_input = False, mask r90, fraction 0.5, floor 0"
-    assert figure.setting_text({"x_input": True, "corr_threshold": 0.7, "len_threshold": 20}) == "X_input = True, T_c = 0.7, T_l = 20"
+    assert rep.setting_text(fourier) == "estimator fourier, X_input = False, mask r90, fraction 0.5, floor 0"
+    assert rep.setting_text({"x_input": True, "corr_threshold": 0.7, "len_threshold": 20}) == "X_input = True, T_c = 0.7, T_l = 20"
 
 
 def test_axis_segment_lies_along_the_long_axis_of_the_map():
@@ -167,16 +249,16 @@ def test_grid_heatmaps_draw_one_panel_per_source_x_input_and_mask_of_algorithm1_
     from galaxy_xai import figures
 
     rows = [
-        {"method": m, "x_input": x, "mask": k, "estimator": "algorithm1", "corr_threshold": tc,
+        {"map_source": m, "x_input": x, "mask": k, "estimator": "algorithm1", "corr_threshold": tc,
          "len_threshold": tl, "rho_image": tc * tl}
         for m in ("a", "b") for x in (False, True) for k in ("none", "r90") for tc in (0.5, 0.7) for tl in (10, 20)
-    ] + [{"method": "a", "x_input": False, "mask": "none", "estimator": "fourier", "corr_threshold": np.nan,
+    ] + [{"map_source": "a", "x_input": False, "mask": "none", "estimator": "fourier", "corr_threshold": np.nan,
           "len_threshold": np.nan, "rho_image": 9.0}]  # fmt: skip
     fig = figures.grid_heatmaps(pd.DataFrame(rows), value="rho_image")
     panels = [ax for ax in fig.axes if ax.get_images()]
     assert len(panels) == 8  # 2 sources x 2 X_input x 2 masks; the Fourier row has no T_c x T_l plane
     titles = {ax.get_title() for ax in panels}
-    assert "method=a, x_input=False, mask=r90" in titles
+    assert "map_source=a, x_input=False, mask=r90" in titles
     # No panel averages the two masks: each shows its own four cells.
-    first = next(ax for ax in panels if ax.get_title() == "method=b, x_input=True, mask=none")
+    first = next(ax for ax in panels if ax.get_title() == "map_source=b, x_input=True, mask=none")
     np.testing.assert_allclose(first.get_images()[0].get_array(), [[5, 10], [7, 14]])

@@ -1,9 +1,11 @@
-"""Saliency maps: known answers on a linear model, invariants, seeding, tf-keras-vis equivalence, the stage."""
+"""Explainers (galaxy_xai.explainers): known answers on a linear model, invariants, seeding, tf-keras-vis
+equivalence, the registry, the heatmap files and the stage."""
 
 from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -11,9 +13,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from galaxy_xai import saliency
+from galaxy_xai import explainers, heatmaps
 from galaxy_xai.catalogue import CLASS_COLUMNS
-from galaxy_xai.config import XaiConfig, config_from_dict
+from galaxy_xai.config import METHODS, XaiConfig, config_from_dict
+from galaxy_xai.explainers.core import class_index, finish_maps, sample_layout, score_model
+from galaxy_xai.explainers.gradcam import GradCam
+from galaxy_xai.explainers.gradients import SmoothGrad, Vanilla
 from stages import heatmap as heatmap_stage
 from tests.fixtures import ROOT, galaxy_image, write_jpeg
 
@@ -56,14 +61,14 @@ def cnn():
     return tiny_cnn()
 
 
-BAR = saliency.class_index("Class3.1")
+BAR = class_index("Class3.1")
 
 
 def test_class_index_names_the_column():
-    assert CLASS_COLUMNS[saliency.class_index("Class3.1")] == "Class3.1"
-    assert saliency.class_index("Class1.1") == 0
+    assert CLASS_COLUMNS[class_index("Class3.1")] == "Class3.1"
+    assert class_index("Class1.1") == 0
     with pytest.raises(ValueError, match="Class3.9"):
-        saliency.class_index("Class3.9")
+        class_index("Class3.9")
 
 
 # --- semantics on a linear model -------------------------------------------------------------------
@@ -72,7 +77,7 @@ def test_class_index_names_the_column():
 def test_linear_model_vanilla_is_normalised_channel_max_of_abs_weights():
     rng = np.random.default_rng(1)
     weights = rng.normal(size=(PX * PX * 3, 3))  # signed, and the largest channel varies per pixel
-    maps = saliency.vanilla(linear_model(weights), rng.uniform(size=(3, PX, PX, 3)), class_index=2)
+    maps = Vanilla(2)(linear_model(weights), rng.uniform(size=(3, PX, PX, 3)))
     assert maps.dtype == np.float32 and maps.shape == (3, PX, PX)
     for m in maps:
         np.testing.assert_allclose(m, expected_linear_map(weights, 2, PX), atol=1e-6)
@@ -83,7 +88,7 @@ def test_linear_model_smoothgrad_equals_vanilla_for_any_noise():
     weights = rng.normal(size=(PX * PX * 3, 2))
     model, images = linear_model(weights), rng.uniform(size=(5, PX, PX, 3)).astype("float32")
     for noise in (0.05, 0.5):
-        maps = saliency.smoothgrad(model, images, 1, samples=7, noise=noise, seed=3, batch_size=8)
+        maps = SmoothGrad(1, samples=7, noise=noise, batch_size=8)(model, images, seed=3)
         np.testing.assert_allclose(
             maps, np.broadcast_to(expected_linear_map(weights, 1, PX), maps.shape), atol=1e-5
         )
@@ -105,12 +110,11 @@ def test_linear_model_input_x_gradient_is_the_positive_evidence_for_any_noise():
     expected = np.stack([expected_linear_input_map(weights, 1, image) for image in images])
     assert (expected == 0).mean() > 0.2, "the test needs pixels of negative evidence"
     for samples, noise in ((0, 0.0), (5, 0.05), (9, 0.5)):
-        maps = saliency.smoothgrad(
-            model, images, 1, samples=samples, noise=noise, seed=3, batch_size=8, attribution="input_x_gradient"
-        )
+        explainer = SmoothGrad(1, samples, noise, batch_size=8, attribution="input_x_gradient")
+        maps = explainer(model, images, seed=3)
         np.testing.assert_allclose(maps, expected, atol=1e-5)
     # ... and it is not the paper's map, which ignores both the input and the sign.
-    paper = saliency.smoothgrad(model, images, 1, samples=5, noise=0.05, seed=3)
+    paper = SmoothGrad(1, samples=5, noise=0.05)(model, images, seed=3)
     assert np.abs(paper - expected).max() > 0.3
 
 
@@ -120,38 +124,43 @@ def test_input_x_gradient_keeps_the_sign_of_the_smoothed_gradient(cnn):
     import tensorflow as tf
 
     images = galaxies(3)
-    scores = saliency.score_model(cnn)
+    scores = score_model(cnn)
     x = tf.constant(images)
     with tf.GradientTape() as tape:
         tape.watch(x)
         total = tf.reduce_sum(scores(x)[:, BAR])
     gradient = tape.gradient(total, x).numpy()
-    expected = saliency.normalise_maps(np.maximum((images * gradient).sum(axis=-1), 0.0))[0]
-    maps = saliency.smoothgrad(cnn, images, BAR, samples=4, noise=0.0, attribution="input_x_gradient")
+    expected = finish_maps(np.maximum((images * gradient).sum(axis=-1), 0.0), "expected")
+    maps = SmoothGrad(BAR, samples=4, noise=0.0, attribution="input_x_gradient")(cnn, images)
     np.testing.assert_allclose(maps, expected, atol=1e-5)
     with pytest.raises(ValueError, match="attribution = 'abs': expected one of abs_gradient, input_x_gradient"):
-        saliency.smoothgrad(cnn, images, BAR, 4, 0.1, attribution="abs")
+        SmoothGrad(BAR, 4, 0.1, attribution="abs")
 
 
-def test_normalise_maps_min_max_and_constant_maps():
+def test_finish_maps_min_max_and_constant_maps(caplog):
     maps = np.array([[[2.0, 4.0], [6.0, 10.0]], [[3.0, 3.0], [3.0, 3.0]], [[0.0, 0.0], [0.0, 0.0]]])
-    out, n_constant = saliency.normalise_maps(maps)
+    with caplog.at_level(logging.WARNING, logger="galaxy_xai.explainers"):
+        out = finish_maps(maps, "test maps")
+    assert out.dtype == np.float32
     np.testing.assert_allclose(out[0], [[0.0, 0.25], [0.5, 1.0]])
-    assert n_constant == 2 and not out[1:].any()
+    assert not out[1:].any()
+    assert "test maps: 2 of 3 maps are constant (no gradient signal); returned as zeros" in caplog.messages
     with pytest.raises(ValueError, match=r"images \[0\]"):
-        saliency.normalise_maps(np.array([[[np.nan, 1.0]]]))
+        finish_maps(np.array([[[np.nan, 1.0]]]), "test maps")
 
 
 def test_zero_gradient_gives_zero_maps_and_one_warning(caplog):
     weights = np.zeros((PX * PX * 3, 2))
     weights[:, 1] = 1.0  # class 0 has no gradient at all; class 1 a constant one
     model, images = linear_model(weights), galaxies(3)
-    with caplog.at_level(logging.WARNING, logger="galaxy_xai.saliency"):
+    with caplog.at_level(logging.WARNING, logger="galaxy_xai.explainers"):
         for index in (0, 1):
-            maps = saliency.smoothgrad(model, images, index, samples=4, noise=0.2)
+            maps = SmoothGrad(index, samples=4, noise=0.2)(model, images)
             assert np.isfinite(maps).all() and not maps.any()
     warnings_ = [
-        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "galaxy_xai.saliency"
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("galaxy_xai.explainers")
     ]
     assert (
         warnings_ == ["smoothgrad N=4: 3 of 3 maps are constant (no gradient signal); returned as zeros"] * 2
@@ -166,7 +175,7 @@ def test_model_without_logits_layer_uses_the_last_activation_made_linear():
     model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
     dense.set_weights([weights.astype("float32"), np.zeros(2, "float32")])
     # Saturating inputs: through the sigmoid the gradient would vanish; through the logits it does not.
-    maps = saliency.vanilla(model, np.full((1, PX, PX, 3), 1.0, "float32") * 50, 0)
+    maps = Vanilla(0)(model, np.full((1, PX, PX, 3), 1.0, "float32") * 50)
     np.testing.assert_allclose(maps[0], expected_linear_map(weights, 0, PX), atol=1e-6)
     assert model.layers[-1].activation is keras.activations.sigmoid  # the original model is untouched
 
@@ -177,19 +186,17 @@ def test_model_without_logits_layer_uses_the_last_activation_made_linear():
 def test_smoothgrad_is_seeded_and_independent_of_batching(cnn, caplog):
     images = galaxies(5)
     kwargs = dict(samples=12, noise=0.2)
-    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.saliency"):
-        a = saliency.smoothgrad(
-            cnn, images, BAR, seed=7, batch_size=24, **kwargs
-        )  # 2 galaxies per chunk, padded
+    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.explainers"):
+        a = SmoothGrad(BAR, batch_size=24, **kwargs)(cnn, images, seed=7)  # 2 galaxies per chunk, padded
     assert "traced 1 time(s)" in caplog.text  # padding the last chunk avoids a retrace
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.saliency"):
-        b = saliency.smoothgrad(cnn, images, BAR, seed=7, batch_size=24, **kwargs)
+    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.explainers"):
+        b = SmoothGrad(BAR, batch_size=24, **kwargs)(cnn, images, seed=7)
         # Another call (other galaxies, another output) reuses the compiled function.
-        saliency.smoothgrad(cnn, images[:1], BAR + 1, seed=3, batch_size=24, **kwargs)
+        SmoothGrad(BAR + 1, batch_size=24, **kwargs)(cnn, images[:1], seed=3)
     assert caplog.text.count("traced 1 time(s)") == 2
-    c = saliency.smoothgrad(cnn, images, BAR, seed=7, batch_size=5, **kwargs)  # 3 masked steps of 5
-    d = saliency.smoothgrad(cnn, images, BAR, seed=8, batch_size=24, **kwargs)
+    c = SmoothGrad(BAR, batch_size=5, **kwargs)(cnn, images, seed=7)  # 3 masked steps of 5
+    d = SmoothGrad(BAR, batch_size=24, **kwargs)(cnn, images, seed=8)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, c, atol=1e-5)
     assert np.abs(a - d).max() > 0.05
@@ -199,37 +206,61 @@ def test_smoothgrad_is_seeded_and_independent_of_batching(cnn, caplog):
 
 def test_smoothgrad_noise_follows_keys_not_positions(cnn):
     images, keys = galaxies(4), np.array([11, 5, 42, 7])
-    maps = saliency.smoothgrad(cnn, images, BAR, 6, 0.2, seed=1, keys=keys)
+    maps = SmoothGrad(BAR, 6, 0.2)(cnn, images, seed=1, keys=keys)
     order = np.array([2, 0, 3, 1])
-    shuffled = saliency.smoothgrad(cnn, images[order], BAR, 6, 0.2, seed=1, keys=keys[order], batch_size=7)
+    shuffled = SmoothGrad(BAR, 6, 0.2, batch_size=7)(cnn, images[order], seed=1, keys=keys[order])
     np.testing.assert_allclose(shuffled, maps[order], atol=1e-5)
     with pytest.raises(ValueError, match="keys"):
-        saliency.smoothgrad(cnn, images, BAR, 6, 0.2, keys=keys[:3])
+        SmoothGrad(BAR, 6, 0.2)(cnn, images, keys=keys[:3])
 
 
 def test_sample_layout_bounds_the_batch():
     for samples, batch, multiple in [(256, 256, 1), (32, 256, 8), (300, 256, 4), (7, 3, 1), (5, 100, 1)]:
-        g, k, steps = saliency.sample_layout(samples, batch, multiple)
+        g, k, steps = sample_layout(samples, batch, multiple)
         assert g * k <= max(batch, k) and k <= batch and k * steps >= samples and k * (steps - 1) < samples
         assert g >= 1 and (steps == 1 or k % multiple == 0)
 
 
 def test_bad_inputs_are_named(cnn):
     with pytest.raises(ValueError, match=r"expected shape \(n, 16, 16, 3\)"):
-        saliency.smoothgrad(cnn, np.zeros((2, 8, 8, 3), "float32"), BAR, 4, 0.1)
+        SmoothGrad(BAR, 4, 0.1)(cnn, np.zeros((2, 8, 8, 3), "float32"))
     with pytest.raises(ValueError, match="class_index = 37"):
-        saliency.vanilla(cnn, galaxies(1), 37)
+        Vanilla(37)(cnn, galaxies(1))
     with pytest.raises(ValueError, match="method = 'occlusion'"):
-        saliency.explain("occlusion", cnn, galaxies(1), BAR, 4, 0.1)
+        explainers.from_config(XaiConfig(method="occlusion"))
+    with pytest.raises(ValueError, match="smoothgrad: batch_size = 0"):
+        SmoothGrad(BAR, 4, 0.1, batch_size=0)
+
+
+def test_registry_names_every_method_and_builds_from_the_config():
+    assert tuple(explainers.EXPLAINERS) == METHODS
+    assert all(cls.name == method for method, cls in explainers.EXPLAINERS.items())
+    xai = XaiConfig()
+    sg = explainers.from_config(xai)
+    assert sg == SmoothGrad(
+        class_index(xai.target),
+        xai.smoothgrad.samples,
+        xai.smoothgrad.noise,
+        batch_size=xai.smoothgrad.batch_size,
+        symmetries=xai.smoothgrad.symmetries,
+        attribution=xai.attribution,
+    )
+    assert sg.stochastic and sg.attribution == xai.attribution
+    assert explainers.from_config(xai, target="Class5.3").index == class_index("Class5.3")
+    assert explainers.from_config(XaiConfig(method="vanilla")) == Vanilla(BAR, attribution=xai.attribution)
+    cam = explainers.from_config(XaiConfig(method="gradcam"))
+    assert cam == GradCam(BAR) and cam.attribution == "gradcam" and not cam.stochastic
+    assert not explainers.from_config(replace(xai, smoothgrad=replace(xai.smoothgrad, samples=0))).stochastic
 
 
 def test_explain_dispatch_and_vanilla_limit(cnn):
     images = galaxies(3)
-    van = saliency.vanilla(cnn, images, BAR)
-    np.testing.assert_array_equal(saliency.explain("vanilla", cnn, images, BAR, 9, 0.3, seed=4), van)
-    np.testing.assert_array_equal(saliency.smoothgrad(cnn, images, BAR, samples=0, noise=0.3), van)
+    van = Vanilla(BAR)(cnn, images)
+    from_config = explainers.from_config(XaiConfig(method="vanilla", attribution="abs_gradient"))
+    np.testing.assert_array_equal(from_config(cnn, images, seed=4), van)
+    np.testing.assert_array_equal(SmoothGrad(BAR, samples=0, noise=0.3)(cnn, images), van)
     # The noise -> 0 limit of SmoothGrad is the vanilla map.
-    np.testing.assert_allclose(saliency.smoothgrad(cnn, images, BAR, 3, 1e-6), van, atol=1e-3)
+    np.testing.assert_allclose(SmoothGrad(BAR, 3, 1e-6)(cnn, images), van, atol=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -239,25 +270,25 @@ def test_symmetry_averaged_smoothgrad_is_equivariant(cnn, symmetries, attributio
     """Without noise, the map of a turned (or mirrored) galaxy is the turned map: exactly what the
     average over the symmetries of the square promises."""
     images = galaxies(2)
-    kwargs = {"samples": symmetries, "noise": 0.0, "symmetries": symmetries, "attribution": attribution}
-    maps = saliency.smoothgrad(cnn, images, BAR, **kwargs)
-    turned = saliency.smoothgrad(cnn, np.rot90(images, 1, axes=(1, 2)).copy(), BAR, **kwargs)
+    explainer = SmoothGrad(BAR, samples=symmetries, noise=0.0, symmetries=symmetries, attribution=attribution)
+    maps = explainer(cnn, images)
+    turned = explainer(cnn, np.rot90(images, 1, axes=(1, 2)).copy())
     np.testing.assert_allclose(turned, np.rot90(maps, 1, axes=(1, 2)), atol=1e-5)
     if symmetries == 8:
-        mirrored = saliency.smoothgrad(cnn, images[:, :, ::-1].copy(), BAR, **kwargs)
+        mirrored = explainer(cnn, images[:, :, ::-1].copy())
         np.testing.assert_allclose(mirrored, maps[:, :, ::-1], atol=1e-5)
-    plain = saliency.smoothgrad(cnn, images, BAR, samples=symmetries, noise=0.0, attribution=attribution)
+    plain = SmoothGrad(BAR, samples=symmetries, noise=0.0, attribution=attribution)(cnn, images)
     assert np.abs(plain - maps).max() > 1e-3, "averaging over orientations should change the map"
 
 
 def test_symmetries_one_is_the_papers_smoothgrad_and_bad_values_are_rejected(cnn):
     images = galaxies(2)
     np.testing.assert_array_equal(
-        saliency.smoothgrad(cnn, images, BAR, 4, 0.2, seed=5, symmetries=1),
-        saliency.smoothgrad(cnn, images, BAR, 4, 0.2, seed=5),
+        SmoothGrad(BAR, 4, 0.2, symmetries=1)(cnn, images, seed=5),
+        SmoothGrad(BAR, 4, 0.2)(cnn, images, seed=5),
     )
     with pytest.raises(ValueError, match="symmetries = 3: expected one of"):
-        saliency.smoothgrad(cnn, images, BAR, 4, 0.2, symmetries=3)
+        SmoothGrad(BAR, 4, 0.2, symmetries=3)
 
 
 # --- equivalence with tf-keras-vis (the paper's implementation) -----------------------------------------
@@ -281,7 +312,7 @@ def test_vanilla_matches_tf_keras_vis(cnn, tkv_saliency):
     from tf_keras_vis.utils.scores import CategoricalScore
 
     images = galaxies(4)
-    ours = saliency.vanilla(cnn, images, BAR)
+    ours = Vanilla(BAR)(cnn, images)
     with warnings.catch_warnings():
         warnings.simplefilter(
             "ignore", UserWarning
@@ -298,12 +329,12 @@ def test_smoothgrad_correlates_with_tf_keras_vis_at_256_samples(cnn, tkv_salienc
     from tf_keras_vis.utils.scores import CategoricalScore
 
     images = galaxies(2)
-    ours = saliency.smoothgrad(cnn, images, BAR, samples=256, noise=0.15, seed=0)
+    ours = SmoothGrad(BAR, samples=256, noise=0.15)(cnn, images, seed=0)
     np.random.seed(0)  # noqa: NPY002 -- tf-keras-vis draws from NumPy's global generator
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         reference = tkv_saliency(CategoricalScore(BAR), images, smooth_samples=256, smooth_noise=0.15)
-    vanilla = saliency.vanilla(cnn, images, BAR)
+    vanilla = Vanilla(BAR)(cnn, images)
     for ours_map, ref_map, van_map in zip(ours, reference, vanilla, strict=True):
         r = np.corrcoef(ours_map.ravel(), ref_map.ravel())[0, 1]
         assert r >= 0.95, r
@@ -316,10 +347,10 @@ def test_gradcam_matches_tf_keras_vis(cnn):
     from tf_keras_vis.utils.scores import CategoricalScore
 
     images = galaxies(3)
-    maps = saliency.gradcam(cnn, images, BAR)
+    maps = GradCam(BAR)(cnn, images)
     assert maps.shape == (3, PX, PX) and maps.dtype == np.float32
     assert np.allclose(maps.min(axis=(1, 2)), 0) and np.allclose(maps.max(axis=(1, 2)), 1)
-    explainer = Gradcam(saliency.score_model(cnn), clone=False)
+    explainer = Gradcam(score_model(cnn), clone=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         reference = explainer(
@@ -330,7 +361,7 @@ def test_gradcam_matches_tf_keras_vis(cnn):
             normalize_cam=False,
         )
     np.testing.assert_allclose(maps, _min_max(reference), atol=1e-5)
-    np.testing.assert_array_equal(saliency.gradcam(cnn, images, BAR, layer="features"), maps)
+    np.testing.assert_array_equal(GradCam(BAR, layer="features")(cnn, images), maps)
 
 
 def test_gradcam_reaches_into_a_nested_backbone(cnn):
@@ -343,18 +374,18 @@ def test_gradcam_reaches_into_a_nested_backbone(cnn):
     logits.set_weights(cnn.get_layer("logits").get_weights())
     images = galaxies(2)
     np.testing.assert_allclose(
-        saliency.gradcam(nested, images, BAR), saliency.gradcam(cnn, images, BAR), atol=1e-6
+        GradCam(BAR)(nested, images), GradCam(BAR)(cnn, images), atol=1e-6
     )
 
 
 # --- the heatmap set and the stage -------------------------------------------------------------------
 
 
-def test_heatmap_set_draws(cnn):
+def test_heatmap_set_draws(cnn, tmp_path):
     images, objids = galaxies(5), np.array([10, 11, 12, 13, 14])
     splits = np.array(["val", "test", "val", "test", "test"])
-    xai = XaiConfig()
-    out = saliency.heatmap_set(cnn, "tiny", images, objids, splits, xai, seed=3)
+    explainer = explainers.from_config(XaiConfig())
+    out = heatmaps.heatmap_set(explainer, cnn, "tiny", images, objids, splits, seed=3)
     np.testing.assert_array_equal(out["objid"], [10, 11, 12, 13, 14, 11, 13, 14])
     np.testing.assert_array_equal(out["draw"], [0, 0, 0, 0, 0, 1, 1, 1])
     first, second = out["maps"][[1, 3, 4]], out["maps"][5:]
@@ -362,12 +393,17 @@ def test_heatmap_set_draws(cnn):
     assert all(
         np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.5 for a, b in zip(first, second, strict=True)
     )  # ...same galaxy
-    other_model = saliency.heatmap_set(cnn, "other", images, objids, splits, xai, seed=3)
+    other_model = heatmaps.heatmap_set(explainer, cnn, "other", images, objids, splits, seed=3)
     assert np.abs(other_model["maps"].astype(float) - out["maps"]).max() > 0.05  # models get their own noise
-    van = saliency.heatmap_set(cnn, "tiny", images, objids, splits, XaiConfig(method="vanilla"), seed=3)
+    vanilla = explainers.from_config(XaiConfig(method="vanilla"))
+    van = heatmaps.heatmap_set(vanilla, cnn, "tiny", images, objids, splits, seed=3)
     np.testing.assert_array_equal(van["maps"][[1, 3, 4]], van["maps"][5:])
     with pytest.raises(ValueError, match="train"):
-        saliency.heatmap_set(cnn, "tiny", images, objids, np.array(["train"] * 5), xai, seed=3)
+        heatmaps.heatmap_set(explainer, cnn, "tiny", images, objids, np.array(["train"] * 5), seed=3)
+    assert set(out) == set(heatmaps.ARRAYS)
+    with pytest.raises(ValueError, match="expected"):
+        heatmaps.write_heatmaps(tmp_path / "bad.npz", {k: v for k, v in out.items() if k != "grey"})
+    assert not (tmp_path / "bad.npz").exists()
 
 
 @pytest.fixture
@@ -450,3 +486,15 @@ def test_stage_reports_a_missing_column(stage_inputs, capsys):
     assert exit_info.value.code == 2
     assert "broken.csv: missing column(s) xai_split" in capsys.readouterr().err
     assert not (tmp_path / "heatmaps" / "tiny.npz").exists()
+
+
+def test_stage_reports_a_missing_model_file_and_needs_every_path(stage_inputs, capsys):
+    tmp_path, _ = stage_inputs
+    (tmp_path / "tiny.keras").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(tmp_path)
+    assert exit_info.value.code == 2
+    assert "tiny.keras: model file not found (run the train stage first)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # dvc.yaml passes every path; none has a default
+        heatmap_stage.main(["--model", "tiny", "--model-file", "m.keras", "--out", "m.npz"])
+    assert exit_info.value.code == 2 and "--bars" in capsys.readouterr().err

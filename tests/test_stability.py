@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from galaxy_xai import barlength, saliency
-from galaxy_xai.config import config_from_dict
+from galaxy_xai import barlength, explainers
+from galaxy_xai.config import LINEARITIES, config_from_dict
+from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
 from galaxy_xai.models import build_model
-from galaxy_xai.stability import noise_lengths, rotation_lengths
+from galaxy_xai.stability import lengths_table, noise_lengths, pick_rows, rotation_lengths
 from tests.fixtures import write_jpeg
 
 
@@ -28,7 +29,7 @@ def test_rotation_lengths_shape_units_and_reproducibility(tmp_path):
     choice = barlength.Choice("m", x_input=True, corr_threshold=0.6, len_threshold=20)
     objids = np.arange(100, 103)
     lengths = rotation_lengths({"m": model}, paths, objids, cfg, choice)
-    assert set(lengths) == set(barlength.LINEARITIES)
+    assert set(lengths) == set(LINEARITIES)
     for rule, values in lengths.items():
         assert values.shape == (3, 3), rule
         # In 424-px pixels: at least one map pixel, at most the crop's diagonal.
@@ -41,8 +42,21 @@ def test_rotation_lengths_shape_units_and_reproducibility(tmp_path):
     for rule, values in noise.items():
         assert values.shape == (3, 3), rule
         np.testing.assert_array_equal(values[:, 0], lengths[rule][:, 0])
-    maps = [
-        saliency.explain_xai(model, load_images(paths, cfg.images), cfg.xai, saliency.draw_seed(cfg.seed, "m", d), keys=objids)
-        for d in (0, 1)
-    ]
+    explainer = explainers.from_config(cfg.xai)
+    images = load_images(paths, cfg.images)
+    maps = [explainer(model, images, seed=draw_seed(cfg.seed, "m", d), keys=objids) for d in (0, 1)]
     assert not np.array_equal(maps[0], maps[1])  # independent draws, so lengths may differ
+
+    table = lengths_table(objids, cfg.xai.rotation.angles_deg, {"rotation": lengths, "noise": noise})
+    assert len(table) == 2 * len(LINEARITIES) * 3 * 3
+    rotation = table[(table["check"] == "rotation") & (table["linearity"] == "elongation")]
+    np.testing.assert_array_equal(rotation["length_px424"], lengths["elongation"].ravel())
+    np.testing.assert_array_equal(rotation["angle_deg"], [0, 90, 0] * 3)
+    assert set(table.loc[table["check"] == "noise", "draw"]) == {0, 1, 2}
+
+
+def test_pick_rows_is_a_sorted_seeded_pick():
+    rows = pick_rows(10, 4, seed=3)
+    assert len(rows) == 4 and len(set(rows)) == 4 and list(rows) == sorted(rows) and rows.max() < 10
+    np.testing.assert_array_equal(rows, pick_rows(10, 4, seed=3))
+    np.testing.assert_array_equal(pick_rows(3, 4, seed=3), [0, 1, 2])

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from galaxy_xai import catalogue, synthetic, units
+from galaxy_xai import catalogue, units
+from galaxy_xai.synthetic import population, render, volunteers
+from galaxy_xai.synthetic.sky import write_sky
 from stages import synthesize
 
 SIZES = dict(n_labelled=8, n_unlabelled=2, n_bars=5, n_coadd_repeats=2)
@@ -27,7 +29,7 @@ def sky(tmp_path_factory):
         "models: {vgg_small: {arch: vgg_small}}\n"
     )
     synthesize.main(["--out", str(root / "one"), "--params", str(params)])
-    synthetic.write_sky(root / "two", seed=11, workers=2, **SIZES)
+    write_sky(root / "two", seed=11, workers=2, **SIZES)
     return root
 
 
@@ -45,7 +47,7 @@ def test_same_seed_same_bytes_whatever_the_workers(sky):
 
 
 def test_another_seed_gives_another_sky(tmp_path, sky):
-    synthetic.write_sky(tmp_path / "other", seed=12, workers=1, **SIZES)
+    write_sky(tmp_path / "other", seed=12, workers=1, **SIZES)
     assert (tmp_path / "other" / catalogue.LABELS_CSV).read_bytes() != (
         sky / "one" / catalogue.LABELS_CSV
     ).read_bytes()
@@ -111,12 +113,12 @@ def test_every_label_row_obeys_the_tree(sky):
 
 def test_votes_obey_the_tree_for_many_galaxies():
     rng = np.random.default_rng(0)
-    galaxies = [synthetic.draw_galaxy(rng, "training") for _ in range(300)]
-    probs = synthetic.answer_probabilities(synthetic.morphology_features(galaxies), rng)
-    raw = synthetic.simulate_votes(probs, rng, n_volunteers=35)
+    galaxies = [population.draw_galaxy(rng, "training") for _ in range(300)]
+    probs = volunteers.answer_probabilities(volunteers.morphology_features(galaxies), rng)
+    raw = volunteers.simulate_votes(probs, rng, n_volunteers=35)
     assert catalogue.tree_violation(raw).max() < 1e-12
-    micro = synthetic.round_tree(raw)
-    parsed = synthetic.format_micro(micro).astype(float)
+    micro = volunteers.round_tree(raw)
+    parsed = volunteers.format_micro(micro).astype(float)
     assert catalogue.tree_violation(parsed).max() <= 1e-6
     assert np.abs(parsed - raw).max() <= 4e-6
 
@@ -130,10 +132,10 @@ def test_round_tree_known_answer():
         row[index[column]] = value
     for column in ("Class7.1", "Class7.2", "Class7.3"):
         row[index[column]] = 1 / 9
-    micro = synthetic.round_tree(row[None, :])[0]
+    micro = volunteers.round_tree(row[None, :])[0]
     assert micro[index["Class1.1"]] + micro[index["Class1.2"]] == 1_000_000
     assert sorted(micro[[index[c] for c in ("Class7.1", "Class7.2", "Class7.3")]]) == [111111, 111111, 111111]
-    assert list(synthetic.format_micro(np.array([0, 1_000_000, 383147, 50]))) == [
+    assert list(volunteers.format_micro(np.array([0, 1_000_000, 383147, 50]))) == [
         "0",
         "1",
         "0.383147",
@@ -143,9 +145,9 @@ def test_round_tree_known_answer():
 
 def test_volunteers_see_what_is_there():
     rng = np.random.default_rng(1)
-    galaxies = [synthetic.draw_galaxy(rng, "training") for _ in range(400)]
-    m = synthetic.morphology_features(galaxies)
-    votes = synthetic.simulate_votes(synthetic.answer_probabilities(m, rng), rng)
+    galaxies = [population.draw_galaxy(rng, "training") for _ in range(400)]
+    m = volunteers.morphology_features(galaxies)
+    votes = volunteers.simulate_votes(volunteers.answer_probabilities(m, rng), rng)
     col = {c: votes[:, i] for i, c in enumerate(catalogue.CLASS_COLUMNS)}
     assert col["Class1.1"][m["smooth"] == 1].mean() > col["Class1.1"][m["smooth"] == 0].mean() + 0.3
     assert col["Class2.1"][m["edgeon"] == 1].mean() > 0.4 > col["Class2.1"][m["edgeon"] == 0].mean()
@@ -179,7 +181,7 @@ def test_truth_matches_the_catalogues(sky):
     true_kpc = units.px424_to_kpc(gz2["bar_length_px424"], gz2["petror90_r"], gz2["redshift"])
     assert np.allclose(gz2["bar_length_kpc"], true_kpc, rtol=1e-5)
     volunteer_factor = hoyle["length_scaled"] / units.px424_to_scaled(gz2["bar_length_px424"])
-    assert (np.abs(np.log(volunteer_factor)) < 5 * synthetic.VOLUNTEER_LOG_SIGMA).all()
+    assert (np.abs(np.log(volunteer_factor)) < 5 * population.VOLUNTEER_LOG_SIGMA).all()
     assert not np.allclose(volunteer_factor, 1.0), "the catalogue is noisy, the truth is not"
     no_bar = truth[truth["has_bar"] == 0]
     assert (
@@ -190,8 +192,8 @@ def test_truth_matches_the_catalogues(sky):
 
 def test_bar_catalogue_matches_the_real_distribution():
     rng = np.random.default_rng(2)
-    true = synthetic.draw_bar_length_scaled(rng, 4000)
-    measured = synthetic.volunteer_bar_measurements(true, np.full(4000, 0.25), rng)
+    true = population.draw_bar_length_scaled(rng, 4000)
+    measured = volunteers.volunteer_bar_measurements(true, np.full(4000, 0.25), rng)
     q10, q50, q90 = np.quantile(measured["length_scaled"], [0.1, 0.5, 0.9])
     assert abs(q50 - 0.45) < 0.02 and abs(q10 - 0.30) < 0.025 and abs(q90 - 0.66) < 0.035
     assert np.std(np.log(measured["length_scaled"] / true)) == pytest.approx(0.17, abs=0.01)
@@ -204,37 +206,37 @@ def test_bar_catalogue_matches_the_real_distribution():
 
 def test_galaxy_r90_is_50_pixels():
     # Petrosian concentrations R90 / R50 of an exponential and a de Vaucouleurs profile (Strateva et al. 2001).
-    r50, r90 = synthetic.petrosian_radii(0.0, 4.0, 1.0, 1.0)
+    r50, r90 = population.petrosian_radii(0.0, 4.0, 1.0, 1.0)
     assert r90 / r50 == pytest.approx(2.3, abs=0.05)
-    r50, r90 = synthetic.petrosian_radii(1.0, 4.0, 1.0, 1.0)
+    r50, r90 = population.petrosian_radii(1.0, 4.0, 1.0, 1.0)
     assert r90 / r50 == pytest.approx(3.3, abs=0.15)
-    assert synthetic.petrosian_radii(0.3, 2.0, 6.0, 20.0)[1] == pytest.approx(
-        2 * synthetic.petrosian_radii(0.3, 2.0, 3.0, 10.0)[1], rel=1e-6
+    assert population.petrosian_radii(0.3, 2.0, 6.0, 20.0)[1] == pytest.approx(
+        2 * population.petrosian_radii(0.3, 2.0, 3.0, 10.0)[1], rel=1e-6
     )
     rng = np.random.default_rng(3)
     for _ in range(10):
-        g = synthetic.draw_galaxy(rng, "training")
+        g = population.draw_galaxy(rng, "training")
         bulge_share = g.bulge_fraction / (1 - g.bar_fraction)
         if g.kind == "smooth":
-            _, r90 = synthetic.petrosian_radii(1.0, g.bulge_n, g.bulge_re_px, 1.0)
+            _, r90 = population.petrosian_radii(1.0, g.bulge_n, g.bulge_re_px, 1.0)
         else:
-            _, r90 = synthetic.petrosian_radii(bulge_share, g.bulge_n, g.bulge_re_px, g.disk_scale_px)
+            _, r90 = population.petrosian_radii(bulge_share, g.bulge_n, g.bulge_re_px, g.disk_scale_px)
         assert r90 == pytest.approx(units.R90_PX, rel=1e-6)
 
 
 def test_projection_of_a_bar_in_an_inclined_disk():
     # Along the line of nodes: full length, minor axis foreshortened; across it: foreshortened length.
-    assert synthetic.project_disk_ellipse(0.3, 0.0, 20.0, 0.5) == pytest.approx((1.0, 0.15, 20.0))
-    assert synthetic.project_disk_ellipse(0.3, 90.0, 20.0, 0.5) == pytest.approx((0.5, 0.6, 110.0))
-    assert synthetic.project_disk_ellipse(0.3, 30.0, 20.0, 1.0) == pytest.approx((1.0, 0.3, 50.0))
+    assert population.project_disk_ellipse(0.3, 0.0, 20.0, 0.5) == pytest.approx((1.0, 0.15, 20.0))
+    assert population.project_disk_ellipse(0.3, 90.0, 20.0, 0.5) == pytest.approx((0.5, 0.6, 110.0))
+    assert population.project_disk_ellipse(0.3, 30.0, 20.0, 1.0) == pytest.approx((1.0, 0.3, 50.0))
     rng = np.random.default_rng(6)
     for _ in range(20):
-        g = synthetic.draw_galaxy(rng, "gz2")
+        g = population.draw_galaxy(rng, "gz2")
         assert 0 < g.bar_axis_ratio <= 1 and 0 <= g.bar_angle_deg < 180
 
 
-def _face_on_barred(length_px: float, angle_deg: float, bar_n: float) -> synthetic.Galaxy:
-    return synthetic.Galaxy(
+def _face_on_barred(length_px: float, angle_deg: float, bar_n: float) -> population.Galaxy:
+    return population.Galaxy(
         kind="disk",
         petror90_arcsec=15.0,
         petror50_arcsec=7.0,
@@ -287,7 +289,7 @@ def test_bar_in_the_image_has_its_true_length(length_px, angle_deg, bar_n):
     long; the next test checks every bar index exactly.
     """
     g = _face_on_barred(length_px, angle_deg, bar_n)
-    r_band = synthetic.render_bands(g, None, arms=False, neighbours=False)[1]
+    r_band = render.render_bands(g, None, arms=False, neighbours=False)[1]
     radii = np.arange(0, 150, 0.25)
     excess = _profile(r_band, angle_deg, radii) - _profile(r_band, angle_deg + 90, radii)
     # The angles are not symmetric under a flip, so a wrong orientation convention fails here too.
@@ -298,8 +300,8 @@ def test_bar_in_the_image_has_its_true_length(length_px, angle_deg, bar_n):
 def test_bar_component_half_maximum_is_the_true_length(length_px, bar_n):
     """With and without the bar: their difference is the PSF-convolved bar, whose FWHM is its length."""
     g = _face_on_barred(length_px, 55.0, bar_n)
-    with_bar = synthetic.render_bands(g, None, arms=False, neighbours=False)[1]
-    without = synthetic.render_bands(g, None, arms=False, neighbours=False, components=("bulge", "disk"))[1]
+    with_bar = render.render_bands(g, None, arms=False, neighbours=False)[1]
+    without = render.render_bands(g, None, arms=False, neighbours=False, components=("bulge", "disk"))[1]
     radii = np.arange(0, 150, 0.25)
     assert _half_max_length(_profile(with_bar - without, 55.0, radii), radii) == pytest.approx(
         length_px, rel=0.05
@@ -307,36 +309,36 @@ def test_bar_component_half_maximum_is_the_true_length(length_px, bar_n):
 
 
 def test_render_is_a_424_rgb_jpeg_and_noise_is_seeded():
-    g = synthetic.draw_galaxy(np.random.default_rng(4), "gz2")
-    a, b = (synthetic.render_bands(g, 99) for _ in range(2))
+    g = population.draw_galaxy(np.random.default_rng(4), "gz2")
+    a, b = (render.render_bands(g, 99) for _ in range(2))
     assert a.shape == (3, 424, 424) and a.dtype == np.float32 and np.array_equal(a, b)
-    assert not np.array_equal(a, synthetic.render_bands(g, 100))
-    rgb = synthetic.compose_rgb(a)
+    assert not np.array_equal(a, render.render_bands(g, 100))
+    rgb = render.compose_rgb(a)
     assert rgb.shape == (424, 424, 3) and rgb.dtype == np.uint8
-    with Image.open(io.BytesIO(synthetic.encode_jpeg(rgb, 90))) as image:
+    with Image.open(io.BytesIO(render.encode_jpeg(rgb, 90))) as image:
         assert (image.mode, image.size) == ("RGB", (424, 424))
     # Colours: an old bulge is redder than star-forming arms (i -> R, g -> B).
     assert (
-        synthetic.BULGE_COLOUR[2] / synthetic.BULGE_COLOUR[0]
-        > synthetic.ARM_COLOUR[2] / synthetic.ARM_COLOUR[0]
+        population.BULGE_COLOUR[2] / population.BULGE_COLOUR[0]
+        > population.ARM_COLOUR[2] / population.ARM_COLOUR[0]
     )
 
 
 def test_composite_is_astropys_lupton_rgb():
     from astropy.visualization import make_lupton_rgb
 
-    g = synthetic.draw_galaxy(np.random.default_rng(5), "training")
-    bands = synthetic.render_bands(g, 7)
-    w = synthetic.RGB_BAND_WEIGHTS
+    g = population.draw_galaxy(np.random.default_rng(5), "training")
+    bands = render.render_bands(g, 7)
+    w = render.RGB_BAND_WEIGHTS
     expected = make_lupton_rgb(
         bands[2] * w[2],
         bands[1] * w[1],
         bands[0] * w[0],
         minimum=0,
-        stretch=synthetic.LUPTON_STRETCH,
-        Q=synthetic.LUPTON_Q,
+        stretch=render.LUPTON_STRETCH,
+        Q=render.LUPTON_Q,
     )
-    difference = np.abs(synthetic.compose_rgb(bands).astype(int) - expected.astype(int))
+    difference = np.abs(render.compose_rgb(bands).astype(int) - expected.astype(int))
     assert difference.max() <= 1 and (difference > 0).mean() < 1e-4  # float32 vs float64 rounding
 
 
@@ -344,7 +346,7 @@ def test_write_sky_replaces_the_old_folder(tmp_path):
     out = tmp_path / "raw"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    synthetic.write_sky(out, seed=1, n_labelled=1, n_unlabelled=0, n_bars=1, n_coadd_repeats=0, workers=1)
+    write_sky(out, seed=1, n_labelled=1, n_unlabelled=0, n_bars=1, n_coadd_repeats=0, workers=1)
     assert not (out / "stale.txt").exists() and (out / catalogue.TRUTH_CSV).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
@@ -361,25 +363,25 @@ def test_write_sky_replaces_the_old_folder(tmp_path):
 def test_bad_sizes_are_refused_before_any_work(tmp_path, kwargs, message):
     args = dict(seed=0, n_labelled=2, n_unlabelled=1, n_bars=2, n_coadd_repeats=1, workers=1) | kwargs
     with pytest.raises(ValueError, match=message):
-        synthetic.write_sky(tmp_path / "raw", **args)
+        write_sky(tmp_path / "raw", **args)
     assert not any(tmp_path.iterdir())
 
 
 def test_bad_galaxy_parameters_are_named():
     g = _face_on_barred(40.0, 0.0, 0.4)
     with pytest.raises(ValueError, match="kind"):
-        synthetic.Galaxy(**{**_fields(g), "kind": "spiral"})
+        population.Galaxy(**{**_fields(g), "kind": "spiral"})
     with pytest.raises(ValueError, match="bar_length_px"):
-        synthetic.Galaxy(**{**_fields(g), "bar_length_px": 500.0})
+        population.Galaxy(**{**_fields(g), "bar_length_px": 500.0})
     with pytest.raises(ValueError, match="fractions"):
-        synthetic.Galaxy(**{**_fields(g), "bulge_fraction": 0.9})
+        population.Galaxy(**{**_fields(g), "bulge_fraction": 0.9})
     with pytest.raises(ValueError, match="components"):
-        synthetic.render_bands(g, components=("halo",))
+        render.render_bands(g, components=("halo",))
     with pytest.raises(ValueError, match="set_name"):
-        synthetic.draw_galaxy(np.random.default_rng(0), "validation")
+        population.draw_galaxy(np.random.default_rng(0), "validation")
 
 
-def _fields(g: synthetic.Galaxy) -> dict:
+def _fields(g: population.Galaxy) -> dict:
     import dataclasses
 
     return {f.name: getattr(g, f.name) for f in dataclasses.fields(g)}

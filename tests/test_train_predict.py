@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from galaxy_xai import catalogue, models, training, units
+from galaxy_xai import catalogue, models, morphology, splits, training, units
 from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
 from stages import control as control_stage
 from stages import predict as predict_stage
@@ -57,7 +57,8 @@ def project(tmp_path_factory):
             "id": ids,
             "kind": np.where(np.arange(n) % 3 == 0, "smooth", "disk"),
             "has_bar": np.arange(n) % 2,
-        }
+        },
+        columns=catalogue.TRUTH_COLUMNS,  # the properties the predict stage does not use are empty
     ).to_csv(data / catalogue.TRUTH_CSV, index=False)
     params = params_file(
         root / "params.yaml",
@@ -203,9 +204,9 @@ def test_bar_auc_known_answer():
     log = logging.getLogger("test")
     # Galaxy 4 (smooth) and the gz2 row are ignored; among disks the score ranks bars first.
     scores = np.array([0.9, 0.1, 0.8, 0.95, 0.2])
-    assert predict_stage.bar_auc(truth, np.arange(1, 6), scores, log) == 1.0
-    assert predict_stage.bar_auc(truth, np.arange(1, 6), -scores, log) == 0.0
-    assert predict_stage.bar_auc(truth, np.array([2, 5]), scores[[1, 4]], log) is None
+    assert morphology.bar_auc(truth, np.arange(1, 6), scores, log) == 1.0
+    assert morphology.bar_auc(truth, np.arange(1, 6), -scores, log) == 0.0
+    assert morphology.bar_auc(truth, np.array([2, 5]), scores[[1, 4]], log) is None
 
 
 def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
@@ -216,6 +217,8 @@ def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
                 str(project["params"]),
                 "--model",
                 "nope",
+                "--table",
+                "x",
                 "--out",
                 "x",
                 "--metrics",
@@ -239,19 +242,19 @@ def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
     logging.root.handlers.clear()
 
 
-def _fit(arch, distribute="none", mixed=False, px=16):
+def _fit(arch, distribute="none", mixed=False, px=16, seed=0):
     """One epoch on four random images: exercises a code path, not learning."""
     rng = np.random.default_rng(0)
     x, y = rng.random((4, px, px, 3), dtype="float32"), rng.random((4, 37), dtype="float32")
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
     return training.fit(
-        lambda: models.build_model(arch, px),
+        lambda: models.build_model(arch, px, seed=seed),
         ds,
         ds,
         n_train=4,
         model_cfg=ModelConfig(arch=arch, epochs=1, batch_size=2),
         train_cfg=TrainConfig(distribute=distribute, mixed_precision=mixed),
-        seed=0,
+        seed=seed,
     )
 
 
@@ -347,7 +350,7 @@ def control_run(project):
     root, frame = project["root"], project["frame"]
     n = len(frame)
     objids = 587_000_000_000_000_000 + 7 * np.arange(n, dtype=np.int64)
-    xai, control = catalogue.split_bars(objids, 1 / 3, 0.64, 0.16, seed=42)
+    xai, control = splits.split_bars(objids, 1 / 3, 0.64, 0.16, seed=42)
     rng = np.random.default_rng(5)
     scaled = rng.uniform(0.1, 0.6, n)
     length_px424 = units.scaled_to_px424(scaled)
@@ -379,7 +382,7 @@ def test_control_stage_predicts_every_galaxy_out_of_fold(control_run):
     out, bars = control_run["out"], control_run["bars"]
     predictions = pd.read_csv(out / "plots" / "predictions.csv")
     assert sorted(predictions["objid"]) == sorted(bars["objid"])
-    folds = catalogue.control_folds(bars["objid"].to_numpy(), bars["control_split"].to_numpy(), CONTROL_FOLDS, 42)
+    folds = splits.control_folds(bars["objid"].to_numpy(), bars["control_split"].to_numpy(), CONTROL_FOLDS, 42)
     expected = pd.Series(folds, index=bars["objid"])
     np.testing.assert_array_equal(predictions["fold"], expected.loc[predictions["objid"]])
     np.testing.assert_array_equal(predictions["xai_split"], bars.set_index("objid").loc[predictions["objid"], "xai_split"])
@@ -406,7 +409,7 @@ def test_control_metrics_cover_every_xai_test_galaxy_and_the_paper_split(control
     paper = metrics["paper_split"]
     assert paper["n"] == (bars["control_split"] == "test").sum() < metrics["n"]
     assert (paper["n_train"], paper["n_val"], paper["n_predicted"]) == tuple(
-        int((bars["control_split"] == s).sum()) for s in catalogue.CONTROL_SPLITS
+        int((bars["control_split"] == s).sum()) for s in splits.CONTROL_SPLITS
     )
     for scores in (metrics, paper):
         for key in ("rho", "rho_image", "spearman", "spearman_image", "rho_truth", "rho_truth_image"):
@@ -417,3 +420,14 @@ def test_control_metrics_cover_every_xai_test_galaxy_and_the_paper_split(control
     assert sum(f["n_predicted"] for f in per_fold) == n
     assert sum(f["n_predicted_xai_test"] for f in per_fold) == metrics["n"]
     assert all(f["n_train"] + f["n_val"] + f["n_predicted"] == n and f["epochs_run"] == 1 for f in per_fold)
+
+
+def test_seed_offset_trains_another_member_of_a_seed_ensemble():
+    """models.<name>.seed_offset shifts train.seed for that model only: offset 0 is the default model,
+    bit for bit; another offset gives other weights (a seed-ensemble member)."""
+    assert training.model_seed(TrainConfig(seed=42), ModelConfig(seed_offset=3)) == 45
+    seeds = [training.model_seed(TrainConfig(seed=7), ModelConfig(seed_offset=k)) for k in (0, 0, 1)]
+    fitted = [_fit("vgg_small", seed=s)[0] for s in seeds]
+    weights = [np.concatenate([w.ravel() for w in m.get_weights()]) for m in fitted]
+    assert seeds[0] == 7 and np.array_equal(weights[0], weights[1])
+    assert not np.allclose(weights[0], weights[2])

@@ -1,0 +1,69 @@
+"""Saliency maps of one model output: SmoothGrad (the paper's), vanilla gradients and Grad-CAM.
+
+Every explainer is a small frozen object (:class:`~galaxy_xai.explainers.core.Explainer`) built
+from the typed ``xai`` config and called on a model and its inputs::
+
+    explainer = explainers.from_config(cfg.xai)              # or from_config(cfg.xai, target="Class5.3")
+    maps = explainer(model, images, seed=seed, keys=objids)  # float32 (n, H, W) in [0, 1]
+
+``images`` are float (n, H, W, C) model inputs in [0, 1]. Every explainer differentiates the
+class's *pre-activation* score (the model's ``"logits"`` layer: the paper's "last activation made
+linear") and min-max normalises each map exactly, (m - min) / (max - min), as the original code
+applied to tf-keras-vis's output (tf-keras-vis itself divides by max - min + 1e-7, which shrinks
+maps whose gradients are small); a constant map is returned as zeros with a logged warning, never
+NaN.
+
+The explainers (``xai.method``, :data:`EXPLAINERS`):
+
+* ``smoothgrad`` (:class:`~galaxy_xai.explainers.gradients.SmoothGrad`): the gradient averaged over
+  N = ``xai.smoothgrad.samples`` noisy copies x + e of each image, e ~ Normal(0, sigma^2) per
+  pixel, sigma = ``noise`` * (max(x) - min(x)); with ``symmetries`` 4 or 8 (params.yaml: 8; the
+  paper's SmoothGrad: 1) copy s is also turned by symmetry s mod ``symmetries`` of the square and
+  its gradient turned back. How the gradients become a map is ``xai.attribution``:
+
+  - ``input_x_gradient`` (the default of params.yaml and XaiConfig; the explainer classes on their
+    own default to the paper's abs_gradient and symmetries 1): the mean *signed* gradient over the
+    copies, times the clean input, summed over colour channels, positive part:
+    ``max(0, sum_c x_c mean_s d score / d x_c)`` (SmoothGrad combined with Gradient x Input, as
+    Smilkov et al. 2017 suggest): the light whose presence raises the score. For a bar this is
+    the bar's own light, where the absolute gradient also lights up the dark gaps beside it (a
+    brighter gap is evidence *against* a bar) and whatever the noise makes the model sensitive to.
+  - ``abs_gradient`` (the paper's, tf-keras-vis ``Saliency``'s): the mean of |gradient| over the
+    copies, then the maximum over colour channels.
+
+  N = 0 is the vanilla map.
+* ``vanilla`` (:class:`~galaxy_xai.explainers.gradients.Vanilla`): the same attribution of the
+  gradient of the clean input.
+* ``gradcam`` (:class:`~galaxy_xai.explainers.gradcam.GradCam`): tf-keras-vis ``Gradcam``'s map;
+  its attribution is its own (the rectified class activation), ``xai.attribution`` does not apply.
+
+The implementation differs from tf-keras-vis where it matters for speed and reproducibility, not
+for the result: noisy copies of several galaxies go through the model together in one compiled
+function (at most ``batch_size`` copies at a time, so peak memory is set by the batch and not by
+N), the gradients are summed on the fly, and the noise comes from TensorFlow's stateless
+generator. Each noise sample is keyed by ``(seed, key of the galaxy, sample index)``, so a
+galaxy's map depends only on the seed and its key (by default its position), never on
+``batch_size`` or on which other galaxies share a batch.
+
+A new explainer is a module with an :class:`~galaxy_xai.explainers.core.Explainer` subclass (its
+``name``, ``from_config`` and ``__call__``) and one entry in :data:`EXPLAINERS` (and its name in
+:data:`galaxy_xai.config.METHODS`); the shared pieces are in :mod:`galaxy_xai.explainers.core`.
+"""
+
+from __future__ import annotations
+
+from galaxy_xai.config import METHODS, XaiConfig
+from galaxy_xai.explainers.core import Explainer, class_index
+from galaxy_xai.explainers.gradcam import GradCam
+from galaxy_xai.explainers.gradients import SmoothGrad, Vanilla
+
+EXPLAINERS: dict[str, type[Explainer]] = {"smoothgrad": SmoothGrad, "vanilla": Vanilla, "gradcam": GradCam}
+"""Each ``xai.method`` (:data:`galaxy_xai.config.METHODS`, in that order) -> its explainer class."""
+
+
+def from_config(xai: XaiConfig, target: str | None = None) -> Explainer:
+    """The explainer of ``xai.method`` with the settings of ``xai``, explaining ``xai.target`` (or
+    ``target``, a Galaxy Zoo answer such as ``"Class5.3"``)."""
+    if xai.method not in EXPLAINERS:
+        raise ValueError(f"method = {xai.method!r}: expected one of {', '.join(METHODS)}")
+    return EXPLAINERS[xai.method].from_config(xai, class_index(target or xai.target))

@@ -1,0 +1,277 @@
+"""What every explainer shares: the score it explains, input checks, the attribution map, the final
+normalisation, chunking, and SmoothGrad's sample layout, noise keys and orientations.
+
+An explainer (see :class:`Explainer`) turns float model inputs (n, H, W, C) in [0, 1] into maps
+float32 (n, H, W) in [0, 1] of one model output's *pre-activation* score (:func:`score_model`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from galaxy_xai import maps as maps_utils
+from galaxy_xai.catalogue import CLASS_COLUMNS
+from galaxy_xai.config import ATTRIBUTIONS, XaiConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 256
+SCORE_LAYER = "logits"
+
+CONSTANT_RTOL = 1e-6
+"""A map whose range is at most this fraction of its largest absolute value counts as constant:
+below that the 'structure' is float32 rounding, and normalising it would only amplify noise."""
+
+
+def class_index(target: str) -> int:
+    """Column index of a Galaxy Zoo answer (e.g. ``"Class3.1"`` -> 5) in the models' 37 outputs."""
+    try:
+        return CLASS_COLUMNS.index(target)
+    except ValueError:
+        raise ValueError(
+            f"unknown target {target!r}: expected one of the Galaxy Zoo answers {CLASS_COLUMNS[0]}..{CLASS_COLUMNS[-1]}"
+        ) from None
+
+
+# --- the explainer interface ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Explainer:
+    """Maps of model output ``index`` (a column of the models' outputs, see :func:`class_index`).
+
+    Subclasses set :attr:`name` (their ``xai.method`` value), implement ``__call__`` and
+    :meth:`from_config`, and are listed in :data:`galaxy_xai.explainers.EXPLAINERS`. ``batch_size``:
+    the most images (or noisy copies) that go through the model at once; it bounds peak memory and
+    never changes a map.
+    """
+
+    name: ClassVar[str]
+    index: int
+    _: dataclasses.KW_ONLY
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"{self.name}: batch_size = {self.batch_size}: expected >= 1")
+
+    @classmethod
+    def from_config(cls, xai: XaiConfig, index: int) -> Explainer:
+        """The explainer of output ``index`` with the settings of ``xai``."""
+        raise NotImplementedError
+
+    @property
+    def attribution(self) -> str:
+        """What the maps show (the ``attribution`` array of the heatmap files)."""
+        return self.name
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the maps depend on ``seed`` and ``keys`` (independent noise draws differ)."""
+        return False
+
+    def __call__(
+        self,
+        model: keras.Model,
+        images: np.ndarray,
+        seed: int = 0,
+        keys: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Maps float32 (n, H, W) in [0, 1] of ``images`` float (n, H, W, C) model inputs.
+
+        ``seed`` and ``keys`` (one non-negative integer per image naming its noise stream) only
+        matter to stochastic explainers; ``progress`` shows a progress bar.
+        """
+        raise NotImplementedError
+
+
+# --- the model's score ----------------------------------------------------------------------------
+
+
+def score_model(model: keras.Model) -> keras.Model:
+    """A model from the same inputs to the pre-activation scores, shape (batch, n_outputs).
+
+    Models built by :mod:`galaxy_xai.models` have a Dense layer named ``"logits"``; its output is
+    used directly (no copy of the weights). Any other model is cloned and its last layer's
+    activation replaced by the identity, as tf-keras-vis's ``ReplaceToLinear`` does; a last layer
+    without an ``activation`` attribute is an error.
+    """
+    names = {layer.name for layer in model.layers}
+    if SCORE_LAYER in names:
+        return keras.Model(model.inputs, model.get_layer(SCORE_LAYER).output, name=f"{model.name}_logits")
+    last = model.layers[-1]
+    if not hasattr(last, "activation"):
+        raise ValueError(
+            f"model {model.name!r} has no layer named {SCORE_LAYER!r} and its last layer {last.name!r} has no "
+            "activation to make linear: cannot define the pre-activation score"
+        )
+    log.warning(
+        "model %r has no %r layer: explaining a copy with the last activation made linear",
+        model.name,
+        SCORE_LAYER,
+    )
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.layers[-1].activation = keras.activations.linear
+    return clone
+
+
+def check_inputs(model: keras.Model, images: np.ndarray, index: int) -> np.ndarray:
+    """Validate ``images`` (n, H, W, C) against the model input and ``index`` against its outputs;
+    returns the images as float32."""
+    images = np.asarray(images)
+    expected = tuple(model.input_shape[1:])
+    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        raise ValueError(f"images: expected shape (n, {', '.join(map(str, expected))}), got {images.shape}")
+    if len(images) == 0:
+        raise ValueError("images: expected at least one image, got none")
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"images: expected float model inputs in [0, 1], got dtype {images.dtype}")
+    if not np.all(np.isfinite(images)):
+        raise ValueError(
+            f"images: non-finite values in images {np.flatnonzero(~np.isfinite(images).all(axis=(1, 2, 3)))[:10].tolist()}"
+        )
+    n_outputs = model.output_shape[-1]
+    if not 0 <= index < n_outputs:
+        raise ValueError(f"class_index = {index}: expected an output index in [0, {n_outputs - 1}]")
+    return images.astype(np.float32, copy=False)
+
+
+def input_gradient(scores: keras.Model, index: int | tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    """d score[:, index] / d x for a batch x (b, H, W, C); each image's score depends only on itself."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        score = tf.reduce_sum(scores(x, training=False)[:, index])
+    return tape.gradient(score, x)
+
+
+# --- from gradients to a map -----------------------------------------------------------------------
+
+
+def check_attribution(attribution: str) -> None:
+    """ValueError unless ``attribution`` is one of :data:`galaxy_xai.config.ATTRIBUTIONS`."""
+    if attribution not in ATTRIBUTIONS:
+        raise ValueError(f"attribution = {attribution!r}: expected one of {', '.join(ATTRIBUTIONS)}")
+
+
+def attribution_map(gradient: tf.Tensor, x: tf.Tensor, attribution: str) -> tf.Tensor:
+    """(b, H, W) map from a batch of (mean) gradients (b, H, W, C) of the clean inputs x.
+
+    ``abs_gradient``: ``gradient`` already holds |gradient|; its channel maximum.
+    ``input_x_gradient``: ``gradient`` is signed; max(0, sum_c x_c gradient_c).
+    """
+    if attribution == "abs_gradient":
+        return tf.reduce_max(gradient, axis=-1)
+    return tf.nn.relu(tf.reduce_sum(x * gradient, axis=-1))
+
+
+def finish_maps(maps: np.ndarray, what: str) -> np.ndarray:
+    """Raw maps (n, H, W) -> float32 maps min-max normalised to [0, 1] (:func:`galaxy_xai.maps.normalise_maps`).
+
+    Constant maps (range <= :data:`CONSTANT_RTOL` x max |value|) become zeros, with one logged
+    warning naming ``what`` made them. Raises ValueError naming the maps that hold non-finite
+    values (a broken model or input).
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    bad = ~np.isfinite(maps).all(axis=(1, 2))
+    if bad.any():
+        raise ValueError(
+            f"non-finite gradients for images {np.flatnonzero(bad)[:10].tolist()} (of {len(maps)})"
+        )
+    out = maps_utils.normalise_maps(maps, CONSTANT_RTOL).astype(np.float32)
+    n_constant = int(maps_utils.constant_maps(maps, CONSTANT_RTOL).sum())
+    if n_constant:
+        log.warning(
+            "%s: %d of %d maps are constant (no gradient signal); returned as zeros",
+            what,
+            n_constant,
+            len(out),
+        )
+    return out
+
+
+# --- chunking --------------------------------------------------------------------------------------
+
+
+def chunks(images: np.ndarray, size: int):
+    """Yield (start, chunk) with every chunk exactly ``size`` long (the last padded by repeating
+    its final image), so one compiled function serves all chunks without retracing."""
+    n = len(images)
+    for start in range(0, n, size):
+        chunk = images[start : start + size]
+        if len(chunk) < size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
+        yield start, chunk
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
+    """A per-image progress bar (hidden unless ``enabled``; removed when done)."""
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
+
+
+# --- noisy copies: layout, noise streams, orientations -----------------------------------------------
+
+
+def sample_layout(samples: int, batch_size: int, multiple: int = 1) -> tuple[int, int, int]:
+    """(galaxies per chunk g, samples per step k, steps) with g * k <= batch_size and k * steps >= samples.
+
+    Samples are spread evenly over the steps (the surplus k * steps - samples copies are drawn and
+    masked out); the rest of the batch is filled with other galaxies. ``k`` is a multiple of
+    ``multiple`` whenever there are several steps, so sample s sits at position s mod ``multiple``
+    of its step's block whatever the batch size. The layout does not depend on how many galaxies
+    are explained, so one compiled function serves every call with the same settings (a trace
+    costs seconds; padding a short call to a full chunk costs a fraction of that).
+    """
+    if samples < 1 or batch_size < multiple or multiple < 1:
+        raise ValueError(
+            f"sample_layout: samples = {samples}, batch_size = {batch_size}, multiple = {multiple}: "
+            "expected samples >= 1 and batch_size >= multiple >= 1"
+        )
+    steps = math.ceil(samples / min(samples, batch_size - batch_size % multiple))
+    per_step = math.ceil(samples / steps)
+    if steps > 1:
+        per_step = math.ceil(per_step / multiple) * multiple
+    return max(1, batch_size // per_step), per_step, steps
+
+
+def noise_keys(keys: np.ndarray | None, n: int, seed: int) -> np.ndarray:
+    """One int64 noise key per image from the seed and the image's key (default: its position).
+
+    Hashing (seed, key) with NumPy's SeedSequence keeps the streams of different seeds and keys
+    independent (no overlap as with seed + key arithmetic).
+    """
+    keys = np.arange(n, dtype=np.int64) if keys is None else np.asarray(keys)
+    if keys.shape != (n,) or not np.issubdtype(keys.dtype, np.integer):
+        raise ValueError(
+            f"keys: expected {n} integers (one per image), got shape {keys.shape} dtype {keys.dtype}"
+        )
+    if seed < 0 or (keys < 0).any():
+        raise ValueError(f"seed = {seed} and keys: expected non-negative integers")
+    words = [np.random.SeedSequence([int(seed), int(k)]).generate_state(1, np.uint64)[0] for k in keys]
+    return np.asarray(words, dtype=np.uint64).view(np.int64)
+
+
+def orient(x: tf.Tensor, t: int) -> tf.Tensor:
+    """Symmetry ``t`` of the square applied to a batch (b, H, W, C): flip if t >= 4, then t % 4 quarter turns."""
+    if t == 0:
+        return x
+    if t >= 4:
+        x = tf.reverse(x, axis=[2])
+    return tf.image.rot90(x, k=t % 4)
+
+
+def unorient(x: tf.Tensor, t: int) -> tf.Tensor:
+    """The inverse of :func:`orient`."""
+    if t == 0:
+        return x
+    x = tf.image.rot90(x, k=(4 - t % 4) % 4)
+    return tf.reverse(x, axis=[2]) if t >= 4 else x

@@ -1,0 +1,191 @@
+"""The grid search of the measurement settings on the validation split, and its file.
+
+A setting (:class:`galaxy_xai.barlength.Choice`) is (map source, estimator, X_input, mask, T_c and T_l
+or fraction and floor). Every setting of ``xai.grid`` is measured on the validation galaxies and
+correlated with the catalogue lengths (:func:`search`); the table is long-form, one row per setting,
+NaN for parameters that do not apply (``plots/gridsearch.csv``).
+
+The score is :data:`SCORE`, ``rho_image`` (424-px pixels, no shared per-galaxy factor, so the choice
+is not driven by PETROR90_R); the paper-convention ``rho`` is recorded beside it. Two choices are
+made, each the best score among its own rows: ``chosen`` among the saliency map sources,
+``chosen_image`` among the image's, so the control gets the same search as the maps it controls. Each
+carries its scores' bootstrap intervals and how often a bootstrap of the validation galaxies picks the
+same map source and setting again (``choice_stability`` / ``choice_stability_image``).
+
+:func:`gridsearch_json` is the writer of ``metrics/gridsearch.json``: every setting in it is written
+by :meth:`Choice.to_json <galaxy_xai.barlength.Choice.to_json>`, and read back by
+:func:`galaxy_xai.barlength.read_choice` / :func:`galaxy_xai.barlength.read_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from galaxy_xai import barlength, evaluation, statistics, units
+from galaxy_xai.barlength import Choice
+
+SCORE = "rho_image"
+"""The grid search's score: Pearson rho of the lengths in 424-px pixels with the catalogue's."""
+
+FIELDS = tuple(field.name for field in dataclasses.fields(Choice))
+"""The keys of a row that name its setting (written by :meth:`Choice.to_json`)."""
+
+
+def config_settings(grid, models: Sequence[str]) -> list[Choice]:
+    """Every setting of ``xai.grid`` (:class:`galaxy_xai.config` grid section) for ``models``, in table order."""
+    return barlength.grid_settings(
+        barlength.map_sources(models), grid.estimators, grid.x_input, grid.mask,
+        grid.corr_threshold, grid.len_threshold, grid.fourier_fraction, grid.fourier_floor,
+    )  # fmt: skip
+
+
+def setting_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows of a grid table as JSON-ready dicts: the setting by :meth:`Choice.to_json`, then the other
+    columns (``len_threshold_px``, scores) as pandas writes them (15 significant digits, NaN -> null)."""
+    rows = json.loads(frame.to_json(orient="records", double_precision=15))
+    return [
+        {**Choice.from_json(row).to_json(), **{key: value for key, value in row.items() if key not in FIELDS}}
+        for row in rows
+    ]
+
+
+def _number(value, fmt: str = "g") -> str:
+    """A table cell: the number, or empty where the parameter does not apply (NaN)."""
+    return "" if pd.isna(value) else format(value, fmt)
+
+
+def table2_markdown(best: pd.DataFrame, archs: Mapping[str, str]) -> str:
+    """Table 2 (best validation rho per map source) beside the paper's, as Markdown.
+
+    ``best``: one grid-table row per map source; ``archs``: {model: architecture} for the paper's value.
+    """
+    lines = [
+        "| map source | paper rho (val) | rho_image | rho (x PETROR90_R) | estimator | mask | X_input | T_c "
+        "| T_l (224 px) | T_l (px) | fraction | floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in best.itertuples():
+        paper = evaluation.paper_table2_rho(row.map_source, archs.get(row.map_source))
+        lines.append(
+            f"| {row.map_source} | {'' if paper is None else f'{paper:.2f}'} | {row.rho_image:.3f} | {row.rho:.3f} "
+            f"| {row.estimator} | {row.mask} | {row.x_input} | {_number(row.corr_threshold)} "
+            f"| {_number(row.len_threshold)} | {_number(row.len_threshold_px)} | {_number(row.fraction)} "
+            f"| {_number(row.floor)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def choose(
+    table: pd.DataFrame, lengths_px424: np.ndarray, rows: np.ndarray, sample: pd.DataFrame, n_boot: int, rng
+) -> tuple[dict, dict]:
+    """The best setting among ``rows`` (bool, one per table row) by :data:`SCORE`, with its scores'
+    bootstrap intervals, and how stable that choice is: (chosen record, choice stability).
+
+    ``lengths_px424``: (n, S) lengths of the table's settings; ``sample``: the validation galaxies (n rows).
+    """
+    positions = np.flatnonzero(rows)
+    sub = table.iloc[positions].reset_index(drop=True)
+    position = positions[evaluation.choose_setting(sub, SCORE)]
+    # The search's score is rho_image; the paper-convention rho of the same setting is reported beside it.
+    intervals = statistics.correlation_scores(
+        lengths_px424[:, position], sample["length_px424"], sample["PETROR90_R"], {"rho_image": "rho_image", "rho": "rho"},
+        n_boot, rng,
+    )  # fmt: skip
+    stability = evaluation.choice_stability(sub, lengths_px424[:, positions], sample["length_px424"], n_boot, rng)
+    chosen = setting_rows(table.iloc[[position]])[0]
+    chosen.pop("n", None)
+    chosen["rho_image_ci95"] = evaluation.finite_or_none(intervals["rho_image_ci95"])
+    chosen["rho_ci95"] = evaluation.finite_or_none(intervals["rho_ci95"])
+    return chosen, stability
+
+
+@dataclass(frozen=True)
+class GridSearch:
+    """The grid search's outcome: ``table`` (one row per setting: its fields, ``len_threshold_px``,
+    ``rho_image``, ``rho``, ``n``), the two choices (:func:`choose`) and their stability."""
+
+    table: pd.DataFrame
+    chosen: dict
+    stability: dict
+    chosen_image: dict
+    stability_image: dict
+
+    @property
+    def best(self) -> pd.DataFrame:
+        """Table 2: the best row of each map source."""
+        return evaluation.best_per_method(self.table, SCORE)
+
+
+def search(
+    model_maps: Mapping[str, np.ndarray],
+    grey: np.ndarray,
+    settings: Sequence[Choice],
+    sample: pd.DataFrame,
+    crop_px: int | None,
+    linearity: str,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> GridSearch:
+    """Measure every setting on the validation galaxies and choose.
+
+    ``model_maps``: {model: (n, H, W)} and ``grey`` (n, H, W) of the galaxies of ``sample`` (n rows of
+    :func:`galaxy_xai.prepared.read_bars`, in order); ``rng`` draws the bootstrap resamples, the
+    saliency sources' choice first, then the image's.
+    """
+    map_px = np.shape(grey)[-1]
+    lengths = barlength.setting_lengths(model_maps, grey, settings, crop_px, linearity, progress=True)
+    lengths_px424 = units.map_px_to_px424(lengths, map_px, crop_px)
+    frame = pd.DataFrame([c.record(map_px, crop_px) for c in settings])
+    table = evaluation.grid_scores(frame, lengths_px424, sample["length_px424"], sample["PETROR90_R"])
+    is_image = (table["map_source"] == barlength.IMAGE).to_numpy()
+    chosen, stability = choose(table, lengths_px424, ~is_image, sample, n_boot, rng)
+    chosen_image, stability_image = choose(table, lengths_px424, is_image, sample, n_boot, rng)
+    return GridSearch(table, chosen, stability, chosen_image, stability_image)
+
+
+def gridsearch_json(result: GridSearch, linearity: str, map_px: int, crop_px: int | None) -> dict:
+    """The content of ``metrics/gridsearch.json``: the run's facts, Table 2, the best setting of every
+    (map source, estimator) pair (which the measure stage scores on the test galaxies), and the choices."""
+    table = result.table
+    return {
+        "score": SCORE,
+        "linearity": linearity,
+        "map_px": int(map_px),
+        "r90_map_px": units.r90_map_px(map_px, crop_px),
+        "n": int(table["n"].iloc[0]),
+        "settings": len(table),
+        "table2": setting_rows(result.best),
+        "best_per_estimator": setting_rows(evaluation.best_per(table, ["map_source", "estimator"], SCORE)),
+        "chosen": result.chosen,
+        "choice_stability": result.stability,
+        "chosen_image": result.chosen_image,
+        "choice_stability_image": result.stability_image,
+    }
+
+
+def _fmt(value, spec: str = ".3f") -> str:
+    """A number of a JSON record for the log; null (NaN, e.g. the score of a constant image) as nan."""
+    return format(float("nan") if value is None else value, spec)
+
+
+def describe(chosen: dict, stability: dict) -> str:
+    """One log line for a chosen setting and the stability of the choice."""
+    params = (
+        f"T_c={_fmt(chosen['corr_threshold'], 'g')}, T_l={_fmt(chosen['len_threshold'], 'g')} "
+        f"({_fmt(chosen['len_threshold_px'], 'g')} px)"
+        if chosen["estimator"] == barlength.ALGORITHM1
+        else f"fraction={_fmt(chosen['fraction'], 'g')}, floor={_fmt(chosen['floor'], 'g')}"
+    )
+    lo, hi = chosen["rho_image_ci95"]
+    return (
+        f"{chosen['map_source']}, {chosen['estimator']}, mask={chosen['mask']}, x_input={chosen['x_input']}, {params}: "
+        f"rho_image={_fmt(chosen['rho_image'])} [{_fmt(lo)}, {_fmt(hi)}], rho={_fmt(chosen['rho'])}; "
+        f"chosen again in {100 * stability['map_source_frequency']:.0f}% (map source) / "
+        f"{100 * stability['setting_frequency']:.0f}% (setting) of {stability['resamples']} bootstrap resamples"
+    )
