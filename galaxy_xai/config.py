@@ -61,7 +61,7 @@ ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
 """How gradients become a saliency map: the paper's channel maximum of |gradient|, or the positive
 part of the channel sum of input x gradient (see :mod:`galaxy_xai.explainers`)."""
 
-METHODS = ("smoothgrad", "vanilla", "gradcam")
+METHODS = ("smoothgrad", "vanilla", "gradcam", "smoothgrad_sq", "vargrad", "integrated_gradients", "occlusion", "gradcam_pp", "scorecam")
 """Explainers (``xai.method``), see :mod:`galaxy_xai.explainers` (its EXPLAINERS lists them in this order)."""
 
 SYMMETRIES = (1, 4, 8)
@@ -167,6 +167,23 @@ class RotationConfig:
     angles_deg: list[float] = _f([0, 45, 90, 135], "rotations in degrees (counter-clockwise) of each galaxy", -360.0, 360.0)
 
 
+IG_BASELINES = ("blur", "black", "sky")
+"""Integrated Gradients' reference image: the image Gaussian-blurred, all zeros, or each channel's median (the sky)."""
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsConfig:
+    steps: int = _f(32, "Integrated Gradients: path steps m (trapezoid rule, m + 1 gradients per image)", 1, 10_000)
+    baseline: str = _f("blur", "Integrated Gradients' reference: blur (Gaussian-blurred image), black or sky (channel median)", choices=IG_BASELINES)
+    blur_sigma: float = _f(4.0, "Integrated Gradients: sigma of the blur baseline in map pixels", 0.01, 1024.0)
+
+
+@dataclass(frozen=True)
+class OcclusionConfig:
+    patch: int = _f(8, "occlusion: side of the square patch in map pixels (filled with the channel median)", 1, 1024)
+    stride: int = _f(4, "occlusion: step between patches in map pixels (at most the patch)", 1, 1024)
+
+
 @dataclass(frozen=True)
 class XaiConfig:
     method: str = _f("smoothgrad", f"explainer: {', '.join(METHODS)}", choices=METHODS)
@@ -176,6 +193,8 @@ class XaiConfig:
     permutations: int = _f(1000, "shuffles for the rho null baseline", 1, 10_000_000)
     bootstrap: int = _f(1000, "resamples of the galaxies for bootstrap confidence intervals", 100, 10_000_000)
     smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)
+    integrated_gradients: IntegratedGradientsConfig = field(default_factory=IntegratedGradientsConfig)
+    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
 
@@ -311,6 +330,22 @@ def check_synthetic_sizes(n_labelled: int, n_unlabelled: int, n_bars: int, n_coa
         )
 
 
+def _check_explainer(cfg: Config) -> None:
+    """Settings the chosen explainer needs: enough noise samples, an occlusion patch that fits."""
+    xai = cfg.xai
+    fewest = {"smoothgrad_sq": 1, "vargrad": 2}.get(xai.method, 0)
+    if xai.smoothgrad.samples < fewest:
+        raise ConfigError(
+            f"xai.smoothgrad.samples = {xai.smoothgrad.samples}: xai.method = {xai.method} needs at least {fewest}"
+        )
+    if xai.method == "occlusion":
+        patch, stride = xai.occlusion.patch, xai.occlusion.stride
+        if stride > patch or patch > cfg.images.size_px:
+            raise ConfigError(
+                f"xai.occlusion: stride = {stride}, patch = {patch}: expected stride <= patch <= images.size_px = {cfg.images.size_px}"
+            )
+
+
 def _check_model_inputs(cfg: Config) -> None:
     """``images.size_px`` is at most the crop's pixels and at least every architecture's minimum."""
     size, crop = cfg.images.size_px, cfg.images.crop_px
@@ -357,6 +392,7 @@ def _check(cfg: Config) -> None:
         if not name.replace("_", "").isalnum():
             raise ConfigError(f"models.{name}: expected a name of letters, digits and underscores")
     _check_model_inputs(cfg)
+    _check_explainer(cfg)
 
 
 def config_from_dict(raw: dict, source: str = "params") -> Config:

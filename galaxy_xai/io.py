@@ -38,6 +38,7 @@ _SWEPT_FOLDERS: set[Path] = set()  # folders this process has already swept (one
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _ZIP_FILE_MODE = 0o644
 _KERAS_METADATA = "metadata.json"
+_KERAS_CONFIG = "config.json"
 _UNRECORDED_DATE = "unrecorded"  # Keras' file editor reads date_saved, so it stays, with a constant
 
 
@@ -144,11 +145,28 @@ def _default_optimizer_name(model: Any) -> Iterator[None]:
         optimizer.name = name
 
 
+_SHARED_OBJECT_ID = re.compile(rb'"shared_object_id": (\d+)')
+
+
+def _number_shared_objects(config: bytes) -> bytes:
+    """Keras' config.json names each shared object (e.g. the dtype policy every layer uses) by its
+    Python ``id()``, a memory address that differs between processes; renumber them 1, 2, ... in order
+    of first appearance, which keeps every reference to the same object pointing at one number."""
+    numbers: dict[bytes, int] = {}
+
+    def renumber(match: re.Match) -> bytes:
+        number = numbers.setdefault(match.group(1), len(numbers) + 1)
+        return b'"shared_object_id": %d' % number
+
+    return _SHARED_OBJECT_ID.sub(renumber, config)
+
+
 def _rewrite_zip_stably(source: Path, target: Path) -> None:
     """Copy the ``.keras`` archive ``source`` to ``target`` with nothing that depends on the save time.
 
     Entries keep their order, names, data and compression; their timestamps and modes become
-    constants, and metadata.json's ``date_saved`` becomes :data:`_UNRECORDED_DATE`.
+    constants, metadata.json's ``date_saved`` becomes :data:`_UNRECORDED_DATE` and config.json's
+    shared-object ids (memory addresses) are renumbered.
     """
     with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
         for info in zin.infolist():
@@ -162,6 +180,9 @@ def _rewrite_zip_stably(source: Path, target: Path) -> None:
                     metadata["date_saved"] = _UNRECORDED_DATE
                 zout.writestr(entry, json.dumps(metadata))
                 continue
+            if info.filename == _KERAS_CONFIG:
+                zout.writestr(entry, _number_shared_objects(zin.read(info)))
+                continue
             entry.file_size = info.file_size  # lets zipfile choose ZIP64 for large weights
             with zin.open(info) as src, zout.open(entry, "w") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
@@ -171,8 +192,8 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     """Save a Keras model to ``path`` (``.keras``) atomically and byte-stably.
 
     The same architecture, weights and optimizer state always give the same bytes: Keras' own
-    archive records its save time (metadata.json and zip entry times) and a per-process optimizer
-    name, which change the file's hash, and so rerun every downstream stage, on an identical retrain.
+    archive records its save time (metadata.json and zip entry times), memory addresses (config.json's
+    shared-object ids) and a per-process optimizer name, which change the file's hash, and so rerun every downstream stage, on an identical retrain.
     The weights file inside (HDF5) stores no times, so it is kept as written.
     """
     path = Path(path)

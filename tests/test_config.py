@@ -176,3 +176,22 @@ def test_a_params_file_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(params)
     assert str(err.value).startswith(f"{params}: not UTF-8 text: byte {offset} (0xe9, line 1) is not valid UTF-8")
+
+
+def test_explainer_settings_are_checked_against_the_method(tmp_path):
+    """VarGrad needs two noise samples and occlusion a patch that fits: named before any work."""
+    params = yaml.safe_load(open("params.yaml"))
+    params["xai"]["method"] = "vargrad"
+    params["xai"]["smoothgrad"]["samples"] = 1
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"xai.smoothgrad.samples = 1: xai.method = vargrad needs at least 2"):
+        load_config(path)
+    params["xai"]["method"] = "occlusion"
+    params["xai"]["occlusion"] = {"patch": 4, "stride": 8}
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"xai.occlusion: stride = 8, patch = 4"):
+        load_config(path)
+    params["xai"]["occlusion"] = {"patch": 8, "stride": 4}
+    path.write_text(yaml.safe_dump(params))
+    assert load_config(path).xai.occlusion.patch == 8

@@ -4,6 +4,7 @@ ordinary file modes, byte-stable model files."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,3 +196,14 @@ def test_an_identical_retrain_saves_an_identical_file(tmp_path):
     loaded = keras.models.load_model(tmp_path / "first.keras")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), first.predict(x, verbose=0))
     assert loaded.optimizer.name == "adam"
+    # Shared objects are named by memory address, which differs between processes: renumbered.
+    with zipfile.ZipFile(tmp_path / "first.keras") as archive:
+        ids = {int(i) for i in re.findall(rb'"shared_object_id": (\d+)', archive.read("config.json"))}
+    assert ids and ids == set(range(1, len(ids) + 1))
+
+
+def test_shared_object_ids_are_renumbered_consistently():
+    config = b'{"a": {"shared_object_id": 140394284763344}, "b": {"shared_object_id": 77}, "c": {"shared_object_id": 140394284763344}}'
+    assert io._number_shared_objects(config) == (
+        b'{"a": {"shared_object_id": 1}, "b": {"shared_object_id": 2}, "c": {"shared_object_id": 1}}'
+    )

@@ -226,8 +226,8 @@ def test_bad_inputs_are_named(cnn):
         SmoothGrad(BAR, 4, 0.1)(cnn, np.zeros((2, 8, 8, 3), "float32"))
     with pytest.raises(ValueError, match="class_index = 37"):
         Vanilla(37)(cnn, galaxies(1))
-    with pytest.raises(ValueError, match="method = 'occlusion'"):
-        explainers.from_config(XaiConfig(method="occlusion"))
+    with pytest.raises(ValueError, match="method = 'lime'"):
+        explainers.from_config(XaiConfig(method="lime"))
     with pytest.raises(ValueError, match="smoothgrad: batch_size = 0"):
         SmoothGrad(BAR, 4, 0.1, batch_size=0)
 

@@ -1,4 +1,4 @@
-"""Saliency maps of one model output: SmoothGrad (the paper's), vanilla gradients and Grad-CAM.
+"""Saliency maps of one model output: SmoothGrad (the paper's) and eight other explainers.
 
 Every explainer is a small frozen object (:class:`~galaxy_xai.explainers.core.Explainer`) built
 from the typed ``xai`` config and called on a model and its inputs::
@@ -36,6 +36,16 @@ The explainers (``xai.method``, :data:`EXPLAINERS`):
   gradient of the clean input.
 * ``gradcam`` (:class:`~galaxy_xai.explainers.gradcam.GradCam`): tf-keras-vis ``Gradcam``'s map;
   its attribution is its own (the rectified class activation), ``xai.attribution`` does not apply.
+* ``smoothgrad_sq`` and ``vargrad`` (:mod:`~galaxy_xai.explainers.noisetunnel`): the mean of the
+  squared gradients and their variance over SmoothGrad's own noisy copies (``xai.smoothgrad``).
+* ``integrated_gradients`` (:mod:`~galaxy_xai.explainers.integrated`): path integral from the
+  ``xai.integrated_gradients.baseline`` image, summed over channels, positive part.
+* ``occlusion`` (:mod:`~galaxy_xai.explainers.occlusion`): the drop of the score when a sliding
+  ``xai.occlusion.patch`` is filled with the sky level.
+* ``gradcam_pp`` and ``scorecam`` (:mod:`~galaxy_xai.explainers.gradcampp`,
+  :mod:`~galaxy_xai.explainers.scorecam`): class-activation maps like Grad-CAM, at the resolution of
+  the last convolution grid (4 x 4 for the small CPU models at 64 px, 2 x 2 for xception_small; 7 x 7
+  for the paper's backbones at 224 px).
 
 The implementation differs from tf-keras-vis where it matters for speed and reproducibility, not
 for the result: noisy copies of several galaxies go through the model together in one compiled
@@ -55,9 +65,24 @@ from __future__ import annotations
 from galaxy_xai.config import METHODS, XaiConfig
 from galaxy_xai.explainers.core import Explainer, class_index
 from galaxy_xai.explainers.gradcam import GradCam
+from galaxy_xai.explainers.gradcampp import GradCamPlusPlus
 from galaxy_xai.explainers.gradients import SmoothGrad, Vanilla
+from galaxy_xai.explainers.integrated import IntegratedGradients
+from galaxy_xai.explainers.noisetunnel import SmoothGradSquared, VarGrad
+from galaxy_xai.explainers.occlusion import Occlusion
+from galaxy_xai.explainers.scorecam import ScoreCam
 
-EXPLAINERS: dict[str, type[Explainer]] = {"smoothgrad": SmoothGrad, "vanilla": Vanilla, "gradcam": GradCam}
+EXPLAINERS: dict[str, type[Explainer]] = {
+    "smoothgrad": SmoothGrad,
+    "vanilla": Vanilla,
+    "gradcam": GradCam,
+    "smoothgrad_sq": SmoothGradSquared,
+    "vargrad": VarGrad,
+    "integrated_gradients": IntegratedGradients,
+    "occlusion": Occlusion,
+    "gradcam_pp": GradCamPlusPlus,
+    "scorecam": ScoreCam,
+}
 """Each ``xai.method`` (:data:`galaxy_xai.config.METHODS`, in that order) -> its explainer class."""
 
 

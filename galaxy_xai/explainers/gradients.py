@@ -78,6 +78,12 @@ class Vanilla(Explainer):
         return finish_maps(maps, "vanilla")
 
 
+STATISTICS = ("abs_gradient", "input_x_gradient", "squared", "variance")
+"""What :func:`noisy_gradient_maps` makes of the gradients of the noisy copies: the two SmoothGrad
+attributions (mean |g|, channel max; relu(sum_c x_c mean g_c)), SmoothGrad-Squared (mean g^2,
+channel max) and VarGrad (variance of g over the copies, channel max)."""
+
+
 @functools.lru_cache(maxsize=8)
 def _smoothgrad_function(
     model: keras.Model,
@@ -89,8 +95,8 @@ def _smoothgrad_function(
     steps: int,
     attribution: str = "abs_gradient",
 ) -> tf.types.experimental.PolymorphicFunction:
-    """The compiled SmoothGrad of one chunk: (images (g, H, W, C), noise keys (g,), output index)
-    -> maps (g, H, W).
+    """The compiled sampling loop of one chunk: (images (g, H, W, C), noise keys (g,), output index)
+    -> maps (g, H, W) of ``attribution`` (one of :data:`STATISTICS`).
 
     Cached (a handful of entries, keyed by the model object and the settings) because a trace costs
     seconds and the heatmap, rotation and figure stages explain the same model several times (the
@@ -100,6 +106,8 @@ def _smoothgrad_function(
     scores = score_model(model)
     masked = k * steps != samples
     absolute = attribution == "abs_gradient"
+    squared = attribution == "squared"
+    variance = attribution == "variance"
 
     @tf.function(
         input_signature=[
@@ -118,7 +126,11 @@ def _smoothgrad_function(
         sigma_copies = tf.concat([tf.repeat(sigma, k_t) for _, k_t in groups], 0)[:, None, None, None]
         key_copies = tf.concat([tf.repeat(key, k_t) for _, k_t in groups], 0)
         x_copies = tf.concat(turned, 0)  # (g * k, H, W, C)
+        if variance:  # shifted sums (shift: the clean image's gradient) keep E[d^2] - E[d]^2 accurate
+            shift = input_gradient(scores, index, x)
+            shift_copies = tf.concat([tf.repeat(orient(shift, t), k_t, axis=0) for t, k_t in groups], 0)
         total = tf.zeros_like(x)
+        total_sq = tf.zeros_like(x)
         for step in tf.range(steps):
             sample = tf.cast(step * k, tf.int64) + tf.range(k, dtype=tf.int64)
             by_group = [sample[t::symmetries] for t, _ in groups]
@@ -131,15 +143,78 @@ def _smoothgrad_function(
             grads = input_gradient(scores, index, x_copies + sigma_copies * eps)
             if absolute:
                 grads = tf.abs(grads)
+            elif squared:
+                grads = tf.square(grads)
+            elif variance:
+                grads -= shift_copies
             pieces = tf.split(grads, [g * k_t for _, k_t in groups])
             for (t, k_t), s_t, piece in zip(groups, by_group, pieces, strict=True):
                 piece = tf.reshape(piece, (g, k_t, height, width, channels))
                 if masked:  # the last step's surplus copies are drawn but not counted
                     piece *= tf.cast(s_t < samples, tf.float32)[None, :, None, None, None]
                 total += unorient(tf.reduce_sum(piece, axis=1), t)
+                if variance:
+                    total_sq += unorient(tf.reduce_sum(tf.square(piece), axis=1), t)
+        if squared:
+            return tf.reduce_max(total / samples, axis=-1)
+        if variance:
+            mean = total / samples
+            return tf.reduce_max(tf.nn.relu(total_sq / samples - tf.square(mean)), axis=-1)
         return attribution_map(total / samples, x, attribution)
 
     return chunk_maps
+
+
+def noisy_gradient_maps(
+    model: keras.Model,
+    images: np.ndarray,
+    index: int,
+    samples: int,
+    noise: float,
+    symmetries: int,
+    batch_size: int,
+    statistic: str,
+    what: str,
+    seed: int = 0,
+    keys: np.ndarray | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """The sampling loop SmoothGrad, SmoothGrad-Squared and VarGrad share: raw maps (n, H, W) of
+    ``statistic`` (:data:`STATISTICS`) over ``samples`` >= 1 noisy (and, with ``symmetries`` > 1,
+    turned) copies of each image, not yet normalised; ``what`` names the maps in messages.
+
+    Copy s of image x is x + e, e ~ Normal(0, sigma^2) per pixel, sigma = ``noise`` * (max(x) -
+    min(x)), drawn from TensorFlow's stateless generator keyed by (the image's noise key, s); see
+    :class:`SmoothGrad`.
+    """
+    images = check_inputs(model, images, index)
+    n, height, width, channels = images.shape
+    name = what.split()[0]  # the explainer's name, e.g. "smoothgrad" of "smoothgrad N=48"
+    if symmetries > 1 and height != width:
+        raise ValueError(f"{name}: symmetries = {symmetries} needs square images, got {height} x {width}")
+    galaxy_keys = noise_keys(keys, n, seed)
+    g, k, steps = sample_layout(samples, batch_size, symmetries)
+    chunk_maps = _smoothgrad_function(
+        model, samples, float(noise), symmetries, (g, height, width, channels), k, steps, statistic
+    )
+    index = tf.constant(index, tf.int32)
+
+    maps = np.empty((n, height, width), dtype=np.float32)
+    with progress_bar(n, what, progress) as bar:
+        for start, chunk in chunks(images, g):
+            stop = min(start + g, n)
+            key = np.resize(galaxy_keys[start:stop], g)  # padding reuses real keys; its maps are dropped
+            maps[start:stop] = chunk_maps(chunk, key, index).numpy()[: stop - start]
+            bar.update(stop - start)
+    log.debug(
+        "%s: %d galaxies x %d samples per batch, %d step(s); traced %d time(s)",
+        name,
+        g,
+        k,
+        steps,
+        chunk_maps.experimental_get_tracing_count(),
+    )
+    return maps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,36 +278,19 @@ class SmoothGrad(Explainer):
         if self.samples == 0:
             vanilla = Vanilla(self.index, batch_size=self.batch_size, attribution=self.attribution)
             return vanilla(model, images, progress=progress)
-        images = check_inputs(model, images, self.index)
-        n, height, width, channels = images.shape
-        if self.symmetries > 1 and height != width:
-            raise ValueError(f"smoothgrad: symmetries = {self.symmetries} needs square images, got {height} x {width}")
-        galaxy_keys = noise_keys(keys, n, seed)
-        g, k, steps = sample_layout(self.samples, self.batch_size, self.symmetries)
-        chunk_maps = _smoothgrad_function(
+        what = f"smoothgrad N={self.samples}"
+        maps = noisy_gradient_maps(
             model,
+            images,
+            self.index,
             self.samples,
-            float(self.noise),
+            self.noise,
             self.symmetries,
-            (g, height, width, channels),
-            k,
-            steps,
+            self.batch_size,
             self.attribution,
+            what,
+            seed=seed,
+            keys=keys,
+            progress=progress,
         )
-        index = tf.constant(self.index, tf.int32)
-
-        maps = np.empty((n, height, width), dtype=np.float32)
-        with progress_bar(n, f"smoothgrad N={self.samples}", progress) as bar:
-            for start, chunk in chunks(images, g):
-                stop = min(start + g, n)
-                key = np.resize(galaxy_keys[start:stop], g)  # padding reuses real keys; its maps are dropped
-                maps[start:stop] = chunk_maps(chunk, key, index).numpy()[: stop - start]
-                bar.update(stop - start)
-        log.debug(
-            "smoothgrad: %d galaxies x %d samples per batch, %d step(s); traced %d time(s)",
-            g,
-            k,
-            steps,
-            chunk_maps.experimental_get_tracing_count(),
-        )
-        return finish_maps(maps, f"smoothgrad N={self.samples}")
+        return finish_maps(maps, what)
