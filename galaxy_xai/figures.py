@@ -53,7 +53,7 @@ def saliency_panels(
     image: np.ndarray, maps: Mapping[str, np.ndarray], title: str, crop_fraction: float = 1.0
 ) -> plt.Figure:
     """Figure 1: a galaxy and its averaged saliency maps for several answers, side by side."""
-    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.2 * (1 + len(maps)), 3.4))
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.2 * (1 + len(maps)), 3.9))
     axes[0].imshow(_centre_crop(image, crop_fraction))
     axes[0].set_title("image")
     for ax, (label, smap) in zip(axes[1:], maps.items(), strict=True):
@@ -63,7 +63,7 @@ def saliency_panels(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(im, ax=list(axes), fraction=0.02, pad=0.01, label="normalised saliency")
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)
     return fig
 
 

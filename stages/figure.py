@@ -57,14 +57,14 @@ def figure1_maps(
     for label, target in targets.items():
         if target == cfg.xai.target:
             maps = [np.asarray(stored[name], dtype=np.float32) for name in models]
-            out[f"{label}, stored"] = normalise_maps(np.mean(maps, axis=0))[0]
+            out[f"{label}\nstored"] = normalise_maps(np.mean(maps, axis=0))[0]
         else:
             explainer = explainers.from_config(cfg.xai, target=target)
             maps = [
                 explainer(m, image, seed=heatmaps.draw_seed(cfg.seed, name, 0), keys=np.array([objid]))
                 for name, m in models.items()
             ]
-            out[f"{label}, recomputed"] = normalise_maps(np.mean(maps, axis=0))[0]
+            out[f"{label}\nrecomputed"] = normalise_maps(np.mean(maps, axis=0))[0]
     return out
 
 
