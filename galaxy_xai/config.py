@@ -207,6 +207,14 @@ class ControlConfig:
 
 
 @dataclass(frozen=True)
+class ExplainersConfig:
+    model: str | None = _f(None, "explainers stage: the model (a key of models) every explainer is compared on; null: the first model")
+    galaxies: int = _f(64, "explainers stage: test galaxies with a known bar (a seeded pick) every explainer explains", 4, 100_000)
+    deletion_steps: int = _f(16, "explainers stage: steps of the deletion and insertion curves", 1, 1024)
+    figure_galaxies: int = _f(4, "explainers stage: galaxies shown under every explainer in plots/explainers.png", 1, 12)
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = _f(42, "seeds the synthetic sky, the splits, the SmoothGrad noise and the resamples of the statistics (training: train.seed)", 0, 2**31 - 1)
     data: DataConfig = field(default_factory=DataConfig)
@@ -217,6 +225,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     xai: XaiConfig = field(default_factory=XaiConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    explainers: ExplainersConfig = field(default_factory=ExplainersConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,6 +376,17 @@ def _check_model_inputs(cfg: Config) -> None:
             )
 
 
+def _check_explainers_study(cfg: Config) -> None:
+    """The explainers stage's model is one of ``models``; its figure shows at most its galaxies."""
+    ex = cfg.explainers
+    if ex.model is not None and ex.model not in cfg.models:
+        raise ConfigError(f"explainers.model = {ex.model!r}: expected one of the models: {', '.join(cfg.models)}")
+    if ex.figure_galaxies > ex.galaxies:
+        raise ConfigError(
+            f"explainers.figure_galaxies = {ex.figure_galaxies}: expected at most explainers.galaxies = {ex.galaxies}"
+        )
+
+
 def _check(cfg: Config) -> None:
     """Rules that involve several keys."""
     s = cfg.synthetic
@@ -393,6 +413,7 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"models.{name}: expected a name of letters, digits and underscores")
     _check_model_inputs(cfg)
     _check_explainer(cfg)
+    _check_explainers_study(cfg)
 
 
 def config_from_dict(raw: dict, source: str = "params") -> Config:

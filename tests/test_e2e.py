@@ -130,13 +130,25 @@ def test_every_figure_and_the_report_agree_with_the_metrics(repo):
     assert set(heatmap["draw"][heatmap["split"] == "test"]) == {0, 1}
 
 
+def test_the_explainers_stage_scores_every_explainer(repo):
+    from galaxy_xai.config import METHODS
+
+    study = json.loads((repo / "metrics/explainers.json").read_text())
+    assert study["n"] == TINY_PARAMS["explainers"]["galaxies"] and list(study["explainers"]) == list(METHODS)
+    for r in study["explainers"].values():
+        assert {"mass_accuracy", "deletion_auc", "ssim", "spearman_truth", "spearman_truth_random"} <= set(r)
+    table = (repo / "metrics/explainers.md").read_text()
+    assert all(f"| {name} |" in table for name in METHODS) and study["verdict"] in table
+    assert (repo / "plots/explainers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_changing_smoothgrad_noise_reruns_heatmaps_and_after_never_training(repo):
     params = read_params(repo)
     params["xai"]["smoothgrad"]["noise"] = 0.2
     write_params(repo, params)
     ran, log = repro(repo)
     assert {s for s in ran if s.startswith("heatmap@")} == {f"heatmap@{m}" for m in params["models"]}, log
-    assert {"gridsearch", "measure", "rotation", "figure"} <= ran, log
+    assert {"gridsearch", "measure", "rotation", "explainers", "figure"} <= ran, log
     assert not any(s.startswith(("train", "synthesize", "prepare", "predict", "control")) for s in ran), log
 
 
