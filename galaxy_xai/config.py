@@ -74,8 +74,10 @@ elongation (see :mod:`galaxy_xai.barlength`)."""
 WEIGHTS = (None, "imagenet")
 """Initial weights of a model: random (no network needed) or ImageNet (downloaded by Keras)."""
 
-DISTRIBUTE = ("auto", "none", "mirrored")
-"""Training strategies: mirrored if several GPUs are visible, one device, or MirroredStrategy."""
+DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
+"""tf.distribute strategies (see :mod:`galaxy_xai.distribute`): auto (multi_worker if TF_CONFIG names
+several tasks, else mirrored if several GPUs), one device, MirroredStrategy (the GPUs of one machine),
+MultiWorkerMirroredStrategy (several machines, configured by TF_CONFIG)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class TrainConfig:
     seed: int = _f(42, "seeds model initialisation, shuffling and augmentation of every CNN (the sky, the splits and the SmoothGrad noise use the top-level seed): change it to see what a conclusion owes to one training run", 0, 2**31 - 1)
     lr_patience: int = _f(5, "ReduceLROnPlateau patience in epochs (factor 0.5)", 1, 1000)
     stop_patience: int = _f(10, "EarlyStopping patience in epochs (best weights restored)", 1, 1000)
-    distribute: str = _f("auto", "auto (mirrored if several GPUs), none, or mirrored", choices=DISTRIBUTE)
+    distribute: str = _f("auto", "auto (multi_worker if TF_CONFIG names several tasks, else mirrored if several GPUs), none, mirrored (GPUs of one machine) or multi_worker (machines named by TF_CONFIG)", choices=DISTRIBUTE)
     mixed_precision: bool = _f(False, "train in mixed_float16 (GPU)")
 
 
@@ -200,6 +202,15 @@ class XaiConfig:
 
 
 @dataclass(frozen=True)
+class HeatmapConfig:
+    shards: list[int] = _f([0], "heatmap shards per model: the indices 0, 1, ..., n - 1 of the n heatmap_shard stages "
+                           "(a list because DVC's matrix needs one); n > 1 splits the bar catalogue into n contiguous "
+                           "blocks that separate machines can compute, merged by the heatmap stage into the same maps", 0, 100_000)
+    distribute: str = _f("auto", "tf.distribute strategy of each heatmap stage's gradient batches, values as train.distribute "
+                         "(the maps do not depend on it, so no stage lists it)", choices=DISTRIBUTE)
+
+
+@dataclass(frozen=True)
 class ControlConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(arch="xception_small", epochs=60))
     folds: int = _f(5, "cross-fitting folds of the control CNN: each bar galaxy is predicted by the model of its fold, "
@@ -210,8 +221,15 @@ class ControlConfig:
 class ExplainersConfig:
     model: str | None = _f(None, "explainers stage: the model (a key of models) every explainer is compared on; null: the first model")
     galaxies: int = _f(64, "explainers stage: test galaxies with a known bar (a seeded pick) every explainer explains", 4, 100_000)
+    methods: list[str] = _f(list(METHODS), "explainers stage: the explainers compared (Score-CAM costs a forward pass per channel of the last conv layer per galaxy: 160 for vgg_small, 512 for VGG16, 2,048 for ResNet50V2 / Xception)", choices=METHODS)
     deletion_steps: int = _f(16, "explainers stage: steps of the deletion and insertion curves", 1, 1024)
     figure_galaxies: int = _f(4, "explainers stage: galaxies shown under every explainer in plots/explainers.png", 1, 12)
+    cascade_galaxies: int = _f(
+        8, "explainers stage: galaxies (the first of the pick) explained after each step of the cascading "
+        "randomisation (every learnt layer, output first); 0: no cascade", 0, 100_000)
+    permuted_epochs: int = _f(
+        5, "explainers stage: epochs of the data-randomisation model (the explained model's recipe trained on "
+        "permuted vote fractions); 0: no data randomisation test", 0, 10_000)
 
 
 @dataclass(frozen=True)
@@ -224,6 +242,7 @@ class Config:
     models: dict[str, ModelConfig] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     xai: XaiConfig = field(default_factory=XaiConfig)
+    heatmap: HeatmapConfig = field(default_factory=HeatmapConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     explainers: ExplainersConfig = field(default_factory=ExplainersConfig)
 
@@ -377,13 +396,23 @@ def _check_model_inputs(cfg: Config) -> None:
 
 
 def _check_explainers_study(cfg: Config) -> None:
-    """The explainers stage's model is one of ``models``; its figure shows at most its galaxies."""
+    """The explainers stage's model is one of ``models``; its figure and its cascade use at most its galaxies."""
     ex = cfg.explainers
     if ex.model is not None and ex.model not in cfg.models:
         raise ConfigError(f"explainers.model = {ex.model!r}: expected one of the models: {', '.join(cfg.models)}")
-    if ex.figure_galaxies > ex.galaxies:
+    if not ex.methods or len(set(ex.methods)) != len(ex.methods):
+        raise ConfigError(f"explainers.methods = {ex.methods}: expected one or more distinct explainers of {', '.join(METHODS)}")
+    for key in ("figure_galaxies", "cascade_galaxies"):
+        if getattr(ex, key) > ex.galaxies:
+            raise ConfigError(f"explainers.{key} = {getattr(ex, key)}: expected at most explainers.galaxies = {ex.galaxies}")
+
+
+def _check_heatmap(cfg: Config) -> None:
+    """``heatmap.shards`` names each shard once, in order: 0, 1, ..., n - 1."""
+    shards = cfg.heatmap.shards
+    if shards != list(range(len(shards))):
         raise ConfigError(
-            f"explainers.figure_galaxies = {ex.figure_galaxies}: expected at most explainers.galaxies = {ex.galaxies}"
+            f"heatmap.shards = {shards}: expected the shard indices 0, 1, ..., n - 1 in order, e.g. [0, 1, 2, 3] for 4 shards"
         )
 
 
@@ -414,6 +443,7 @@ def _check(cfg: Config) -> None:
     _check_model_inputs(cfg)
     _check_explainer(cfg)
     _check_explainers_study(cfg)
+    _check_heatmap(cfg)
 
 
 def config_from_dict(raw: dict, source: str = "params") -> Config:

@@ -16,7 +16,11 @@ and scores its maps on the same galaxies:
 * **randomisation** (:mod:`galaxy_xai.sanity`, Adebayo et al. 2018): the Spearman rank correlation
   (of |map|) and the SSIM of each map of the *fully randomised* model (every learnt layer
   re-initialised, seeded) against the trained model's map; 1 means the map ignores the model.
-  Optionally the cascade at a few depths (the top ``d`` learnt layers randomised);
+  The cascade (:func:`cascade_scores`): the same similarities after each learnt layer is
+  re-initialised, output first, cumulatively, on the first ``cascade`` galaxies;
+* **data randomisation** (Adebayo et al. 2018, Sec. 4; optional): the same model recipe trained on
+  permuted labels (the stage trains it); its maps' similarity to the trained model's, their mass in
+  the bar and their lengths' rho against the truth, which must fall to the null;
 * **bar length**: Spearman's rho of the length Algorithm 1 reads off each map (the grid search's
   setting, :mod:`galaxy_xai.barlength`) against the true length, for the trained model's maps and
   for the randomised model's maps. An explainer whose randomised-model lengths keep a correlation
@@ -148,7 +152,8 @@ def run_study(
     n_boot: int,
     deletion_steps: int = 16,
     names: Sequence[str] = METHODS,
-    cascade_depths: Sequence[int] = (),
+    cascade: int = 0,
+    permuted_model: keras.Model | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Every explainer's scores against the true bars of ``images`` (n, H, W, C).
@@ -162,10 +167,12 @@ def run_study(
     Returns {"explainers": {name: {"resolution", "seconds", <score>: {"mean", "ci95", "n"} for the
     localisation, faithfulness and randomisation scores, "spearman_truth", "spearman_truth_random":
     {"rho", "ci95", "n"}, "minus_default": the paired difference of that rho from the default
-    explainer's (``xai.method``) {"difference", "ci95", "verdict"}, optional "cascade": {depth: {"spearman_abs", "ssim"}}}},
-    "mask_fraction": {"mean", "ci95", "n"} (a uniform map's mass and rank accuracy), "n", "default",
-    "maps", "random_maps": {name: (n, H, W)}, "lengths_px424", "random_lengths_px424": {name: (n,)},
-    "masks": (n, H, W) bool}.
+    explainer's (``xai.method``) {"difference", "ci95", "verdict"}, with ``permuted_model``
+    "permuted": {"spearman_abs", "ssim", "mass_accuracy": {"mean", "ci95", "n"}, "spearman_truth":
+    {"rho", "ci95", "n"}}}}, "mask_fraction": {"mean", "ci95", "n"} (a uniform map's mass and rank
+    accuracy), "n", "default", "maps", "random_maps": {name: (n, H, W)}, "lengths_px424",
+    "random_lengths_px424": {name: (n,)}, "masks": (n, H, W) bool, with ``cascade`` > 0
+    "cascade" (:func:`cascade_scores` on the first ``cascade`` galaxies)}.
     """
     say = progress or log.info
     images = np.asarray(images, dtype=np.float32)
@@ -181,10 +188,10 @@ def run_study(
     random_model = sanity.randomised_copy(model, None, seed)
     say("explaining them again with the fully randomised model")
     random_maps, random_seconds = explain_all(random_model, images, xai, index, seed, keys, names)
-    cascade_maps = {}
-    for depth in cascade_depths:
-        say(f"cascade: top {depth} learnt layer(s) randomised")
-        cascade_maps[int(depth)] = explain_all(sanity.randomised_copy(model, depth, seed), images, xai, index, seed, keys, names)[0]
+    permuted_maps: dict[str, np.ndarray] = {}
+    if permuted_model is not None:
+        say("explaining them again with the model trained on permuted labels")
+        permuted_maps = explain_all(permuted_model, images, xai, index, seed, keys, names)[0]
 
     score = vote_score(model, index)
     deletion_base, insertion_base = faithfulness.sky_baseline(images), faithfulness.blurred_baseline(images)
@@ -213,14 +220,22 @@ def run_study(
             entry["minus_default"] = statistics.paired_bootstrap_difference(
                 lengths[name][known], lengths[default][known], truth[known], "spearman", n_boot, rng
             ).to_json()
-        if cascade_maps:
-            entry["cascade"] = {
-                str(depth): {k: v["mean"] for k, v in localisation.mean_intervals(
-                    sanity.map_similarity(maps[name], dmaps[name]), n_boot, rng).items()}
-                for depth, dmaps in cascade_maps.items()
-            }  # fmt: skip
+        if permuted_maps:
+            entry["permuted"] = {
+                **localisation.mean_intervals(
+                    {
+                        **sanity.map_similarity(maps[name], permuted_maps[name]),
+                        "mass_accuracy": localisation.localisation_scores(permuted_maps[name], masks)["mass_accuracy"],
+                    },
+                    n_boot,
+                    rng,
+                ),
+                "spearman_truth": correlation_with_interval(
+                    bar_lengths_px424(permuted_maps[name], grey, choice, crop_px, xai.linearity), truth, n_boot, rng
+                ),
+            }
         out[name] = entry
-    return {
+    study = {
         "n": n,
         "explainers": out,
         "mask_fraction": localisation.mean_intervals({"m": masks.mean(axis=(1, 2))}, n_boot, rng)["m"],
@@ -231,6 +246,48 @@ def run_study(
         "random_lengths_px424": random_lengths,
         "masks": masks,
     }
+    if cascade > 0:
+        m = min(int(cascade), n)
+        say(f"cascading randomisation on {m} galaxies, every learnt layer, output first")
+        reference = {name: maps[name][:m] for name in names}
+        study["cascade"] = cascade_scores(model, images[:m], reference, xai, index, seed, keys[:m], n_boot, rng, say)
+    return study
+
+
+def cascade_scores(
+    model: keras.Model,
+    images: np.ndarray,
+    reference: Mapping[str, np.ndarray],
+    xai: XaiConfig,
+    index: int,
+    seed: int,
+    keys: np.ndarray,
+    n_boot: int,
+    rng: np.random.Generator,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Adebayo et al.'s cascading randomisation of ``model`` for every explainer of ``reference``.
+
+    ``images`` (m, H, W, C); ``reference``: {name: the trained model's maps (m, H, W)}. After each
+    learnt layer is re-initialised (:func:`galaxy_xai.sanity.cascading_randomisation`, output first,
+    cumulatively, seeded by ``seed``) every explainer explains ``images`` again (noise ``seed`` and
+    ``keys``, as the reference) and its maps are compared with the reference.
+
+    Returns {"layers": [names, output first], "n": m, "explainers": {name: {"spearman_abs", "ssim":
+    [{"mean", "ci95", "n"} after layer 0, 1, ...]}}}.
+    """
+    say = progress or log.info
+    names = list(reference)
+    layers: list[str] = []
+    scores: dict[str, dict[str, list]] = {name: {k: [] for k in RANDOMISATION_KEYS} for name in names}
+    for depth, (layer, randomised) in enumerate(sanity.cascading_randomisation(model, seed)):
+        maps = explain_all(randomised, images, xai, index, seed, keys, names)[0]
+        layers.append(layer)
+        for name in names:
+            for key, value in localisation.mean_intervals(sanity.map_similarity(reference[name], maps[name]), n_boot, rng).items():
+                scores[name][key].append(value)
+        say(f"cascade step {depth + 1}: {layer} randomised")
+    return {"layers": layers, "n": len(images), "explainers": scores}
 
 
 def best_explainer(results: Mapping[str, Mapping]) -> str:
@@ -264,7 +321,12 @@ def runnable(xai: XaiConfig, size_px: int, names: Sequence[str] = METHODS) -> tu
 
 def to_json(study: Mapping) -> dict:
     """The JSON-able part of :func:`run_study`'s result (no maps or per-galaxy arrays)."""
-    return {k: v for k, v in study.items() if k in ("n", "default", "explainers", "mask_fraction")}
+    return {k: v for k, v in study.items() if k in ("n", "default", "explainers", "mask_fraction", "cascade")}
+
+
+def _number(value: float, digits: int = 2) -> str:
+    """``value`` to ``digits`` decimals, "-" when it is not finite (e.g. a similarity of constant maps)."""
+    return f"{value:.{digits}f}" if np.isfinite(value) else "-"
 
 
 def _interval(score: Mapping, key: str = "mean", digits: int = 2) -> str:
@@ -351,7 +413,122 @@ def markdown(study: Mapping, model_name: str, choice: barlength.Choice, steps: i
             f"| {diff_text} | {r['seconds']:.1f} + {r['seconds_random']:.1f} |"
         )
     lines += ["", verdict_sentence(study), ""]
+    lines += sanity_lines(study)
     return "\n".join(lines)
+
+
+MODEL_DEPENDENCE_SPEARMAN = 0.5
+"""A map whose Spearman rank correlation (of |map|) with the trained model's stays at or above this
+after the weights or the labels are randomised is said to depend little on the model (a stated rule
+of thumb: Adebayo et al. 2018 judge by eye; their failing maps stay near 0.5-1)."""
+
+
+def model_independent(study: Mapping) -> dict[str, list[str]]:
+    """{"random": explainers whose maps keep Spearman >= :data:`MODEL_DEPENDENCE_SPEARMAN` with the
+    fully randomised model's, "permuted": the same with the permuted-label model's (empty if not run)}."""
+    out: dict[str, list[str]] = {"random": [], "permuted": []}
+    for name, r in study["explainers"].items():
+        if r["spearman_abs"]["mean"] >= MODEL_DEPENDENCE_SPEARMAN:
+            out["random"].append(name)
+        if "permuted" in r and r["permuted"]["spearman_abs"]["mean"] >= MODEL_DEPENDENCE_SPEARMAN:
+            out["permuted"].append(name)
+    return out
+
+
+def sanity_lines(study: Mapping) -> list[str]:
+    """The sanity-check table (cascade, full and data randomisation) and its sentence, as Markdown lines."""
+    results, cascade = study["explainers"], study.get("cascade")
+    permuted = any("permuted" in r for r in results.values())
+    if cascade is None and not permuted:
+        return []
+    lines = ["## Sanity checks (Adebayo et al. 2018)", ""]
+    header, picks = ["explainer"], []
+    if cascade is not None:
+        n_layers = len(cascade["layers"])
+        picks = sorted({0, n_layers // 2 - 1 if n_layers > 2 else 0, n_layers - 1})
+        steps = " / ".join(f"top {d + 1}" for d in picks)
+        header += [f"cascade Spearman of maps ({steps} of {n_layers} layers)", f"cascade SSIM ({steps})"]
+        lines.append(
+            f"Cascade: the learnt layers re-initialised from the output down, cumulatively ({', '.join(cascade['layers'])}), "
+            f"on {cascade['n']} of the galaxies; each cell the mean similarity to the trained model's maps. "
+        )
+    if permuted:
+        header += ["permuted labels: Spearman / SSIM of maps", "permuted labels: mass in bar"]
+        lines.append(
+            "Data randomisation: the same recipe trained on permuted vote fractions, on every galaxy of the table; "
+            "its maps should share nothing with the trained model's and its lengths should fall to the null."
+        )
+    header.append("length Spearman vs truth: trained / random weights / permuted labels")
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, r in results.items():
+        row = [name]
+        if cascade is not None:
+            scores = cascade["explainers"][name]
+            row += [" / ".join(_number(scores[k][d]["mean"]) for d in picks) for k in RANDOMISATION_KEYS]
+        if permuted:
+            q = r["permuted"]
+            row += [f"{_number(q['spearman_abs']['mean'])} / {_number(q['ssim']['mean'])}", _interval(q["mass_accuracy"])]
+        rhos = [r["spearman_truth"], r["spearman_truth_random"]] + ([r["permuted"]["spearman_truth"]] if permuted else [])
+        row.append(" / ".join(_number(x["rho"]) for x in rhos))
+        lines.append("| " + " | ".join(row) + " |")
+    independent = model_independent(study)
+    sentence = (
+        f"Maps that keep Spearman >= {MODEL_DEPENDENCE_SPEARMAN} with the trained model's when every weight is "
+        f"re-initialised: {', '.join(independent['random']) or 'none'}"
+    )
+    if permuted:
+        sentence += f"; when the labels are permuted: {', '.join(independent['permuted']) or 'none'}"
+    lines += ["", sentence + ". Such maps show the image more than the model (they fail the check).", ""]
+    return lines
+
+
+def sanity_figure(path, study: Mapping, title: str) -> None:
+    """Adebayo et al.'s Fig. 2 for our explainers: map similarity (Spearman of |map|, SSIM) to the trained
+    model's after each cascade step, one line per explainer (the permuted-label model's value as a marker
+    at the right), and each explainer's length Spearman vs the truth for the trained, randomised and
+    permuted-label models with 95% intervals."""
+    results, cascade = study["explainers"], study.get("cascade")
+    names = list(results)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
+    for ax, key, label in zip(axes[:2], RANDOMISATION_KEYS, ("Spearman of |map|", "SSIM"), strict=True):
+        if cascade is not None:
+            x = np.arange(len(cascade["layers"]) + 1)
+            for name, colour in zip(names, colours, strict=True):
+                y = [1.0] + [step["mean"] for step in cascade["explainers"][name][key]]
+                ax.plot(x, y, "-o", ms=3, color=colour, label=name)
+                if "permuted" in results[name]:
+                    ax.plot(x[-1] + 1.5, results[name]["permuted"][key]["mean"], "s", color=colour)
+            ticks = ["trained"] + cascade["layers"] + (["permuted\nlabels"] if "permuted" in results[names[0]] else [])
+            positions = list(x) + ([x[-1] + 1.5] if len(ticks) > len(x) else [])
+            ax.set_xticks(positions, ticks, rotation=60, ha="right", fontsize=7)
+            ax.set_xlabel("learnt layers re-initialised, output first (cumulative)")
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_ylabel(f"{label} to the trained model's map")
+        ax.set_ylim(-0.3, 1.05)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
+    ax = axes[2]
+    kinds = [("spearman_truth", "trained"), ("spearman_truth_random", "random weights")]
+    if "permuted" in results[names[0]]:
+        kinds.append(("permuted", "permuted labels"))
+    width = 0.8 / len(kinds)
+    for k, (key, label) in enumerate(kinds):
+        scores = [results[name]["permuted"]["spearman_truth"] if key == "permuted" else results[name][key] for name in names]
+        rho = np.array([s["rho"] for s in scores])
+        lo = np.array([s["ci95"][0] for s in scores])
+        hi = np.array([s["ci95"][1] for s in scores])
+        # a percentile interval need not contain the estimate: clip the bars at the point
+        ax.errorbar(np.arange(len(names)) + (k - (len(kinds) - 1) / 2) * width, rho,
+                    yerr=[np.clip(rho - lo, 0, None), np.clip(hi - rho, 0, None)],
+                    fmt="o", ms=4, capsize=2, label=label)  # fmt: skip
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("Spearman of lengths vs true length")
+    ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    save(fig, path)
 
 
 def ellipse_outline(length_px424: float, axis_ratio: float, angle_deg: float, map_px: int, crop_px: int | None, oversample: int = 8):

@@ -190,7 +190,8 @@ class RunMetrics:
     ``table1``, ``table2``: the Markdown of ``table1.md`` (predict) and ``table2.md`` (gridsearch);
     ``morphology``: ``morphology.json`` (predict); ``gridsearch``: ``gridsearch.json`` (its
     ``chosen``, ``choice_stability``, ``linearity``, ``n``); ``barlengths``: ``barlengths.json``
-    (measure); ``control``: ``control.json`` (control); ``rotation``: ``rotation.json`` (rotation).
+    (measure); ``control``: ``control.json`` (control); ``rotation``: ``rotation.json`` (rotation);
+    ``explainers``: the Markdown of ``explainers.md`` (explainers stage; "" if the file is absent).
     """
 
     table1: str
@@ -200,6 +201,7 @@ class RunMetrics:
     barlengths: Mapping
     control: Mapping
     rotation: Mapping
+    explainers: str = ""
 
     @classmethod
     def read(cls, metrics_dir: str | Path) -> RunMetrics:
@@ -213,6 +215,7 @@ class RunMetrics:
             (folder / "table1.md").read_text(),
             (folder / "table2.md").read_text(),
             *(metrics(f"{name}.json") for name in ("morphology", "gridsearch", "barlengths", "control", "rotation")),
+            (folder / "explainers.md").read_text() if (folder / "explainers.md").is_file() else "",
         )
 
 
@@ -247,7 +250,7 @@ def report_markdown(run: RunMetrics, shared: Mapping, attribution: str) -> str:
         table1.strip(),
         "",
         f"Ensemble test RMSE / training-mean baseline: {morph['test_rmse_over_mean_baseline']['ensemble']:.3f}. "
-        + (f"Bar ROC AUC of the ensemble's Class3.1 on true barred vs unbarred disks: {morph['bar_auc']:.3f}." if "bar_auc" in morph else ""),
+        + (f"Bar ROC AUC of the ensemble's Class3.1 on true barred vs unbarred disks: {morph['bar_auc']:.3f}." if morph.get("bar_auc") is not None else ""),
         "",
         "## Table 2: grid search on the validation split",
         "",
@@ -373,4 +376,11 @@ def report_markdown(run: RunMetrics, shared: Mapping, attribution: str) -> str:
         "Figures: `plots/figures/`.",
         "",
     ]
+    if run.explainers.strip():
+        lines += [demote_headings(run.explainers.strip()), "", "Figures: `plots/explainers.png`, `plots/explainers_sanity.png`.", ""]
     return "\n".join(lines)
+
+
+def demote_headings(markdown: str) -> str:
+    """``markdown`` with every ATX heading one level deeper (``# A`` -> ``## A``), to nest it in the report."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines())

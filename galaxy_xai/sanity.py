@@ -18,6 +18,9 @@ not the model.
 * :func:`cascading_randomisation` yields ``(layer name, model)`` after each layer is randomised, on
   one copy of the model (the original is never touched); :func:`randomised_copy` makes one step's
   model directly.
+* :func:`permute_labels` is the data randomisation test's input (Adebayo et al. 2018, Sec. 4): the
+  same images with their label rows shuffled among the galaxies of each split, so a model trained on
+  them can learn nothing that links a galaxy's appearance to its votes.
 * Similarity of two stacks of maps (n, H, W), per map: :func:`spearman_maps`, the Spearman rank
   correlation of the pixels' absolute values (the paper's "rank correlation (ABS)"; ``absolute=False``
   its "no ABS" variant), and :func:`ssim_maps`, the structural similarity of Wang, Bovik, Sheikh &
@@ -30,10 +33,11 @@ not the model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from galaxy_xai import maps as map_utils
@@ -139,6 +143,26 @@ def randomised_copy(model: keras.Model, n_layers: int | None, seed: int, include
     for depth, layer in enumerate(layers[: len(layers) if n_layers is None else n_layers]):
         reinitialise_layer(layer, _seed(seed, depth))
     return clone
+
+
+def permute_labels(table: pd.DataFrame, columns: Sequence[str], seed: int, split_column: str = "split") -> pd.DataFrame:
+    """A copy of ``table`` whose rows of ``columns`` (the labels, e.g. the 37 vote fractions) are
+    permuted among the rows of each ``split_column`` value, seeded; every other column is unchanged.
+
+    Each label row stays whole (a valid answer-tree vector) and each split keeps its label distribution.
+    """
+    missing = [c for c in (*columns, split_column) if c not in table.columns]
+    if missing:
+        raise ValueError(f"permute_labels: the table has no column(s) {', '.join(missing)}")
+    rng = np.random.default_rng(seed)
+    out = table.copy()
+    labels = table[list(columns)].to_numpy()
+    shuffled = labels.copy()
+    for split in sorted(table[split_column].astype(str).unique()):
+        rows = np.flatnonzero(table[split_column].astype(str).to_numpy() == split)
+        shuffled[rows] = labels[rng.permutation(rows)]
+    out[list(columns)] = shuffled
+    return out
 
 
 # --- similarity of maps ------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ import pandas as pd
 import tensorflow as tf
 
 from galaxy_xai import io
-from galaxy_xai.config import DISTRIBUTE, ImagesConfig, ModelConfig, TrainConfig
+from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
+from galaxy_xai.distribute import select_strategy
 from galaxy_xai.images import make_dataset
 from galaxy_xai.models import build_model, validate
 
@@ -88,15 +89,15 @@ def model_seed(train_cfg: TrainConfig, model_cfg: ModelConfig) -> int:
     return train_cfg.seed + model_cfg.seed_offset
 
 
-def select_strategy(distribute: str) -> tf.distribute.Strategy:
-    """``auto``: MirroredStrategy when several GPUs are visible, else the default strategy;
-    ``mirrored``: MirroredStrategy over all visible devices (one CPU works, e.g. to test the
-    path); ``none``: the default strategy."""
-    if distribute not in DISTRIBUTE:
-        raise ValueError(f"train.distribute = {distribute!r}: expected one of {', '.join(DISTRIBUTE)}")
-    if distribute == "mirrored" or (distribute == "auto" and len(tf.config.list_logical_devices("GPU")) > 1):
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+def _shard_by_batch(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``ds`` split over workers batch by batch (each worker reads every image, keeps its share).
+
+    The images are decoded from a list of paths, not read by a file dataset that TensorFlow could
+    split by file; saying so avoids its failed attempt and warning under multi_worker.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
 
 
 def _open_live(live_dir: Path | None, log: logging.Logger):
@@ -177,15 +178,20 @@ def fit(
     validation weights restored, and a :class:`FitResult`.
 
     ``build`` returns an uncompiled model; ``train_ds``/``val_ds`` yield batches of (images,
-    targets) (see :func:`galaxy_xai.images.make_dataset`); ``n_train`` is the number of training
-    images (for images/s). Keras and TF are seeded from ``seed``; ``deterministic`` also turns on
-    TF op determinism (process-wide, irreversible), so a rerun gives the same weights.
+    targets) (see :func:`galaxy_xai.images.make_dataset`), whose batches are the global batches
+    split over the replicas of ``train_cfg.distribute`` (:mod:`galaxy_xai.distribute`); ``n_train``
+    is the number of training images (for images/s). Keras and TF are seeded from ``seed``;
+    ``deterministic`` also turns on TF op determinism (process-wide, irreversible), so a rerun
+    gives the same weights. Under multi_worker every worker calls this with the same datasets and
+    should pass its own ``curve_path`` / ``live_dir`` (:func:`galaxy_xai.distribute.worker_paths`).
     """
     log = log or logging.getLogger(__name__)
+    strategy = select_strategy(train_cfg.distribute)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = select_strategy(train_cfg.distribute)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        train_ds, val_ds = _shard_by_batch(train_ds), _shard_by_batch(val_ds)
     with strategy.scope():
         model = _build_with_policy(build, train_cfg.mixed_precision)
         model.compile(

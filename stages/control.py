@@ -22,9 +22,10 @@ stage), ``xai.permutations`` and ``xai.bootstrap``. The scoring is :mod:`galaxy_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-from galaxy_xai import control, evaluation, io, models, prepared, splits, training
+from galaxy_xai import control, distribute, evaluation, io, models, prepared, splits, training
 from stages._common import exit_on_bad_input, start
 
 
@@ -54,13 +55,19 @@ def main(argv: list[str] | None = None) -> None:
         "cross-fitting %d control models (%s, up to %d epochs) on %s of %d bar galaxies",
         n_folds, model_cfg.arch, model_cfg.epochs, control.TARGET, len(bars),
     )  # fmt: skip
+    train_cfg = cfg.train
+    if distribute.strategy_name(cfg.train.distribute) == "multi_worker":
+        # the cross-fit builds a strategy per fold after TensorFlow has run ops, which multi-worker
+        # cannot do, and every worker would write; the control CNNs are small: one device each
+        log.info("train.distribute resolves to multi_worker: the control CNNs train on one device")
+        train_cfg = dataclasses.replace(cfg.train, distribute="none")
     predicted_scaled, results = training.cross_fit(
         bars,
         [control.TARGET],
         roles,
         images_cfg=cfg.images,
         model_cfg=model_cfg,
-        train_cfg=cfg.train,
+        train_cfg=train_cfg,
         seed=training.model_seed(cfg.train, model_cfg),  # the training runs follow train.seed; the folds follow seed
         head="linear",
         curve_dir=args.plots,

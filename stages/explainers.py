@@ -6,33 +6,41 @@ explained by ``explainers.model`` (null: the first of ``models``) with every ``x
 (:data:`galaxy_xai.explainers.EXPLAINERS`, each with the ``xai`` settings: ``xai.target``,
 ``xai.attribution``, ``xai.smoothgrad``, ``xai.integrated_gradients``, ``xai.occlusion``; noise
 seeded by ``seed`` as the heatmap stage's first draw), then again by the same model with every
-learnt layer re-initialised. :mod:`galaxy_xai.explainer_study` scores the maps: relevance mass and
+learnt layer re-initialised, and (``explainers.permuted_epochs`` > 0) by a model of the same recipe
+(``models.<model>``, ``train``, ``images``; same seed) trained for that many epochs on the morphology
+table's vote fractions permuted among the galaxies (Adebayo et al.'s data randomisation test). The
+first ``explainers.cascade_galaxies`` are also explained after each step of the cascading
+randomisation. :mod:`galaxy_xai.explainer_study` scores the maps: relevance mass and
 rank accuracy inside the true bar ellipse (truth.csv), the pointing game, deletion / insertion areas
 (``explainers.deletion_steps``), the randomised model's map similarity, and the Spearman rho of the
 Algorithm 1 lengths (the grid search's chosen setting, ``xai.linearity``) against the true length
 for both models, each with its 95% bootstrap interval (``xai.bootstrap``). Model inputs are
 ``images.crop_px`` / ``images.size_px``.
 
-Writes ``--metrics`` (JSON), ``--table`` (Markdown) and ``--figure`` (``explainers.figure_galaxies``
-galaxies, the longest bars of the pick, under every explainer with the true bar ellipse). On real
+Writes ``--metrics`` (JSON), ``--table`` (Markdown), ``--figure`` (``explainers.figure_galaxies``
+galaxies, the longest bars of the pick, under every explainer with the true bar ellipse) and
+``--sanity-figure`` (the cascade's similarity curves and the length rhos of the trained, randomised
+and permuted-label models). On real
 data (no ``truth.csv``) nothing can be scored: the stage writes a metrics file saying so, a
 placeholder figure, and exits 0.
 
     python -m stages.explainers --models models/morphology --bars data/prepared/bars.csv \
-        --gridsearch metrics/gridsearch.json --metrics metrics/explainers.json \
-        --table metrics/explainers.md --figure plots/explainers.png
+        --morphology data/prepared/morphology.csv --gridsearch metrics/gridsearch.json \
+        --metrics metrics/explainers.json --table metrics/explainers.md --figure plots/explainers.png \
+        --sanity-figure plots/explainers_sanity.png
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from galaxy_xai import barlength, catalogue, evaluation, explainer_study, prepared
+from galaxy_xai import barlength, catalogue, evaluation, explainer_study, prepared, sanity, training
 from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
 from galaxy_xai.io import atomic_path, write_json
@@ -45,17 +53,34 @@ def skip(args: argparse.Namespace, log, reason: str) -> None:
     write_json(args.metrics, {"skipped": reason})
     with atomic_path(args.table) as tmp:
         Path(tmp).write_text(f"# Explainers against the true bar\n\nSkipped: {reason}\n", encoding="utf-8")
-    explainer_study.placeholder_figure(args.figure, f"explainers stage skipped: {reason}")
+    for figure in (args.figure, args.sanity_figure):
+        explainer_study.placeholder_figure(figure, f"explainers stage skipped: {reason}")
+
+
+def permuted_label_model(args: argparse.Namespace, cfg, model_name: str, log) -> keras.Model:
+    """The data randomisation model: ``model_name``'s recipe and seed, ``explainers.permuted_epochs``
+    epochs on the morphology table with its vote fractions permuted within each split (seed ``seed``)."""
+    table = prepared.read_table(args.morphology, ["image_path", "split", *catalogue.CLASS_COLUMNS])
+    shuffled = sanity.permute_labels(table, catalogue.CLASS_COLUMNS, cfg.seed)
+    model_cfg = dataclasses.replace(cfg.models[model_name], epochs=cfg.explainers.permuted_epochs)
+    log.info("training %s on permuted labels for %d epochs (data randomisation)", model_name, model_cfg.epochs)
+    model, _ = training.train_from_table(
+        shuffled, catalogue.CLASS_COLUMNS, images_cfg=cfg.images, model_cfg=model_cfg, train_cfg=cfg.train,
+        seed=training.model_seed(cfg.train, model_cfg), log=log,
+    )  # fmt: skip
+    return model
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, required=True, help="folder of <model>.keras")
     parser.add_argument("--bars", required=True, help="prepared bar catalogue (bars.csv)")
+    parser.add_argument("--morphology", required=True, help="prepared morphology table (for the permuted-label model)")
     parser.add_argument("--gridsearch", required=True, help="output of the gridsearch stage (gridsearch.json)")
     parser.add_argument("--metrics", required=True, help="scores per explainer (JSON)")
     parser.add_argument("--table", required=True, help="the table and the verdict (Markdown)")
     parser.add_argument("--figure", required=True, help="galaxies under every explainer (PNG)")
+    parser.add_argument("--sanity-figure", required=True, help="cascade and data randomisation (PNG)")
     args, cfg, log = start("explainers", parser, argv)
 
     study_cfg = cfg.explainers
@@ -85,10 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     began = time.perf_counter()
     rows = np.sort(np.random.default_rng(cfg.seed).choice(len(test), study_cfg.galaxies, replace=False))
     sample = test.iloc[rows].reset_index(drop=True)
-    names, skipped = explainer_study.runnable(cfg.xai, cfg.images.size_px)
+    names, skipped = explainer_study.runnable(cfg.xai, cfg.images.size_px, study_cfg.methods)
     for name, why in skipped.items():
         log.warning("explainer %s left out: %s", name, why)
     model = keras.models.load_model(args.models / f"{model_name}.keras", compile=False)
+    with exit_on_bad_input(log):
+        permuted = permuted_label_model(args, cfg, model_name, log) if study_cfg.permuted_epochs else None
     images = load_images(sample["image_path"].tolist(), cfg.images)
     bar_geometry = {
         "length_px424": sample["length_px424"].to_numpy(dtype=np.float64),
@@ -102,13 +129,18 @@ def main(argv: list[str] | None = None) -> None:
         model, images, bar_geometry, cfg.xai, choice, cfg.images.crop_px,
         seed=draw_seed(cfg.seed, model_name, 0), keys=sample["objid"].to_numpy(),
         n_boot=cfg.xai.bootstrap, deletion_steps=study_cfg.deletion_steps, names=names,
-        progress=log.info,
+        cascade=study_cfg.cascade_galaxies, permuted_model=permuted, progress=log.info,
     )  # fmt: skip
     shown = np.argsort(-bar_geometry["length_px424"], kind="stable")[: study_cfg.figure_galaxies]
     explainer_study.figure(
         args.figure, images, study["maps"], bar_geometry, shown, cfg.images.crop_px,
         f"{model_name}: {len(shown)} of the {len(sample)} test galaxies (longest true bars) under every explainer; "
         "cyan: the true bar ellipse",
+    )  # fmt: skip
+    explainer_study.sanity_figure(
+        args.sanity_figure, study,
+        f"{model_name}: sanity checks (cascade on {study_cfg.cascade_galaxies} galaxies; lengths on {len(sample)}; "
+        f"permuted labels: {study_cfg.permuted_epochs} epochs)",
     )  # fmt: skip
     text = explainer_study.markdown(study, model_name, choice, study_cfg.deletion_steps)
     with atomic_path(args.table) as tmp:
@@ -123,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
                 "setting": choice.to_json(cfg.images.size_px, cfg.images.crop_px),
                 "linearity": cfg.xai.linearity,
                 "deletion_steps": study_cfg.deletion_steps,
+                "cascade_galaxies": study_cfg.cascade_galaxies,
+                "permuted_epochs": study_cfg.permuted_epochs,
                 "seconds": time.perf_counter() - began,
                 "verdict": explainer_study.verdict_sentence(study),
                 **explainer_study.to_json(study),
@@ -137,7 +171,9 @@ def main(argv: list[str] | None = None) -> None:
             r["spearman_truth"]["rho"], r["spearman_truth_random"]["rho"],
         )  # fmt: skip
     log.info("%s", explainer_study.verdict_sentence(study))
-    log.info("%.0f s; wrote %s, %s and %s", time.perf_counter() - began, args.metrics, args.table, args.figure)
+    log.info(
+        "%.0f s; wrote %s, %s, %s and %s", time.perf_counter() - began, args.metrics, args.table, args.figure, args.sanity_figure
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage ``heatmap``: one model's saliency maps of every bar-catalogue galaxy, in one array file.
+"""Stage ``heatmap_shard``: one model's saliency maps of the bar-catalogue galaxies (all, or one shard).
 
 Explains ``xai.target`` (Class3.1, "bar") with ``xai.method`` (SmoothGrad by default, with
 ``xai.smoothgrad.samples`` / ``noise`` / ``batch_size`` / ``symmetries``) and ``xai.attribution``,
@@ -6,6 +6,12 @@ noise seeded by ``seed``, on the model inputs ``images.crop_px`` / ``images.size
 validation galaxies once and the test galaxies twice with independent noise draws (the paper's test
 protocol). Writes ``--out``, the heatmap file of :mod:`galaxy_xai.heatmaps` (npz): maps float16
 (n, H, W) in [0, 1], objid, split, draw, grey (the grey-scale input), model, method, attribution.
+
+With ``--shard i`` it explains only shard i of the n = len(``heatmap.shards``) contiguous blocks
+of the catalogue and writes a shard file (:func:`galaxy_xai.heatmaps.write_heatmap_shard`); the
+``heatmap`` stage (:mod:`stages.merge_heatmaps`) merges the shards. ``heatmap.distribute`` spreads
+the gradient batches over a ``tf.distribute`` strategy's replicas (:mod:`galaxy_xai.distribute`;
+the same maps as one device); under ``multi_worker`` only the chief writes.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from pathlib import Path
 
 import keras
 
-from galaxy_xai import explainers, heatmaps
+from galaxy_xai import distribute, explainers, heatmaps
 from galaxy_xai.images import load_images
 from galaxy_xai.prepared import read_bars
 from stages._common import exit_on_bad_input, start
@@ -27,28 +33,45 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-file", type=Path, required=True, help="trained model (.keras)")
     parser.add_argument("--bars", type=Path, required=True, help="bar catalogue (data/prepared/bars.csv)")
     parser.add_argument("--out", type=Path, required=True, help="output array file (.npz)")
+    parser.add_argument(
+        "--shard", type=int, help="explain only this shard (0 .. n - 1, n = len(heatmap.shards)); default: every galaxy"
+    )
     args, cfg, log = start("heatmap", parser, argv)
 
     with exit_on_bad_input(log):
+        # First: a multi-worker strategy must exist before TensorFlow runs any op.
+        strategy = distribute.select_strategy(cfg.heatmap.distribute, key="heatmap.distribute")
         if not args.model_file.is_file():
             raise ValueError(f"{args.model_file}: model file not found (run the train stage first)")
         explainer = explainers.from_config(cfg.xai)
         bars = read_bars(args.bars, columns=("objid", "image_path", "xai_split"))
-        model = keras.models.load_model(args.model_file, compile=False)
+        n_shards = len(cfg.heatmap.shards)
+        if args.shard is not None:
+            bars = bars.iloc[heatmaps.shard_rows(len(bars), args.shard, n_shards)]
+            log.info("shard %d of %d: %d of the bar-catalogue galaxies", args.shard, n_shards, len(bars))
+        with strategy.scope():  # the model's variables on every replica's device
+            model = keras.models.load_model(args.model_file, compile=False)
         log.info("loaded %s (%s, %d parameters)", args.model_file, model.name, model.count_params())
         images = load_images(bars["image_path"].tolist(), cfg.images)
         log.info("decoded %d bar-catalogue images %s from %s", len(images), images.shape[1:], args.bars)
-        arrays = heatmaps.heatmap_set(
-            explainer,
-            model,
-            args.model,
-            images,
-            bars["objid"].to_numpy(),
-            bars["xai_split"].to_numpy(),
-            cfg.seed,
-            progress=True,
-        )
-    heatmaps.write_heatmaps(args.out, arrays)
+        with strategy.scope():  # the gradient batches spread over the replicas
+            arrays = heatmaps.heatmap_set(
+                explainer,
+                model,
+                args.model,
+                images,
+                bars["objid"].to_numpy(),
+                bars["xai_split"].to_numpy(),
+                cfg.seed,
+                progress=True,
+            )
+    if not distribute.is_chief(strategy):
+        log.info("not the chief worker: %s is the chief's to write", args.out)
+        return
+    if args.shard is None:
+        heatmaps.write_heatmaps(args.out, arrays)
+    else:
+        heatmaps.write_heatmap_shard(args.out, arrays, args.shard, n_shards)
     log.info(
         "wrote %s: %d maps (%d val, %d test x 2 draws)",
         args.out,

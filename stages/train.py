@@ -8,6 +8,9 @@ validation RMSE, final training RMSE, time, images/s) and its learning curves un
 stage with exit status 2 before any work. Params: ``models.<model>`` (``arch``, ``epochs``,
 ``batch_size``, ``learning_rate``, ``weights``), ``images`` (every key: crop, size, augmentation)
 and ``train`` (``seed``, ``lr_patience``, ``stop_patience``, ``distribute``, ``mixed_precision``).
+
+Under ``train.distribute: multi_worker`` every machine runs this same command with its own
+``TF_CONFIG`` (:mod:`galaxy_xai.distribute`); only the chief writes the outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from galaxy_xai import catalogue, io, models, prepared, training
+from galaxy_xai import catalogue, distribute, io, models, prepared, training
 from stages._common import exit_on_bad_input, start
 
 
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     args, cfg, log = start("train", parser, argv)
 
     with exit_on_bad_input(log):
+        # First: a multi-worker strategy must exist before TensorFlow runs any op.
+        strategy = distribute.select_strategy(cfg.train.distribute)
         if args.model not in cfg.models:
             raise ValueError(
                 f"--model {args.model}: not a key of models in {args.params}; allowed: {', '.join(cfg.models)}"
@@ -41,30 +46,35 @@ def main(argv: list[str] | None = None) -> None:
         table = prepared.read_table(args.table, ["image_path", "split", *catalogue.CLASS_COLUMNS])
 
     log.info("training %s (%s, up to %d epochs)", args.model, model_cfg.arch, model_cfg.epochs)
-    model, result = training.train_from_table(
-        table,
-        catalogue.CLASS_COLUMNS,
-        images_cfg=cfg.images,
-        model_cfg=model_cfg,
-        train_cfg=cfg.train,
-        seed=training.model_seed(cfg.train, model_cfg),
-        curve_path=args.plots / "learning_curve.tsv",
-        live_dir=args.plots / "dvclive",
-        log=log,
-    )
-    io.save_model(model, args.out)
-    io.write_json(
-        args.metrics,
-        {
-            "model": args.model,
-            "arch": model_cfg.arch,
-            "parameters": model.count_params(),
-            "n_train": int((table["split"] == "train").sum()),
-            "n_val": int((table["split"] == "val").sum()),
-            **result.summary(),
-        },
-    )
-    log.info("wrote %s and %s", args.out, args.metrics)
+    # A non-chief worker runs the same steps (saving too) into a temporary folder.
+    with distribute.worker_paths(strategy, args.out, args.metrics, args.plots) as (out, metrics, plots):
+        model, result = training.train_from_table(
+            table,
+            catalogue.CLASS_COLUMNS,
+            images_cfg=cfg.images,
+            model_cfg=model_cfg,
+            train_cfg=cfg.train,
+            seed=training.model_seed(cfg.train, model_cfg),
+            curve_path=plots / "learning_curve.tsv",
+            live_dir=plots / "dvclive",
+            log=log,
+        )
+        io.save_model(model, out)
+        io.write_json(
+            metrics,
+            {
+                "model": args.model,
+                "arch": model_cfg.arch,
+                "parameters": model.count_params(),
+                "n_train": int((table["split"] == "train").sum()),
+                "n_val": int((table["split"] == "val").sum()),
+                **result.summary(),
+            },
+        )
+    if distribute.is_chief(strategy):
+        log.info("wrote %s and %s", args.out, args.metrics)
+    else:
+        log.info("not the chief worker: its copies of %s and %s were discarded", args.out, args.metrics)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ that ``check_params`` writes, so a bad params.yaml stops ``dvc repro`` before an
 from __future__ import annotations
 
 import ast
+import itertools
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,19 +83,40 @@ def import_closure(root: Path, module: str) -> set[str]:
     return {p.relative_to(root).as_posix() for p in files}
 
 
+def params_value(params: dict, reference: str) -> list[str]:
+    """The values a ``${a.b}`` reference of a ``foreach`` / ``matrix`` iterates over: the keys of a
+    mapping (as DVC iterates them), the items of a list, as strings."""
+    if isinstance(reference, (list, dict)):  # written out in dvc.yaml
+        return [str(v) for v in reference]
+    match = re.fullmatch(r"\$\{([\w.]+)\}", str(reference))
+    assert match, f"{reference!r}: only ${{params.key}} references are expanded here"
+    value = params
+    for part in match.group(1).split("."):
+        value = value[part]
+    return [str(v) for v in value]
+
+
 def expanded_stages(root: Path = ROOT) -> dict[str, dict]:
-    """Every stage of dvc.yaml, ``foreach`` stages expanded to ``name@key`` with ``${key}`` filled in."""
+    """Every stage of dvc.yaml as DVC names it: ``foreach`` stages expanded to ``name@key`` with
+    ``${key}`` filled in, ``matrix`` stages to ``name@v1-v2`` with ``${item.<axis>}`` filled in."""
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
     params = yaml.safe_load((root / "params.yaml").read_text())
     stages: dict[str, dict] = {}
     for name, stage in pipeline["stages"].items():
-        if "foreach" not in stage:
+        if "foreach" in stage:
+            for key in params_value(params, stage["foreach"]):
+                text = yaml.safe_dump(stage["do"]).replace("${key}", key)
+                stages[f"{name}@{key}"] = yaml.safe_load(text)
+        elif "matrix" in stage:
+            axes = {axis: params_value(params, ref) for axis, ref in stage["matrix"].items()}
+            body = yaml.safe_dump({k: v for k, v in stage.items() if k != "matrix"})
+            for combination in itertools.product(*axes.values()):
+                text = body
+                for axis, value in zip(axes, combination, strict=True):
+                    text = text.replace(f"${{item.{axis}}}", value)
+                stages[f"{name}@{'-'.join(combination)}"] = yaml.safe_load(text)
+        else:
             stages[name] = stage
-            continue
-        assert stage["foreach"] == "${models}", f"{name}: foreach over {stage['foreach']} is not expanded here"
-        for key in params["models"]:
-            text = yaml.safe_dump(stage["do"]).replace("${key}", key)
-            stages[f"{name}@{key}"] = yaml.safe_load(text)
     return stages
 
 
@@ -131,6 +155,14 @@ def test_every_stage_runs_after_the_params_check(name):
         assert STAGES[name]["outs"] == [PARAMS_OK]
     else:
         assert PARAMS_OK in deps, f"stage {name}: deps lack {PARAMS_OK}, so a bad params.yaml would not stop it"
+
+
+def test_the_stages_checked_here_are_the_stages_dvc_sees():
+    # The expansion above mimics DVC's foreach / matrix naming; if it drifted, stages would go unchecked.
+    dvc = Path(sys.executable).with_name("dvc")
+    proc = subprocess.run([str(dvc), "stage", "list", "--name-only"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == sorted(STAGES)
 
 
 def test_closure_follows_every_import_form_transitively(tmp_path):

@@ -136,10 +136,40 @@ def test_the_explainers_stage_scores_every_explainer(repo):
     study = json.loads((repo / "metrics/explainers.json").read_text())
     assert study["n"] == TINY_PARAMS["explainers"]["galaxies"] and list(study["explainers"]) == list(METHODS)
     for r in study["explainers"].values():
-        assert {"mass_accuracy", "deletion_auc", "ssim", "spearman_truth", "spearman_truth_random"} <= set(r)
+        assert {"mass_accuracy", "deletion_auc", "ssim", "spearman_truth", "spearman_truth_random", "permuted"} <= set(r)
+    cascade = study["cascade"]
+    assert cascade["n"] == TINY_PARAMS["explainers"]["cascade_galaxies"] and len(cascade["layers"]) >= 4
+    assert all(len(c["ssim"]) == len(cascade["layers"]) for c in cascade["explainers"].values())
     table = (repo / "metrics/explainers.md").read_text()
-    assert all(f"| {name} |" in table for name in METHODS) and study["verdict"] in table
-    assert (repo / "plots/explainers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all(table.count(f"| {name} |") == 2 for name in METHODS) and study["verdict"] in table
+    assert "## Explainers against the true bar" in (repo / "report.md").read_text()  # the table, in the report
+    for png in ("explainers.png", "explainers_sanity.png"):
+        assert (repo / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_team_shares_one_run_through_a_dvc_remote(repo, tmp_path):
+    """docs/team.md's local recipe: push the run, clone afresh, pull: up to date, nothing reruns.
+
+    Runs before the tests below change params, while the fixture's run is complete.
+    """
+    assert "up to date" in run(repo, "dvc", "status").stdout
+    remote = tmp_path / "remote"
+    run(repo, "dvc", "remote", "add", "--default", "team", str(remote))
+    run(repo, "git", "add", "-A")  # dvc.lock, .dvc/config, the .gitignore files and the uncached metrics
+    run(repo, "git", "commit", "-q", "-m", "run")
+    run(repo, "dvc", "push")
+    assert any(remote.rglob("*")), "dvc push wrote nothing to the remote"
+
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    assert not (clone / "models" / "morphology").exists()  # git has only the pointers: models come from the remote
+    run(clone, "dvc", "pull")
+    for model in sorted((repo / "models" / "morphology").glob("*.keras")):
+        assert (clone / "models" / "morphology" / model.name).read_bytes() == model.read_bytes(), model.name
+    status = run(clone, "dvc", "status")
+    assert "Data and pipelines are up to date" in status.stdout, status.stdout
+    ran, log = repro(clone)
+    assert not ran, f"dvc repro in the fresh clone reran {sorted(ran)}:\n{log[-3000:]}"
 
 
 def test_changing_smoothgrad_noise_reruns_heatmaps_and_after_never_training(repo):

@@ -7,9 +7,10 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from galaxy_xai import barlength, explainer_study, localisation
+from galaxy_xai import barlength, explainer_study, localisation, sanity
 from galaxy_xai.config import METHODS, XaiConfig, load_config
 from stages import explainers as stage
 from tests.fixtures import params_file
@@ -58,7 +59,7 @@ def study():
     images, bars = bar_images(12)
     result = explainer_study.run_study(
         model, images, bars, XAI, CHOICE, CROP, seed=1, keys=np.arange(12), n_boot=100, deletion_steps=4,
-        cascade_depths=(1,),
+        cascade=2, permuted_model=model,  # the model itself as its "permuted" twin: a known answer
     )  # fmt: skip
     return model, images, bars, result
 
@@ -78,11 +79,63 @@ def test_every_explainer_is_scored_with_intervals(study):
         for key in ("spearman_truth", "spearman_truth_random"):
             rho = r[key]["rho"]
             assert math.isnan(rho) or -1 <= rho <= 1
-        assert set(r["cascade"]) == {"1"}
         assert ("minus_default" in r) == (name != "smoothgrad")
         assert result["maps"][name].shape == (12, PX, PX)
     assert 0 < result["mask_fraction"]["mean"] < 1
     json.dumps(explainer_study.to_json(result))  # no arrays left
+
+
+def test_the_cascade_randomises_every_learnt_layer_output_first(study):
+    model, _, _, result = study
+    cascade = result["cascade"]
+    assert cascade["layers"] == [layer.name for layer in sanity.learnt_layers(model)] and cascade["n"] == 2
+    for name in METHODS:
+        for key in explainer_study.RANDOMISATION_KEYS:
+            steps = cascade["explainers"][name][key]
+            assert len(steps) == len(cascade["layers"])
+            assert all(-1 <= s["mean"] <= 1 or s["n"] == 0 for s in steps), (name, key)  # n 0: constant maps
+        assert all(s["n"] == 2 for s in cascade["explainers"]["vanilla"]["spearman_abs"])
+    # every layer random at the last step: the same weights as the study's fully randomised model
+    last = cascade["explainers"]["vanilla"]["spearman_abs"][-1]["mean"]
+    full = sanity.spearman_maps(result["maps"]["vanilla"][:2], result["random_maps"]["vanilla"][:2]).mean()
+    assert last == pytest.approx(full, abs=1e-6)
+
+
+def test_a_permuted_twin_identical_to_the_model_gives_identical_maps_and_lengths(study):
+    *_, result = study
+    for name in ("vanilla", "smoothgrad", "gradcam", "occlusion"):
+        r = result["explainers"][name]
+        assert r["permuted"]["spearman_abs"]["mean"] == pytest.approx(1.0, abs=1e-6), name
+        assert r["permuted"]["mass_accuracy"]["mean"] == pytest.approx(r["mass_accuracy"]["mean"], abs=1e-6), name
+        assert r["permuted"]["spearman_truth"]["rho"] == pytest.approx(r["spearman_truth"]["rho"], nan_ok=True), name
+
+
+def test_model_independent_applies_the_stated_threshold():
+    def entry(random, permuted):
+        return {"spearman_abs": {"mean": random}, "permuted": {"spearman_abs": {"mean": permuted}}}
+
+    t = explainer_study.MODEL_DEPENDENCE_SPEARMAN
+    study = {"explainers": {"a": entry(t, 0.1), "b": entry(t - 0.01, t + 0.2), "c": entry(0.0, 0.0)}}
+    assert explainer_study.model_independent(study) == {"random": ["a"], "permuted": ["b"]}
+
+
+def test_permute_labels_shuffles_whole_rows_within_each_split():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({
+        "image_path": [f"{i}.jpg" for i in range(40)], "split": ["train"] * 30 + ["val"] * 10,
+        "a": rng.random(40), "b": rng.random(40),
+    })  # fmt: skip
+    out = sanity.permute_labels(table, ["a", "b"], seed=3)
+    pd.testing.assert_frame_equal(out[["image_path", "split"]], table[["image_path", "split"]])
+    assert not np.array_equal(out[["a", "b"]].to_numpy(), table[["a", "b"]].to_numpy())
+    for split in ("train", "val"):
+        rows = table["split"] == split
+        before = {tuple(r) for r in table.loc[rows, ["a", "b"]].to_numpy()}
+        assert {tuple(r) for r in out.loc[rows, ["a", "b"]].to_numpy()} == before  # whole rows, same split
+    pd.testing.assert_frame_equal(out, sanity.permute_labels(table, ["a", "b"], seed=3))
+    assert not sanity.permute_labels(table, ["a", "b"], seed=4).equals(out)
+    with pytest.raises(ValueError, match="no column"):
+        sanity.permute_labels(table, ["a", "zz"], seed=3)
 
 
 def test_resolution_is_the_last_conv_grid_for_cams(study):
@@ -120,12 +173,17 @@ def test_table_verdict_and_figure(study, tmp_path):
     text = explainer_study.markdown(result, "vgg_small", CHOICE, 4)
     for name in METHODS:
         assert f"| {name} |" in text
-    assert text.count("\n|") == len(METHODS) + 2
+    assert text.count("\n|") == 2 * (len(METHODS) + 2)
     sentence = explainer_study.verdict_sentence(result)
     assert sentence in text and explainer_study.best_explainer(result["explainers"]) in sentence
     assert "should" in sentence
     explainer_study.figure(tmp_path / "f.png", images, result["maps"], bars, [0, 1], CROP, "t")
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## Sanity checks" in text and "permuted labels" in text
+    for name in METHODS:
+        assert text.count(f"| {name} |") == 2  # the main table and the sanity table
+    explainer_study.sanity_figure(tmp_path / "s.png", result, "t")
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # --- the stage's bad inputs ------------------------------------------------------------------------------
@@ -134,6 +192,7 @@ def cli(tmp_path, params):
         "--params", str(params), "--models", str(tmp_path / "models"), "--bars", str(tmp_path / "bars.csv"),
         "--gridsearch", str(tmp_path / "g.json"), "--metrics", str(tmp_path / "m.json"),
         "--table", str(tmp_path / "t.md"), "--figure", str(tmp_path / "f.png"),
+        "--morphology", str(tmp_path / "morphology.csv"), "--sanity-figure", str(tmp_path / "s.png"),
     ]  # fmt: skip
 
 
@@ -144,6 +203,7 @@ def test_stage_without_truth_writes_skipped(tmp_path):
     assert "truth.csv" in json.loads((tmp_path / "m.json").read_text())["skipped"]
     assert "Skipped" in (tmp_path / "t.md").read_text()
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(
@@ -152,6 +212,8 @@ def test_stage_without_truth_writes_skipped(tmp_path):
         ({"explainers": {"galaxies": 0}}, "explainers.galaxies = 0: expected an integer in [4, 100000]"),
         ({"explainers": {"model": "nope"}}, "explainers.model = 'nope': expected one of the models"),
         ({"explainers": {"galaxies": 4, "figure_galaxies": 5}}, "explainers.figure_galaxies = 5: expected at most"),
+        ({"explainers": {"galaxies": 8, "cascade_galaxies": 9}}, "explainers.cascade_galaxies = 9: expected at most"),
+        ({"explainers": {"permuted_epochs": -1}}, "explainers.permuted_epochs = -1: expected an integer in [0, 10000]"),
     ],
 )
 def test_stage_stops_on_bad_params(tmp_path, capfd, change, message):

@@ -90,6 +90,11 @@ def test_run_metrics_reads_the_metrics_folder(tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps(content))
     read = RunMetrics.read(tmp_path)
     assert read == dataclasses.replace(run, table1="| t1 |", table2="| t2 |")
+    (tmp_path / "explainers.md").write_text("# Explainers\n\n| e |\n## Sanity checks\n")
+    read = RunMetrics.read(tmp_path)
+    assert read.explainers.startswith("# Explainers")
+    report = rep.report_markdown(read, {}, "input_x_gradient")
+    assert "\n## Explainers\n" in report and "\n### Sanity checks" in report and "plots/explainers_sanity.png" in report
 
 
 def _tables(saliency_noise: float, control_noise: float, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:

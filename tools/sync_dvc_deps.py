@@ -25,7 +25,9 @@ STAGE_LINE = re.compile(r"^  (\w+):\s*$")
 
 
 def stage_modules(pipeline: dict) -> dict[str, str]:
-    """Stage name -> the module its cmd runs (``foreach`` stages: the module of their ``do``)."""
+    """Stage name -> the module its cmd runs (``foreach`` stages: the module of their ``do``;
+    ``matrix`` stages keep their cmd at the top, like plain ones). One closure serves every expanded
+    copy of a stage: ``${key}`` / ``${item.*}`` only fill in arguments and data paths."""
     return {name: stage_module(stage.get("do", stage)) for name, stage in pipeline["stages"].items()}
 
 

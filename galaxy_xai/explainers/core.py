@@ -3,13 +3,19 @@ normalisation, chunking, and SmoothGrad's sample layout, noise keys and orientat
 
 An explainer (see :class:`Explainer`) turns float model inputs (n, H, W, C) in [0, 1] into maps
 float32 (n, H, W) in [0, 1] of one model output's *pre-activation* score (:func:`score_model`).
+
+The gradient explainers run their compiled chunk function through :func:`map_chunks`: called inside
+a ``tf.distribute`` strategy's ``scope()`` (see :mod:`galaxy_xai.distribute`), it sends one chunk
+to each replica at a time, with the same maps as one device.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import keras
@@ -211,6 +217,80 @@ def chunks(images: np.ndarray, size: int):
         if len(chunk) < size:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
         yield start, chunk
+
+
+def map_chunks(
+    fn: Callable[..., tf.Tensor],
+    rows: Sequence[np.ndarray],
+    size: int,
+    args: Sequence[tf.Tensor] = (),
+    bar: tqdm | None = None,
+) -> np.ndarray:
+    """``fn`` over consecutive chunks of ``size`` rows: the outputs (n, ...) of the n rows.
+
+    ``fn(*row_chunks, *args)`` is a compiled function of one chunk of each array of ``rows`` (all
+    (n, ...), chunked alike by :func:`chunks`) returning (size, ...); ``args`` are passed whole.
+    Inside a ``tf.distribute`` strategy's ``scope()`` with R replicas, each step gives replica r
+    the r-th of R consecutive chunks (``strategy.run``) and gathers the outputs in replica order:
+    each replica runs the same ``fn`` on the same chunk shape, so the outputs are those of one
+    device; every worker of a multi-worker strategy must call this with the same rows. Outside a
+    strategy scope, the chunks go one by one to ``fn``. ``bar`` advances by the rows done.
+    """
+    n = len(rows[0])
+    strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+    if strategy is None:
+        per_step = size
+
+        def step(row_chunks, args):
+            return fn(*row_chunks, *args)
+
+    else:
+        per_step = size * strategy.num_replicas_in_sync
+        step = _replicated(fn, strategy, size)
+    out = None
+    for parts in zip(*(chunks(r, per_step) for r in rows), strict=True):
+        start, stop = parts[0][0], min(parts[0][0] + per_step, n)
+        result = np.asarray(step([chunk for _, chunk in parts], tuple(args)))[: stop - start]
+        if out is None:
+            out = np.empty((n, *result.shape[1:]), dtype=result.dtype)
+        out[start:stop] = result
+        if bar is not None:
+            bar.update(stop - start)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _replicated(
+    fn: Callable[..., tf.Tensor], strategy: tf.distribute.Strategy, size: int
+) -> Callable[..., tf.Tensor]:
+    """``fn`` of one chunk of ``size`` rows -> a function of (arrays of R = replicas consecutive
+    chunks, R * size rows each, and whole arguments) that runs chunk r on replica r and gathers
+    the outputs.
+
+    Cached (like the chunk functions it wraps) so that repeated calls reuse one trace.
+    """
+    devices = strategy.extended.worker_devices  # this worker's replicas (all of them but under multi_worker)
+
+    def replica_fn(*inputs):
+        # A plain Python function: strategy.run would hand a tf.function fn its PerReplica inputs whole.
+        return fn(*inputs)
+
+    @tf.function
+    def gathered(per_replica, args):
+        return strategy.gather(strategy.run(replica_fn, args=(*per_replica, *args)), axis=0)
+
+    def slice_for(array: np.ndarray, ctx: tf.distribute.experimental.ValueContext) -> tf.Tensor:
+        replica = ctx.replica_id_in_sync_group  # global: slice the chunk this replica owns
+        with tf.device(devices[replica % len(devices)]):
+            return tf.constant(array[replica * size : (replica + 1) * size])
+
+    def run(arrays: Sequence[np.ndarray], args: tuple) -> tf.Tensor:
+        per_replica = tuple(
+            strategy.experimental_distribute_values_from_function(functools.partial(slice_for, a)) for a in arrays
+        )
+        return gathered(per_replica, args)
+
+    return run
 
 
 def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -10,7 +12,14 @@ import tensorflow as tf
 from scipy import ndimage
 
 from galaxy_xai.config import XaiConfig
-from galaxy_xai.explainers.core import Explainer, check_inputs, chunks, finish_maps, progress_bar, score_model
+from galaxy_xai.explainers.core import (
+    Explainer,
+    check_inputs,
+    finish_maps,
+    map_chunks,
+    progress_bar,
+    score_model,
+)
 
 POOL_LAYER = "pool"
 
@@ -41,47 +50,91 @@ def feature_tensor(scores: keras.Model, layer: str | None = None) -> keras.Keras
     return tensor
 
 
-@dataclasses.dataclass(frozen=True)
-class GradCam(Explainer):
-    """Grad-CAM maps of the pre-activation score: float32 (n, H, W) in [0, 1].
+def upsample_cams(cams: np.ndarray, height: int, width: int) -> np.ndarray:
+    """CAMs (n, h, w) -> (n, H, W) by linear interpolation, corners aligned (``scipy.ndimage.zoom``,
+    order 1, as tf-keras-vis does)."""
+    return ndimage.zoom(cams, (1.0, height / cams.shape[1], width / cams.shape[2]), order=1)
 
-    tf-keras-vis ``Gradcam``'s semantics (checked equal in the tests): the feature map of ``layer``
-    (see :func:`feature_tensor`) weighted by its spatially averaged gradient, summed over channels,
-    rectified, upsampled to the input size by linear interpolation (``scipy.ndimage.zoom``,
-    order 1, as tf-keras-vis does) and normalised per map. Computed here rather than through
-    tf-keras-vis, whose layer lookup cannot reach inside a nested backbone. Deterministic: ``seed``
-    and ``keys`` are ignored; its attribution is its own, ``"gradcam"``.
+
+@dataclasses.dataclass(frozen=True)
+class ConvCam(Explainer):
+    """A class-activation map: a weighted sum of the channels of the last convolutional feature map
+    (``layer``, see :func:`feature_tensor`), computed on the conv grid by a compiled per-chunk
+    function, upsampled to the input (:func:`upsample_cams`) and normalised per map: float32
+    (n, H, W) in [0, 1]. Deterministic: ``seed`` and ``keys`` are ignored.
+
+    Subclasses implement :meth:`chunk_function`, which says how the channels are weighted.
     """
 
-    name = "gradcam"
     _: dataclasses.KW_ONLY
     layer: str | None = None
 
     @classmethod
-    def from_config(cls, xai: XaiConfig, index: int) -> GradCam:
+    def from_config(cls, xai: XaiConfig, index: int) -> ConvCam:
         return cls(index, batch_size=xai.smoothgrad.batch_size)
 
+    def chunk_function(self, model: keras.Model, shape: tuple[int, ...]) -> tuple[Callable, int]:
+        """For images of ``shape`` (n, H, W, C): (a compiled function (a chunk of images (g, H, W, C),
+        output index) -> CAMs (g, h, w), the chunk size g)."""
+        raise NotImplementedError
+
+    def cams(self, model, images, progress=False) -> np.ndarray:
+        """The maps on the conv grid before upsampling and normalisation, float32 (n, h, w)."""
+        images = check_inputs(model, images, self.index)
+        chunk_cams, size = self.chunk_function(model, images.shape)
+        with progress_bar(len(images), self.name, progress) as bar:
+            return map_chunks(chunk_cams, [images], size, [tf.constant(self.index, tf.int32)], bar=bar)
+
     def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
-        index = self.index
-        images = check_inputs(model, images, index)
-        scores = score_model(model)
-        both = keras.Model(scores.inputs, [feature_tensor(scores, self.layer), scores.outputs[0]])
-        size = min(len(images), self.batch_size)
+        cams = self.cams(model, images, progress=progress)
+        return finish_maps(upsample_cams(cams, *np.shape(images)[1:3]), self.name)
 
-        @tf.function(input_signature=[tf.TensorSpec((size, *images.shape[1:]), tf.float32)])
-        def chunk_cams(x):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(x)  # records the graph from the input on, so the feature map's gradient exists
-                features, logits = both(x, training=False)
-                score = tf.reduce_sum(logits[:, index])
-            weights = tf.reduce_mean(tape.gradient(score, features), axis=(1, 2), keepdims=True)
-            return tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
 
-        cams = []
-        with progress_bar(len(images), "gradcam", progress) as bar:
-            for start, chunk in chunks(images, size):
-                cams.append(chunk_cams(chunk).numpy()[: len(images) - start])
-                bar.update(len(cams[-1]))
-        cams = np.concatenate(cams)
-        factors = (1.0, images.shape[1] / cams.shape[1], images.shape[2] / cams.shape[2])
-        return finish_maps(ndimage.zoom(cams, factors, order=1), "gradcam")
+@functools.lru_cache(maxsize=16)
+def gradient_cam_function(
+    model: keras.Model,
+    layer: str | None,
+    chunk_shape: tuple[int, int, int, int],
+    channel_weights: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+):
+    """The compiled gradient-weighted CAM of one chunk: (images (b, H, W, C), output index) -> CAMs
+    (b, h, w) = relu(sum_k w_k A^k), the weights from the feature map A (b, h, w, K) and the gradient
+    of the class's pre-activation score with respect to it by ``channel_weights(A, dS/dA)`` ->
+    (b, 1, 1, K). Cached (keyed by the model object, the layer, the chunk shape and the weighting):
+    a trace costs more than a call."""
+    scores = score_model(model)
+    both = keras.Model(scores.inputs, [feature_tensor(scores, layer), scores.outputs[0]])
+
+    @tf.function(input_signature=[tf.TensorSpec(chunk_shape, tf.float32), tf.TensorSpec((), tf.int32)])
+    def chunk_cams(x, index):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)  # records the graph from the input on, so the feature map's gradient exists
+            features, logits = both(x, training=False)
+            score = tf.reduce_sum(logits[:, index])
+        weights = channel_weights(features, tape.gradient(score, features))
+        return tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
+
+    return chunk_cams
+
+
+def gradcam_weights(features: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+    """Grad-CAM's channel weights: the spatially averaged gradient (b, 1, 1, K)."""
+    return tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class GradCam(ConvCam):
+    """Grad-CAM maps of the pre-activation score: float32 (n, H, W) in [0, 1].
+
+    tf-keras-vis ``Gradcam``'s semantics (checked equal in the tests): the feature map of ``layer``
+    (see :func:`feature_tensor`) weighted by its spatially averaged gradient, summed over channels,
+    rectified, upsampled to the input size by linear interpolation and normalised per map. Computed
+    here rather than through tf-keras-vis, whose layer lookup cannot reach inside a nested backbone.
+    Its attribution is its own, ``"gradcam"``.
+    """
+
+    name = "gradcam"
+
+    def chunk_function(self, model, shape):
+        size = min(shape[0], self.batch_size)
+        return gradient_cam_function(model, self.layer, (size, *shape[1:]), gradcam_weights), size

@@ -31,51 +31,26 @@ cases) and compiles one cached function for all chunks and calls (16 galaxies, v
 from __future__ import annotations
 
 import dataclasses
-import functools
 
-import keras
-import numpy as np
 import tensorflow as tf
-from scipy import ndimage
 
-from galaxy_xai.config import XaiConfig
-from galaxy_xai.explainers.core import Explainer, check_inputs, chunks, finish_maps, progress_bar, score_model
-from galaxy_xai.explainers.gradcam import feature_tensor
+from galaxy_xai.explainers.gradcam import ConvCam, gradient_cam_function
 
 
-def upsample_cams(cams: np.ndarray, height: int, width: int) -> np.ndarray:
-    """CAMs (n, h, w) -> (n, H, W) by linear interpolation, corners aligned (as Grad-CAM)."""
-    return ndimage.zoom(cams, (1.0, height / cams.shape[1], width / cams.shape[2]), order=1)
-
-
-@functools.lru_cache(maxsize=8)
-def _gradcam_pp_function(model: keras.Model, layer: str | None, chunk_shape: tuple[int, int, int, int]):
-    """The compiled Grad-CAM++ of one chunk: (images (b, H, W, C), output index) -> CAMs (b, h, w).
-    Cached (keyed by the model object, the layer and the chunk shape): a trace costs more than a call."""
-    scores = score_model(model)
-    both = keras.Model(scores.inputs, [feature_tensor(scores, layer), scores.outputs[0]])
-
-    @tf.function(input_signature=[tf.TensorSpec(chunk_shape, tf.float32), tf.TensorSpec((), tf.int32)])
-    def chunk_cams(x, index):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x)  # records the graph from the input on, so the feature map's gradient exists
-            features, logits = both(x, training=False)
-            score = tf.reduce_sum(logits[:, index])
-        grads = tape.gradient(score, features)
-        second, third = tf.square(grads), tf.square(grads) * grads
-        total = tf.reduce_sum(features, axis=(1, 2), keepdims=True)
-        denominator = 2.0 * second + third * total
-        alphas = second / (denominator + tf.cast(second == 0.0, tf.float32))
-        norm = tf.reduce_sum(alphas, axis=(1, 2), keepdims=True)
-        alphas /= norm + tf.cast(norm == 0.0, tf.float32)
-        weights = tf.reduce_sum(alphas * tf.nn.relu(grads), axis=(1, 2), keepdims=True)
-        return tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
-
-    return chunk_cams
+def gradcam_pp_weights(features: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+    """Grad-CAM++'s channel weights (b, 1, 1, K) from the feature map A and dS/dA (b, h, w, K): the
+    alpha-weighted positive gradients of the module docstring, alpha normalised per channel."""
+    second, third = tf.square(grads), tf.square(grads) * grads
+    total = tf.reduce_sum(features, axis=(1, 2), keepdims=True)
+    denominator = 2.0 * second + third * total
+    alphas = second / (denominator + tf.cast(second == 0.0, tf.float32))
+    norm = tf.reduce_sum(alphas, axis=(1, 2), keepdims=True)
+    alphas /= norm + tf.cast(norm == 0.0, tf.float32)
+    return tf.reduce_sum(alphas * tf.nn.relu(grads), axis=(1, 2), keepdims=True)
 
 
 @dataclasses.dataclass(frozen=True)
-class GradCamPlusPlus(Explainer):
+class GradCamPlusPlus(ConvCam):
     """Grad-CAM++ maps of the pre-activation score: float32 (n, H, W) in [0, 1], conv-grid resolution.
 
     ``layer`` names the feature map as for :class:`~galaxy_xai.explainers.gradcam.GradCam`
@@ -83,26 +58,7 @@ class GradCamPlusPlus(Explainer):
     """
 
     name = "gradcam_pp"
-    _: dataclasses.KW_ONLY
-    layer: str | None = None
 
-    @classmethod
-    def from_config(cls, xai: XaiConfig, index: int) -> GradCamPlusPlus:
-        return cls(index, batch_size=xai.smoothgrad.batch_size)
-
-    def cams(self, model, images, progress=False) -> np.ndarray:
-        """The maps on the conv grid before upsampling and normalisation, float32 (n, h, w)."""
-        images = check_inputs(model, images, self.index)
-        size = min(len(images), self.batch_size)
-        chunk_cams = _gradcam_pp_function(model, self.layer, (size, *images.shape[1:]))
-        index = tf.constant(self.index, tf.int32)
-        cams = []
-        with progress_bar(len(images), self.name, progress) as bar:
-            for start, chunk in chunks(images, size):
-                cams.append(chunk_cams(chunk, index).numpy()[: len(images) - start])
-                bar.update(len(cams[-1]))
-        return np.concatenate(cams)
-
-    def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
-        cams = self.cams(model, images, progress=progress)
-        return finish_maps(upsample_cams(cams, *np.shape(images)[1:3]), self.name)
+    def chunk_function(self, model, shape):
+        size = min(shape[0], self.batch_size)
+        return gradient_cam_function(model, self.layer, (size, *shape[1:]), gradcam_pp_weights), size

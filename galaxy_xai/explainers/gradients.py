@@ -22,9 +22,9 @@ from galaxy_xai.explainers.core import (
     attribution_map,
     check_attribution,
     check_inputs,
-    chunks,
     finish_maps,
     input_gradient,
+    map_chunks,
     noise_keys,
     orient,
     progress_bar,
@@ -68,12 +68,8 @@ class Vanilla(Explainer):
             gradient = input_gradient(scores, index, x)
             return attribution_map(tf.abs(gradient) if attribution == "abs_gradient" else gradient, x, attribution)
 
-        maps = np.empty(images.shape[:3], dtype=np.float32)
         with progress_bar(len(images), "vanilla", progress) as bar:
-            for start, chunk in chunks(images, size):
-                stop = min(start + size, len(images))
-                maps[start:stop] = chunk_maps(chunk).numpy()[: stop - start]
-                bar.update(stop - start)
+            maps = map_chunks(chunk_maps, [images], size, bar=bar)
         log.debug("vanilla: compiled function traced %d time(s)", chunk_maps.experimental_get_tracing_count())
         return finish_maps(maps, "vanilla")
 
@@ -198,14 +194,8 @@ def noisy_gradient_maps(
         model, samples, float(noise), symmetries, (g, height, width, channels), k, steps, statistic
     )
     index = tf.constant(index, tf.int32)
-
-    maps = np.empty((n, height, width), dtype=np.float32)
     with progress_bar(n, what, progress) as bar:
-        for start, chunk in chunks(images, g):
-            stop = min(start + g, n)
-            key = np.resize(galaxy_keys[start:stop], g)  # padding reuses real keys; its maps are dropped
-            maps[start:stop] = chunk_maps(chunk, key, index).numpy()[: stop - start]
-            bar.update(stop - start)
+        maps = map_chunks(chunk_maps, [images, galaxy_keys], g, [index], bar=bar)
     log.debug(
         "%s: %d galaxies x %d samples per batch, %d step(s); traced %d time(s)",
         name,

@@ -33,17 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from galaxy_xai.config import XaiConfig
-from galaxy_xai.explainers.core import (
-    Explainer,
-    check_inputs,
-    chunks,
-    finish_maps,
-    progress_bar,
-    sample_layout,
-)
-from galaxy_xai.explainers.gradcam import feature_tensor
-from galaxy_xai.explainers.gradcampp import upsample_cams
+from galaxy_xai.explainers.core import sample_layout
+from galaxy_xai.explainers.gradcam import ConvCam, feature_tensor
 
 
 def interpolation_matrix(n_out: int, n_in: int) -> np.ndarray:
@@ -97,34 +88,15 @@ def _scorecam_function(
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoreCam(Explainer):
+class ScoreCam(ConvCam):
     """Score-CAM maps of the class's output: float32 (n, H, W) in [0, 1], conv-grid resolution.
 
     ``layer`` names the feature map as for :class:`~galaxy_xai.explainers.gradcam.GradCam`.
     """
 
     name = "scorecam"
-    _: dataclasses.KW_ONLY
-    layer: str | None = None
 
-    @classmethod
-    def from_config(cls, xai: XaiConfig, index: int) -> ScoreCam:
-        return cls(index, batch_size=xai.smoothgrad.batch_size)
-
-    def cams(self, model, images, progress=False) -> np.ndarray:
-        """The maps on the conv grid before upsampling and normalisation, float32 (n, h, w)."""
-        images = check_inputs(model, images, self.index)
+    def chunk_function(self, model, shape):
         n_channels = feature_tensor(model, self.layer).shape[-1]
         g, k, steps = sample_layout(n_channels, self.batch_size)
-        chunk_cams = _scorecam_function(model, self.layer, (g, *images.shape[1:]), k, steps)
-        index = tf.constant(self.index, tf.int32)
-        cams = []
-        with progress_bar(len(images), self.name, progress) as bar:
-            for start, chunk in chunks(images, g):
-                cams.append(chunk_cams(chunk, index).numpy()[: len(images) - start])
-                bar.update(len(cams[-1]))
-        return np.concatenate(cams)
-
-    def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
-        cams = self.cams(model, images, progress=progress)
-        return finish_maps(upsample_cams(cams, *np.shape(images)[1:3]), self.name)
+        return _scorecam_function(model, self.layer, (g, *shape[1:]), k, steps), g
