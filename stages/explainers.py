@@ -40,7 +40,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from galaxy_xai import barlength, catalogue, evaluation, explainer_study, prepared, sanity, training
+from galaxy_xai import (
+    barlength,
+    catalogue,
+    distribute,
+    evaluation,
+    explainer_study,
+    prepared,
+    sanity,
+    training,
+)
 from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
 from galaxy_xai.io import atomic_path, write_json
@@ -63,9 +72,14 @@ def permuted_label_model(args: argparse.Namespace, cfg, model_name: str, log) ->
     table = prepared.read_table(args.morphology, ["image_path", "split", *catalogue.CLASS_COLUMNS])
     shuffled = sanity.permute_labels(table, catalogue.CLASS_COLUMNS, cfg.seed)
     model_cfg = dataclasses.replace(cfg.models[model_name], epochs=cfg.explainers.permuted_epochs)
+    train_cfg = cfg.train
+    if distribute.strategy_name(cfg.train.distribute) == "multi_worker":
+        # this stage runs on one machine, and a multi-worker strategy cannot start once TensorFlow
+        # has run ops (as in the control stage): the small model trains on one device
+        train_cfg = dataclasses.replace(cfg.train, distribute="none")
     log.info("training %s on permuted labels for %d epochs (data randomisation)", model_name, model_cfg.epochs)
     model, _ = training.train_from_table(
-        shuffled, catalogue.CLASS_COLUMNS, images_cfg=cfg.images, model_cfg=model_cfg, train_cfg=cfg.train,
+        shuffled, catalogue.CLASS_COLUMNS, images_cfg=cfg.images, model_cfg=model_cfg, train_cfg=train_cfg,
         seed=training.model_seed(cfg.train, model_cfg), log=log,
     )  # fmt: skip
     return model
