@@ -101,6 +101,14 @@ def strategy_name(distribute: str, env: Mapping[str, str] = os.environ, key: str
     return "none"
 
 
+def on_one_machine(distribute: str, key: str = "train.distribute") -> str:
+    """``distribute`` for small models trained on one machine after TensorFlow has run ops (the
+    control stage's cross-fit, the explainers stage's permuted-label model): ``none`` where it
+    resolves to ``multi_worker`` (that strategy must start before any op, and every worker would
+    write), else ``distribute`` itself."""
+    return "none" if strategy_name(distribute, key=key) == "multi_worker" else distribute
+
+
 def select_strategy(distribute: str, key: str = "train.distribute") -> tf.distribute.Strategy:
     """The strategy of the parameter ``key`` = ``distribute`` (:func:`strategy_name`).
 

@@ -55,12 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         "cross-fitting %d control models (%s, up to %d epochs) on %s of %d bar galaxies",
         n_folds, model_cfg.arch, model_cfg.epochs, control.TARGET, len(bars),
     )  # fmt: skip
-    train_cfg = cfg.train
-    if distribute.strategy_name(cfg.train.distribute) == "multi_worker":
-        # the cross-fit builds a strategy per fold after TensorFlow has run ops, which multi-worker
-        # cannot do, and every worker would write; the control CNNs are small: one device each
+    train_cfg = dataclasses.replace(cfg.train, distribute=distribute.on_one_machine(cfg.train.distribute))
+    if train_cfg.distribute != cfg.train.distribute:
         log.info("train.distribute resolves to multi_worker: the control CNNs train on one device")
-        train_cfg = dataclasses.replace(cfg.train, distribute="none")
     predicted_scaled, results = training.cross_fit(
         bars,
         [control.TARGET],

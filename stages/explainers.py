@@ -72,11 +72,7 @@ def permuted_label_model(args: argparse.Namespace, cfg, model_name: str, log) ->
     table = prepared.read_table(args.morphology, ["image_path", "split", *catalogue.CLASS_COLUMNS])
     shuffled = sanity.permute_labels(table, catalogue.CLASS_COLUMNS, cfg.seed)
     model_cfg = dataclasses.replace(cfg.models[model_name], epochs=cfg.explainers.permuted_epochs)
-    train_cfg = cfg.train
-    if distribute.strategy_name(cfg.train.distribute) == "multi_worker":
-        # this stage runs on one machine, and a multi-worker strategy cannot start once TensorFlow
-        # has run ops (as in the control stage): the small model trains on one device
-        train_cfg = dataclasses.replace(cfg.train, distribute="none")
+    train_cfg = dataclasses.replace(cfg.train, distribute=distribute.on_one_machine(cfg.train.distribute))
     log.info("training %s on permuted labels for %d epochs (data randomisation)", model_name, model_cfg.epochs)
     model, _ = training.train_from_table(
         shuffled, catalogue.CLASS_COLUMNS, images_cfg=cfg.images, model_cfg=model_cfg, train_cfg=train_cfg,
