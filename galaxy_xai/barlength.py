@@ -5,7 +5,9 @@ it and beside it. A measurement *setting* (:class:`Choice`) names:
 
 * the map source (``map_source``): a model's map, :data:`MEAN_MAP` (the mean of the models' maps),
   :data:`MEAN_LENGTH` (the mean of the lengths measured on each model's map), or the image-only
-  control :data:`IMAGE`, the grey input with its sky subtracted (:func:`image_maps`);
+  controls :data:`IMAGE_SOURCES`: :data:`IMAGE`, the grey input with its sky subtracted
+  (:func:`image_maps`), and :data:`IMAGE_RESIDUAL`, the input minus its axisymmetric part
+  (:func:`residual_maps`), what the default explainer's baseline leaves to attribute;
 * X_input: the map multiplied by the grey input first (:func:`maps_to_measure`);
 * the estimator (:data:`ESTIMATORS`): ``algorithm1`` with its T_c and T_l, or ``fourier``, the radius
   where the map's m = 2 Fourier amplitude falls below a fraction of its peak
@@ -42,7 +44,7 @@ from tqdm import tqdm
 from galaxy_xai import profiles, units
 from galaxy_xai.algorithm1 import _check_linearity, _grid_arrays, bar_lengths_grid, scale_len_threshold
 from galaxy_xai.config import ESTIMATORS, MASKS
-from galaxy_xai.maps import normalise_maps, within_radius
+from galaxy_xai.maps import normalise_maps, ring_means, within_radius
 
 MEAN_MAP = "mean_map"
 """Map source: Algorithm 1 (or Fourier) on the element-wise mean of the models' maps."""
@@ -55,6 +57,15 @@ MEAN_LENGTH = "mean_length"
 
 IMAGE = "image"
 """Source of the image-only control: the grey-scale model input, sky-subtracted, with no saliency."""
+
+IMAGE_RESIDUAL = "image_residual"
+"""Source of the image-only control: the positive part of the grey input minus its ring means, the
+light that is not axisymmetric (bar, arms, neighbours), with no saliency. Integrated Gradients from
+the axisymmetric baseline attributes exactly this light, so this is the control that says whether
+the model adds anything to it."""
+
+IMAGE_SOURCES = (IMAGE, IMAGE_RESIDUAL)
+"""The image-only sources: measured like the saliency maps, with no model."""
 
 ALGORITHM1, FOURIER = ESTIMATORS
 NO_MASK, R90_MASK = MASKS
@@ -88,6 +99,14 @@ def image_maps(grey: np.ndarray) -> np.ndarray:
     return profiles.subtract_sky(grey, clip=True).astype(np.float32)
 
 
+def residual_maps(grey: np.ndarray) -> np.ndarray:
+    """The :data:`IMAGE_RESIDUAL` source: max(0, grey - its ring means) of grey-scale inputs (n, H, W),
+    float32 (n, H, W): the non-axisymmetric light (:func:`galaxy_xai.maps.ring_means`; the sky, a
+    constant, cancels)."""
+    grey = np.asarray(grey, dtype=np.float32)
+    return np.maximum(grey - ring_means(grey), np.float32(0.0))
+
+
 def fourier_map_lengths(maps: np.ndarray, fractions: Sequence[float], floor: float = 0.0) -> np.ndarray:
     """The ``fourier`` estimator: full lengths in map pixels (n, n_fractions) where the m = 2
     amplitude of each map (n, H, W) in [0, 1] falls below each fraction of its peak
@@ -111,8 +130,8 @@ def saliency_sources(models: Sequence[str]) -> list[str]:
 
 
 def map_sources(models: Sequence[str]) -> list[str]:
-    """Every map source a setting can measure: the saliency sources, then the :data:`IMAGE` control."""
-    return [*saliency_sources(models), IMAGE]
+    """Every map source a setting can measure: the saliency sources, then the :data:`IMAGE_SOURCES` controls."""
+    return [*saliency_sources(models), *IMAGE_SOURCES]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,8 +152,8 @@ class Choice:
     """One measurement setting (the grid search's choice is one): the map source, X_input, the
     estimator with its parameters, and the mask.
 
-    ``map_source``: a model, :data:`MEAN_MAP`, :data:`MEAN_LENGTH` or :data:`IMAGE` (never
-    multiplied by the input: ``x_input`` is False); ``estimator`` one of :data:`ESTIMATORS`;
+    ``map_source``: a model, :data:`MEAN_MAP`, :data:`MEAN_LENGTH`, :data:`IMAGE` (never
+    multiplied by the input: ``x_input`` is False) or :data:`IMAGE_RESIDUAL`; ``estimator`` one of :data:`ESTIMATORS`;
     ``mask`` one of :data:`MASKS`. Parameters that do not apply are NaN: ``corr_threshold`` (T_c)
     and ``len_threshold`` (T_l, in pixels of the paper's 224-px maps) are Algorithm 1's,
     ``fraction`` and ``floor`` the Fourier amplitude rule's (:func:`fourier_map_lengths`). ValueError
@@ -188,8 +207,8 @@ class Choice:
 
     def models_needed(self, models: Sequence[str]) -> list[str]:
         """The models whose files this setting reads: its model, all of them for the mean sources,
-        the first for :data:`IMAGE` (the grey input is stored in every file)."""
-        if self.map_source == IMAGE:
+        the first for the image sources (the grey input is stored in every file)."""
+        if self.map_source in IMAGE_SOURCES:
             return list(models[:1])
         return [self.map_source] if self.map_source in models else list(models)
 
@@ -305,7 +324,7 @@ def _group_lengths(
     """
     _check_linearity(linearity)
     models = list(model_maps)
-    if not models and any(g.map_source != IMAGE for g in groups):
+    if not models and any(g.map_source not in IMAGE_SOURCES for g in groups):
         raise ValueError("model_maps: expected at least one model (only the image source needs none)")
     grey = np.asarray(grey)
     for name in models:
@@ -342,7 +361,9 @@ def _chunk_lengths(
     def raw(source: str) -> np.ndarray:
         if source == MEAN_MAP:
             return np.mean([chunk[m] for m in models], axis=0)
-        return image_maps(grey) if source == IMAGE else chunk[source]
+        if source == IMAGE:
+            return image_maps(grey)
+        return residual_maps(grey) if source == IMAGE_RESIDUAL else chunk[source]
 
     def lengths(group: _Group, source: str) -> np.ndarray:
         key = replace(group, map_source=source)
@@ -378,7 +399,8 @@ def setting_lengths(
     ``grey``: (n, H, W) model inputs; ``crop_px``: the crop (424-px pixels) the maps were made from,
     which sets T_l and R90 in map pixels. :data:`MEAN_LENGTH` averages the lengths of all models
     (for each setting), :data:`MEAN_MAP` measures the mean of all models' maps, :data:`IMAGE` the
-    sky-subtracted input (:func:`image_maps`). Settings sharing a measured map are measured together.
+    sky-subtracted input (:func:`image_maps`), :data:`IMAGE_RESIDUAL` its non-axisymmetric part
+    (:func:`residual_maps`). Settings sharing a measured map are measured together.
     """
     map_px = int(np.shape(grey)[-1])
     members: dict[tuple, list[int]] = {}

@@ -169,15 +169,19 @@ class RotationConfig:
     angles_deg: list[float] = _f([0, 45, 90, 135], "rotations in degrees (counter-clockwise) of each galaxy", -360.0, 360.0)
 
 
-IG_BASELINES = ("blur", "black", "sky")
+IG_BASELINES = ("blur", "black", "sky", "axisymmetric")
+
+CONTROL_TARGETS = ("catalogue", "truth")
+"""What the control CNN learns (``control.target``): see :mod:`galaxy_xai.control`."""
 """Integrated Gradients' reference image: the image Gaussian-blurred, all zeros, or each channel's median (the sky)."""
 
 
 @dataclass(frozen=True)
 class IntegratedGradientsConfig:
-    steps: int = _f(32, "Integrated Gradients: path steps m (trapezoid rule, m + 1 gradients per image)", 1, 10_000)
-    baseline: str = _f("blur", "Integrated Gradients' reference: blur (Gaussian-blurred image), black or sky (channel median)", choices=IG_BASELINES)
+    steps: int = _f(8, "Integrated Gradients: path steps m (trapezoid rule, m + 1 gradients per image and orientation)", 1, 10_000)
+    baseline: str = _f("axisymmetric", "Integrated Gradients' reference: axisymmetric (the image averaged around circles about its centre: no bar, arms or neighbours), blur (Gaussian-blurred image), black or sky (channel median)", choices=IG_BASELINES)
     blur_sigma: float = _f(4.0, "Integrated Gradients: sigma of the blur baseline in map pixels", 0.01, 1024.0)
+    symmetries: int = _f(4, "Integrated Gradients: orientations averaged over: 1, 4 quarter turns, 8 with flips", choices=SYMMETRIES)
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,8 @@ class ControlConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(arch="xception_small", epochs=60))
     folds: int = _f(5, "cross-fitting folds of the control CNN: each bar galaxy is predicted by the model of its fold, "
                     "trained on the others; fold 0 is the paper's single split's test set", 2, 20)
+    target: str = _f("catalogue", "what the control CNN learns: catalogue (the Hoyle volunteers' length, the paper's control) or truth "
+                     "(the true length, synthetic sky only: the supervised ceiling of what the images tell)", choices=CONTROL_TARGETS)
 
 
 @dataclass(frozen=True)

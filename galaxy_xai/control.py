@@ -1,6 +1,7 @@
 """The control CNN (the paper's baseline: the bar length straight from the image), scored like the saliency method.
 
-A CNN learns :data:`TARGET` (``length_scaled``, units of 2 PETROR90_R) from the image, cross-fitted
+A CNN learns :data:`TARGET` (``length_scaled``, units of 2 PETROR90_R; or, on the synthetic sky, the
+true length: :func:`target_lengths`) from the image, cross-fitted
 over the bar catalogue (:func:`galaxy_xai.splits.control_folds`, :func:`galaxy_xai.training.cross_fit`),
 so every galaxy is predicted by a model that never saw it. Its out-of-fold predictions are converted
 to 424-px pixels and scored with :func:`galaxy_xai.evaluation.measurement_summary`, the measure
@@ -21,7 +22,37 @@ from galaxy_xai.statistics import rmse
 from galaxy_xai.training import FitResult
 
 TARGET = "length_scaled"
-"""The bar-catalogue column the control CNN learns (Hoyle length in units of 2 PETROR90_R)."""
+"""The bar-catalogue column the control CNN learns by default (Hoyle length in units of 2 PETROR90_R)."""
+TRUE_TARGET = "true_length_scaled"
+"""The column :func:`target_lengths` adds for ``control.target: truth`` (true length, units of 2 PETROR90_R)."""
+
+
+def target_lengths(bars: pd.DataFrame, target: str, source: str) -> tuple[str, pd.DataFrame]:
+    """(column, bars with that column): what the control CNN learns, in units of 2 PETROR90_R.
+
+    ``target`` ``"catalogue"``: the volunteers' length :data:`TARGET` (the paper's control);
+    ``"truth"``: :data:`TRUE_TARGET` from the true length in 424-px pixels (``true_length_px424``),
+    which only the synthetic sky has: a CNN trained on it, with no volunteer scatter in its labels,
+    is the supervised ceiling of what the images tell about bar length at this scale. ValueError
+    naming ``source`` (the bar table) when the true lengths are absent or not all finite and positive.
+    """
+    if target == "catalogue":
+        return TARGET, bars
+    if target != "truth":
+        raise ValueError(f"control.target = {target!r}: expected catalogue or truth")
+    if "true_length_px424" not in bars.columns:
+        raise ValueError(
+            f"{source}: control.target = truth needs the true bar lengths (column true_length_px424), which only "
+            "the synthetic sky has; use control.target = catalogue on real data"
+        )
+    true_px424 = bars["true_length_px424"].to_numpy(dtype=float)
+    bad = ~(np.isfinite(true_px424) & (true_px424 > 0))
+    if bad.any():
+        raise ValueError(
+            f"{source}: control.target = truth: true_length_px424 of objid {bars['objid'].iloc[np.flatnonzero(bad)[0]]} "
+            f"is {true_px424[bad][0]}: expected a positive length in every row"
+        )
+    return TRUE_TARGET, bars.assign(**{TRUE_TARGET: units.px424_to_scaled(true_px424)})
 DRAW_COLUMNS = ["measured_draw0_px424", "measured_draw1_px424", "error_px424", "error_kpc"]
 """Per-galaxy columns of evaluation.measurement_summary that mean nothing for a deterministic predictor."""
 
@@ -75,11 +106,12 @@ def cross_fit_scores(
     permutations: int,
     n_boot: int,
     seed: int,
+    target: str = TARGET,
 ) -> tuple[pd.DataFrame, dict]:
     """The per-galaxy predictions table and the metrics of the cross-fitted control CNN.
 
-    ``bars``: the bar table (objid, xai_split, :data:`TARGET`), ``samples``: its XAI 'val' and 'test'
-    rows, ``paper``: :func:`paper_split_rows`; ``fold_of`` (n,), ``roles`` and ``results`` (one per
+    ``bars``: the bar table (objid, xai_split and ``target``, the column the models learnt:
+    :data:`TARGET` or :data:`TRUE_TARGET`), ``samples``: its XAI 'val' and 'test' rows, ``paper``: :func:`paper_split_rows`; ``fold_of`` (n,), ``roles`` and ``results`` (one per
     fold) as given to and returned by the cross-fitting; ``predicted_scaled`` (n,) the out-of-fold
     predictions in units of 2 PETROR90_R. The permutation nulls and bootstraps draw from one
     generator seeded with ``seed``, in a fixed order (test, paper split, val). The per-galaxy table
@@ -90,7 +122,7 @@ def cross_fit_scores(
     objids = bars["objid"].to_numpy()
     fold_by_objid = pd.Series(fold_of, index=objids)
     predicted_px424 = pd.Series(units.scaled_to_px424(predicted_scaled), index=objids)
-    truth_scaled = bars[TARGET].to_numpy(dtype=float)
+    truth_scaled = bars[target].to_numpy(dtype=float)
 
     rng = np.random.default_rng(seed)
     test_rows, scores = scored(samples["test"], predicted_px424, permutations, n_boot, rng)
@@ -112,7 +144,7 @@ def cross_fit_scores(
     metrics = {
         **scores,
         "arch": arch,
-        "target": TARGET,
+        "target": target,
         "folds": len(roles),
         "n_bars": len(bars),
         "test_rmse_scaled": rmse(truth_scaled[in_test], predicted_scaled[in_test]),

@@ -143,7 +143,7 @@ def search(
     lengths_px424 = units.map_px_to_px424(lengths, map_px, crop_px)
     frame = pd.DataFrame([c.record(map_px, crop_px) for c in settings])
     table = evaluation.grid_scores(frame, lengths_px424, sample["length_px424"], sample["PETROR90_R"])
-    is_image = (table["map_source"] == barlength.IMAGE).to_numpy()
+    is_image = table["map_source"].isin(barlength.IMAGE_SOURCES).to_numpy()
     chosen, stability = choose(table, lengths_px424, ~is_image, sample, n_boot, rng)
     chosen_image, stability_image = choose(table, lengths_px424, is_image, sample, n_boot, rng)
     return GridSearch(table, chosen, stability, chosen_image, stability_image)

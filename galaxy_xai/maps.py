@@ -39,3 +39,30 @@ def within_radius(shape: tuple[int, int], radius_px: float) -> np.ndarray:
     height, width = shape
     rows, cols = np.ogrid[0:height, 0:width]
     return np.hypot(rows - (height - 1) / 2, cols - (width - 1) / 2) <= radius_px
+
+
+RING_PX = 0.5
+"""Width of the rings of :func:`ring_means`, in map pixels: fine enough to follow a bulge's steep
+profile, wide enough that every ring away from the centre holds several pixels."""
+
+
+def ring_means(stack: np.ndarray) -> np.ndarray:
+    """Each pixel of a stack (n, H, W) replaced by the mean of its ring about the array's centre:
+    float32 (n, H, W), the stack's axisymmetric part.
+
+    Ring j holds the pixels whose centres lie at distance [j, j + 1) x :data:`RING_PX` pixels from
+    ((H - 1) / 2, (W - 1) / 2), where the galaxy is. For a square array the rings are unchanged by
+    the square's eight symmetries, so the ring means of a turned image are the turned ring means; an
+    axisymmetric image (up to the pixel grid) is its own ring means, and every ring keeps its total.
+    """
+    stack = np.asarray(stack)
+    n, height, width = stack.shape
+    rows, cols = np.indices((height, width))
+    ring = (np.hypot(rows - (height - 1) / 2, cols - (width - 1) / 2) / RING_PX).astype(np.intp).ravel()
+    order = np.argsort(ring, kind="stable")
+    rings, starts, counts = np.unique(ring[order], return_index=True, return_counts=True)
+    # Row by row sums (not a matrix product, whose rounding depends on how many maps are in the
+    # stack): a galaxy's ring means do not depend on the batch it is measured in.
+    sums = np.add.reduceat(stack.reshape(n, height * width).astype(np.float64)[:, order], starts, axis=1)
+    means = sums / counts
+    return means[:, np.searchsorted(rings, ring)].reshape(n, height, width).astype(np.float32)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from galaxy_xai import barlength, evaluation, heatmaps, profiles, units
-from galaxy_xai.barlength import IMAGE, Choice
+from galaxy_xai.barlength import IMAGE, IMAGE_SOURCES, Choice
 
 N_DRAWS = 2
 """Noise draws of each test galaxy's maps (the heatmap stage stores draws 0 and 1)."""
@@ -71,12 +71,12 @@ class TestSettings:
     @property
     def saliency(self) -> list[Choice]:
         """The distinct saliency settings measured on every draw: the choice first."""
-        return _unique([self.choice, *(c for c, _ in self.best if c.map_source != IMAGE)])
+        return _unique([self.choice, *(c for c, _ in self.best if c.map_source not in IMAGE_SOURCES)])
 
     @property
     def image(self) -> list[Choice]:
         """The distinct settings of the grey input, measured once."""
-        return _unique([self.choice_image, self.fourier_light, *(c for c, _ in self.best if c.map_source == IMAGE)])
+        return _unique([self.choice_image, self.fourier_light, *(c for c, _ in self.best if c.map_source in IMAGE_SOURCES)])
 
 
 def saliency_draws(
@@ -103,7 +103,7 @@ def saliency_draws(
 
 
 def image_lengths(grey: np.ndarray, settings: Sequence[Choice], crop_px: int | None, linearity: str) -> np.ndarray:
-    """Lengths in 424-px pixels (n, len(settings)) of the grey inputs (n, H, W) with settings of :data:`IMAGE`."""
+    """Lengths in 424-px pixels (n, len(settings)) of the grey inputs (n, H, W) with settings of the image sources (:data:`IMAGE_SOURCES`)."""
     return units.map_px_to_px424(barlength.setting_lengths({}, grey, settings, crop_px, linearity), grey.shape[-1], crop_px)
 
 
@@ -135,7 +135,7 @@ def estimator_scores(
     for setting, record in settings.best:
         lengths = (
             image_px424[:, settings.image.index(setting)]
-            if setting.map_source == IMAGE
+            if setting.map_source in IMAGE_SOURCES
             else draws_px424[:, :, settings.saliency.index(setting)].mean(axis=0)
         )
         rows.append(

@@ -91,7 +91,7 @@ def paired_entry(entry: dict, score: str) -> dict | None:
 
 
 CONTROL_LABELS = {
-    "image": "image-only length (same estimators on the grey input)",
+    "image": "image-only length (same estimators on the grey input or its non-axisymmetric residual)",
     "image_only": "image-only length (same estimators on the grey input)",
     "isophote": "isophote fit: radius of maximum ellipticity",
     "fourier_light": "Fourier m=2 profile of the light",
@@ -361,15 +361,15 @@ def report_markdown(run: RunMetrics, shared: Mapping, attribution: str) -> str:
     ]
     noise = rotation["noise_relative_spread"]
     lines.append(
-        f"Control: the unturned galaxies on {len(rotation['angles_deg'])} independent SmoothGrad noise draws "
+        f"Control: the unturned galaxies on {len(rotation['angles_deg'])} independent noise draws of the explainer "
         f"spread by {noise['abs_pearson']:.1%} (|Pearson r|) and {noise['elongation']:.1%} (elongation): "
         "the part of the spread the explainer's sampling noise gives with no rotation at all."
     )
     lines += [
         "",
         "What differs from the paper and why: the default run uses small CPU networks at 64 px on 2,000 "
-        "synthetic galaxies (the paper: ImageNet backbones at 224 px on 61,578 real ones), SmoothGrad with "
-        f"fewer samples and the `{attribution}` attribution (the paper: `abs_gradient`), and a "
+        "synthetic galaxies (the paper: ImageNet backbones at 224 px on 61,578 real ones), the explainer "
+        f"`{attribution}` (the paper: SmoothGrad, N = 256, `abs_gradient`), and a "
         f"{str(control['n_bars']) + '-galaxy' if 'n_bars' in control else 'small'} synthetic bar catalogue; `rho` in the paper's convention is inflated by the shared PETROR90_R "
         "factor (see `rho_null`), so `rho_image` is the honest score.",
         "",

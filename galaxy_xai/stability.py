@@ -91,14 +91,20 @@ def noise_lengths(
 
     A length's spread over rotations includes the spread SmoothGrad's finite sampling gives on its
     own; this is that part alone, with as many maps per galaxy as there are angles.
-    Deterministic explainers give the same length on every draw.
+    A deterministic explainer gives the same length on every draw: it is explained once and repeated.
     """
     images = load_images(paths, cfg.images)
+    computed = draws if explainers.from_config(cfg.xai).stochastic else min(draws, 1)
     out = {rule: np.empty((len(paths), draws)) for rule in linearities}
-    for draw in range(draws):
+    for draw in range(computed):
         for rule, lengths in _lengths(models, images, objids, cfg, choice, draw, linearities).items():
             out[rule][:, draw] = lengths
-    log.info("noise control: %d galaxies x %d SmoothGrad draws, unturned", len(paths), draws)
+    for rule in linearities:
+        out[rule][:, computed:] = out[rule][:, :1]
+    log.info(
+        "noise control: %d galaxies x %d noise draws, unturned%s",
+        len(paths), draws, "" if computed == draws else f" ({cfg.xai.method} is deterministic: explained once)",
+    )  # fmt: skip
     return out
 
 

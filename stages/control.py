@@ -1,7 +1,7 @@
 """Stage ``control``: the paper's baseline CNN (rho = 0.59), cross-fitted over the whole bar catalogue.
 
-A CNN of ``control.model`` (Xception family; one linear output) learns ``length_scaled`` directly from
-the image, with the morphology models' augmentation and early stopping. ``control.folds`` such models
+A CNN of ``control.model`` (Xception family; one linear output) learns ``length_scaled`` (the catalogue's
+length; with ``control.target: truth`` the true length, synthetic sky only) directly from the image, with the morphology models' augmentation and early stopping. ``control.folds`` such models
 are trained: fold k's on the galaxies outside fold k (80% to train, 20% to stop early), and it predicts
 fold k (``splits.control_folds`` / ``splits.fold_roles``), so every galaxy is predicted by a
 model that never saw it and the control is measured on every XAI test galaxy, as the saliency method
@@ -15,7 +15,7 @@ Writes one model per fold (``--out``/fold<k>.keras), one learning curve per fold
 spearman, slope, rho_truth, ..., every correlation with its 95% bootstrap interval ``<score>_ci95``) on
 all XAI test galaxies, ``paper_split`` with the same scores on fold 0, and a training summary per fold.
 Params: ``seed`` (the folds, the nulls and bootstraps), ``control`` (``model``: ``arch``, ``epochs``,
-``batch_size``, ``learning_rate``, ``weights``; ``folds``), ``images`` and ``train`` (as the train
+``batch_size``, ``learning_rate``, ``weights``; ``folds``, ``target``), ``images`` and ``train`` (as the train
 stage), ``xai.permutations`` and ``xai.bootstrap``. The scoring is :mod:`galaxy_xai.control`.
 """
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_bad_input(log):
         models.validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights, head="linear")
         bars = prepared.read_bars(args.bars, columns=["objid", "image_path", "control_split", control.TARGET])
+        target, bars = control.target_lengths(bars, cfg.control.target, str(args.bars))
         samples = {split: prepared.xai_rows(bars, split, str(args.bars)) for split in splits.XAI_SPLITS}
         if bars["objid"].duplicated().any():
             raise ValueError(f"{args.bars}: objid {bars.loc[bars['objid'].duplicated(), 'objid'].iloc[0]} repeated")
@@ -53,14 +54,14 @@ def main(argv: list[str] | None = None) -> None:
         stale.unlink()
     log.info(
         "cross-fitting %d control models (%s, up to %d epochs) on %s of %d bar galaxies",
-        n_folds, model_cfg.arch, model_cfg.epochs, control.TARGET, len(bars),
+        n_folds, model_cfg.arch, model_cfg.epochs, target, len(bars),
     )  # fmt: skip
     train_cfg = dataclasses.replace(cfg.train, distribute=distribute.on_one_machine(cfg.train.distribute))
     if train_cfg.distribute != cfg.train.distribute:
         log.info("train.distribute resolves to multi_worker: the control CNNs train on one device")
     predicted_scaled, results = training.cross_fit(
         bars,
-        [control.TARGET],
+        [target],
         roles,
         images_cfg=cfg.images,
         model_cfg=model_cfg,
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     per_galaxy, metrics = control.cross_fit_scores(
         bars, samples, paper, fold_of, roles, results, predicted_scaled[:, 0],
-        arch=model_cfg.arch, permutations=cfg.xai.permutations, n_boot=cfg.xai.bootstrap, seed=cfg.seed,
+        arch=model_cfg.arch, permutations=cfg.xai.permutations, n_boot=cfg.xai.bootstrap, seed=cfg.seed, target=target,
     )  # fmt: skip
     io.write_csv(args.plots / "predictions.csv", per_galaxy)
     io.write_json(args.metrics, evaluation.finite_or_none(metrics))

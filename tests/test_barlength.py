@@ -425,12 +425,13 @@ def test_setting_lengths_measure_every_source_as_documented():
         barlength.map_sources(list(model_maps)), ALL_ESTIMATORS, [False, True], ALL_MASKS, [0.7, 0.8], [10, 40],
         [0.3, 0.6], [0.0, 0.3],
     )  # fmt: skip
-    # 6 sources; the image is never multiplied by itself.
-    assert len(settings) == (5 * 2 + 1) * 2 * (4 + 4)
+    # 7 sources; the image is never multiplied by itself (its residual is).
+    assert len(settings) == (6 * 2 + 1) * 2 * (4 + 4)
     lengths = barlength.setting_lengths(model_maps, grey, settings, crop, "elongation", chunk_size=2)
     assert lengths.shape == (n, len(settings))
     raw = {**model_maps, MEAN_MAP: np.mean([v.astype(np.float32) for v in model_maps.values()], axis=0)}
     raw[barlength.IMAGE] = barlength.image_maps(grey.astype(np.float32))  # inputs are measured in float32
+    raw[barlength.IMAGE_RESIDUAL] = barlength.residual_maps(grey.astype(np.float32))
 
     def direct(source, setting):
         measured = barlength.maps_to_measure(raw[source], grey, setting.x_input, setting.radius_px(size, crop))
@@ -449,8 +450,9 @@ def test_setting_lengths_measure_every_source_as_documented():
     order = rng.permutation(len(settings))
     shuffled = barlength.setting_lengths(model_maps, grey, [settings[i] for i in order], crop, "elongation", chunk_size=2)
     np.testing.assert_array_equal(shuffled, lengths[:, order])
-    # The image needs no model maps.
-    image = [c for c in settings if c.map_source == barlength.IMAGE]
+    # The image sources need no model maps.
+    image = [c for c in settings if c.map_source in barlength.IMAGE_SOURCES]
+    assert {c.map_source for c in image} == set(barlength.IMAGE_SOURCES)
     np.testing.assert_array_equal(
         barlength.setting_lengths({}, grey, image, crop, "elongation", chunk_size=2),
         lengths[:, [settings.index(c) for c in image]],
@@ -564,3 +566,19 @@ def test_the_grid_keys_name_the_bad_item():
             config_from_dict({"models": {"m": {"arch": "vgg_small"}}, "xai": {"grid": {key: value}}})
     grid = config_from_dict({"models": {"m": {"arch": "vgg_small"}}, "xai": {"grid": {"estimators": ["algorithm1"]}}}).xai.grid
     assert grid.estimators == ["algorithm1"] and grid.mask == ["none", "r90"]
+
+
+def test_the_residual_source_is_the_light_that_is_not_axisymmetric():
+    """A ring-constant disk leaves nothing; a bar on it leaves the bar's positive part; the sky cancels."""
+    size = 32
+    rows, cols = np.indices((size, size))
+    radius = np.hypot(rows - 15.5, cols - 15.5)
+    disk = np.exp(-np.floor(radius / 0.5) * 0.5 / 5.0)  # constant on each ring of maps.ring_means
+    bar = bar_like_map(size, np.random.default_rng(3), angle_deg=30.0)
+    grey = np.stack([disk + 0.1, disk + 0.3 * bar + 0.1]).astype(np.float32)
+    residual = barlength.residual_maps(grey)
+    assert residual.dtype == np.float32 and residual.shape == grey.shape
+    assert residual[0].max() < 1e-6  # no structure but the axisymmetric disk and the sky
+    peak = np.unravel_index(np.argmax(residual[1]), (size, size))
+    assert bar[peak] > 0.5 * bar.max()  # what is left sits on the bar
+    assert (residual >= 0).all()

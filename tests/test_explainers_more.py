@@ -98,7 +98,7 @@ def test_noise_tunnel_rejects_too_few_samples():
 # --- Integrated Gradients ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("baseline", ["blur", "black", "sky"])
+@pytest.mark.parametrize("baseline", ["blur", "black", "sky", "axisymmetric"])
 def test_integrated_gradients_of_a_linear_model_is_the_difference_times_the_weights(baseline):
     """IG of a linear score is (x - x') w exactly, for any number of steps; completeness holds."""
     rng = np.random.default_rng(3)
@@ -133,6 +133,56 @@ def test_integrated_gradients_is_complete_on_a_cnn_and_batch_invariant(cnn):
     assert maps.min() == 0 and np.allclose(maps.max((1, 2)), 1)
     with pytest.raises(ValueError, match="baseline = 'grey'"):
         IntegratedGradients(BAR, baseline="grey")
+    with pytest.raises(ValueError, match="symmetries = 3: expected one of"):
+        IntegratedGradients(BAR, symmetries=3)
+
+
+def _symmetry(images: np.ndarray, t: int) -> np.ndarray:
+    """Symmetry t of the square (flip if t >= 4, then t % 4 quarter turns) of a stack (n, H, W, ...)."""
+    turned = images[:, :, ::-1] if t >= 4 else images
+    return np.rot90(turned, t % 4, axes=(1, 2)).copy()
+
+
+def test_the_axisymmetric_baseline_keeps_ring_constant_light_removes_the_rest_and_commutes_with_turns():
+    rows, cols = np.indices((24, 24))
+    radius = np.hypot(rows - 11.5, cols - 11.5)
+    ring_constant = np.exp(-np.floor(radius / 0.5) * 0.5 / 4.0)  # a bulge, constant on each ring
+    angle = np.arctan2(rows - 11.5, cols - 11.5)
+    bar = np.cos(2 * (angle - 0.4)) * np.exp(-radius / 6.0)  # m = 2: averages to ~0 on every ring
+    images = np.stack([np.stack([ring_constant, ring_constant + bar, bar], axis=-1)], 0).astype("float32")
+    ring_means = lambda x: baselines(x, "axisymmetric", 1.0)  # noqa: E731  (maps.ring_means of each channel)
+    means = ring_means(images)
+    assert means.shape == images.shape and means.dtype == np.float32
+    np.testing.assert_allclose(means[..., 0], images[..., 0], atol=1e-6)  # its own baseline
+    np.testing.assert_allclose(means[..., 1], images[..., 0], atol=0.05)  # the bar is removed...
+    assert np.abs(images[..., 1] - means[..., 1]).max() > 0.5  # ...and kept in x - x'
+    np.testing.assert_allclose(ring_means(means), means, atol=1e-6)  # idempotent
+    ring = (radius / 0.5).astype(int)
+    for j in (3, 10, 20):  # every ring keeps its total light
+        np.testing.assert_allclose(means[0, ring == j, 2].sum(), images[0, ring == j, 2].sum(), atol=1e-5)
+    noise = np.random.default_rng(4).uniform(size=(2, 24, 24, 3)).astype("float32")
+    for t in range(8):
+        np.testing.assert_allclose(ring_means(_symmetry(noise, t)), _symmetry(ring_means(noise), t), atol=1e-6)
+
+
+def test_orientation_averaged_integrated_gradients_are_equivariant_and_complete_on_average(cnn):
+    """Averaged over the square's symmetries, IG of a turned galaxy is the turned IG (any model), and
+    the attributions sum to the mean over the orientations of score(x) - score(x')."""
+    images = galaxies(2)
+    explainer = IntegratedGradients(BAR, steps=16, baseline="axisymmetric", symmetries=8, batch_size=40)
+    ig = explainer.attributions(cnn, images)
+    scale = np.abs(ig).max()
+    for t in (1, 6):
+        turned = explainer.attributions(cnn, _symmetry(images, t))
+        np.testing.assert_allclose(turned, _symmetry(ig, t), atol=1e-4 * scale)
+    scores, base = score_model(cnn), baselines(images, "axisymmetric", 1.0)
+    delta = np.mean(
+        [(scores.predict_on_batch(_symmetry(images, t)) - scores.predict_on_batch(_symmetry(base, t)))[:, BAR] for t in range(8)],
+        axis=0,
+    )
+    np.testing.assert_allclose(ig.sum(axis=(1, 2, 3)), delta, atol=0.03 * np.abs(delta).max())  # quadrature error
+    one = IntegratedGradients(BAR, steps=16, baseline="axisymmetric", symmetries=1)
+    assert np.abs(one.attributions(cnn, images) - ig).max() > 0.05 * scale  # the tiny CNN is not equivariant
 
 
 # --- occlusion ---------------------------------------------------------------------------------------
@@ -276,5 +326,5 @@ def test_every_new_explainer_builds_from_the_config():
     assert [e.attribution for e in built] == [e.name for e in built]
     assert [e.stochastic for e in built] == [True, True, False, False, False, False]
     assert built[0].samples == xai.smoothgrad.samples and built[1].symmetries == xai.smoothgrad.symmetries
-    assert built[2] == IntegratedGradients(BAR, steps=32, baseline="blur", blur_sigma=4.0)
+    assert built[2] == IntegratedGradients(BAR, steps=8, baseline="axisymmetric", blur_sigma=4.0, symmetries=4)
     assert built[3] == Occlusion(BAR, patch=8, stride=4)

@@ -60,3 +60,29 @@ def test_pick_rows_is_a_sorted_seeded_pick():
     assert len(rows) == 4 and len(set(rows)) == 4 and list(rows) == sorted(rows) and rows.max() < 10
     np.testing.assert_array_equal(rows, pick_rows(10, 4, seed=3))
     np.testing.assert_array_equal(pick_rows(3, 4, seed=3), [0, 1, 2])
+
+
+def test_noise_control_of_a_deterministic_explainer_is_explained_once(tmp_path, monkeypatch):
+    paths = []
+    for i in range(2):
+        write_jpeg(tmp_path / f"{i}.jpg", seed=i)
+        paths.append(str(tmp_path / f"{i}.jpg"))
+    cfg = config_from_dict(
+        {
+            "models": {"m": {"arch": "vgg_small"}},
+            "images": {"crop_px": 212, "size_px": 32},
+            "xai": {"method": "integrated_gradients", "integrated_gradients": {"steps": 2, "symmetries": 1}},
+        }
+    )
+    model = build_model("vgg_small", 32, seed=1)
+    choice = barlength.Choice("m", x_input=False, corr_threshold=0.6, len_threshold=20)
+    calls = []
+    original = explainers.integrated.IntegratedGradients.__call__
+    monkeypatch.setattr(
+        explainers.integrated.IntegratedGradients, "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
+    noise = noise_lengths({"m": model}, paths, np.arange(2), cfg, choice, draws=4)
+    assert len(calls) == 1  # one model, one draw: the other three are copies
+    for rule, values in noise.items():
+        assert values.shape == (2, 4), rule
+        np.testing.assert_array_equal(values, np.repeat(values[:, :1], 4, axis=1))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from galaxy_xai import catalogue, models, morphology, splits, training, units
+from galaxy_xai import catalogue, control, models, morphology, splits, training, units
 from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
 from stages import control as control_stage
 from stages import predict as predict_stage
@@ -431,3 +431,18 @@ def test_seed_offset_trains_another_member_of_a_seed_ensemble():
     weights = [np.concatenate([w.ravel() for w in m.get_weights()]) for m in fitted]
     assert seeds[0] == 7 and np.array_equal(weights[0], weights[1])
     assert not np.allclose(weights[0], weights[2])
+
+
+def test_control_target_truth_is_the_true_length_in_units_of_the_petrosian_diameter():
+    bars = pd.DataFrame({"objid": [1, 2], "length_scaled": [0.4, 0.5], "true_length_px424": [60.0, 90.0]})
+    column, same = control.target_lengths(bars, "catalogue", "bars.csv")
+    assert column == control.TARGET and same is bars
+    column, with_truth = control.target_lengths(bars, "truth", "bars.csv")
+    assert column == control.TRUE_TARGET and control.TRUE_TARGET not in bars.columns  # the input is not changed
+    np.testing.assert_allclose(units.scaled_to_px424(with_truth[column]), [60.0, 90.0])
+    with pytest.raises(ValueError, match=r"bars.csv: control.target = truth needs the true bar lengths"):
+        control.target_lengths(bars.drop(columns="true_length_px424"), "truth", "bars.csv")
+    with pytest.raises(ValueError, match=r"bars.csv: control.target = truth: true_length_px424 of objid 2 is nan"):
+        control.target_lengths(bars.assign(true_length_px424=[60.0, np.nan]), "truth", "bars.csv")
+    with pytest.raises(ValueError, match="control.target = 'human': expected catalogue or truth"):
+        control.target_lengths(bars, "human", "bars.csv")
