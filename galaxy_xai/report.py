@@ -2,7 +2,7 @@
 
 :func:`report_markdown` takes the run's metrics (:class:`RunMetrics`, read from the metrics folder by
 :meth:`RunMetrics.read`), the saliency-vs-control-CNN comparison (:func:`galaxy_xai.comparison.control_comparisons`)
-and the attribution's name. The report puts Table 1, Table 2 and the headline numbers with their
+and the explainer's name. The report puts Table 1, Table 2 and the headline numbers with their
 intervals beside the paper's; a table of the saliency maps' lengths against each control (control CNN
 cross-fit and paper split, and the image-only, isophote and Fourier-of-light lengths of
 ``barlengths.json``'s ``controls`` when present), the issue's Spearman-vs-truth target, and every
@@ -219,11 +219,11 @@ class RunMetrics:
         )
 
 
-def report_markdown(run: RunMetrics, shared: Mapping, attribution: str) -> str:
+def report_markdown(run: RunMetrics, shared: Mapping, explainer: str) -> str:
     """report.md: this run's tables and headline numbers beside the paper's.
 
     ``shared``: the saliency maps' lengths vs the control CNN's (:func:`galaxy_xai.comparison.control_comparisons`);
-    ``attribution``: the explainer's attribution as the figures name it.
+    ``explainer``: the explainer as the figures name it (:func:`galaxy_xai.figures.explainer_name`).
     """
     table1, table2, morph, grid = run.table1, run.table2, run.morphology, run.gridsearch
     bars, control, rotation = run.barlengths, run.control, run.rotation
@@ -369,7 +369,7 @@ def report_markdown(run: RunMetrics, shared: Mapping, attribution: str) -> str:
         "",
         "What differs from the paper and why: the default run uses small CPU networks at 64 px on 2,000 "
         "synthetic galaxies (the paper: ImageNet backbones at 224 px on 61,578 real ones), the explainer "
-        f"`{attribution}` (the paper: SmoothGrad, N = 256, `abs_gradient`), and a "
+        f"`{explainer}` (the paper: SmoothGrad, N = 256, `abs_gradient`), and a "
         f"{str(control['n_bars']) + '-galaxy' if 'n_bars' in control else 'small'} synthetic bar catalogue; `rho` in the paper's convention is inflated by the shared PETROR90_R "
         "factor (see `rho_null`), so `rho_image` is the honest score.",
         "",

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
 
     shared = comparison.control_comparisons(measured, control_all, cfg.xai.bootstrap, np.random.default_rng(cfg.seed))
     io.write_json(args.comparison, shared)
-    io.write_text(args.report, report.report_markdown(run, shared, cfg.xai.attribution))
+    io.write_text(args.report, report.report_markdown(run, shared, explainer))
     log.info("wrote %s, %s and %s", args.out, args.comparison, args.report)
 
 

@@ -172,9 +172,10 @@ def test_a_team_shares_one_run_through_a_dvc_remote(repo, tmp_path):
     assert not ran, f"dvc repro in the fresh clone reran {sorted(ran)}:\n{log[-3000:]}"
 
 
-def test_changing_smoothgrad_noise_reruns_heatmaps_and_after_never_training(repo):
+def test_changing_an_explainer_param_reruns_heatmaps_and_after_never_training(repo):
     params = read_params(repo)
-    params["xai"]["smoothgrad"]["noise"] = 0.2
+    assert params["xai"]["method"] == "integrated_gradients"  # the default: change one of its knobs
+    params["xai"]["integrated_gradients"]["steps"] = 4
     write_params(repo, params)
     ran, log = repro(repo)
     assert {s for s in ran if s.startswith("heatmap@")} == {f"heatmap@{m}" for m in params["models"]}, log
@@ -209,7 +210,7 @@ def test_a_bad_param_stops_before_work_naming_the_key(repo):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "params.yaml: xai.smoothgrad.noise = 3.0: expected a number in [0.0, 1.0]" in out, out[-3000:]
-    assert "smoothgrad maps of" not in out, "the stage started work before validating its params"
+    assert f"{params['xai']['method']} maps of" not in out, "the stage started work before validating its params"
     params["xai"]["smoothgrad"]["noise"] = 0.2
     write_params(repo, params)
 

@@ -468,9 +468,11 @@ def test_stage_writes_the_npz_contract(stage_inputs):
     np.testing.assert_array_equal(out["objid"], np.concatenate([objids, objids[[1, 2]]]))
     np.testing.assert_array_equal(out["split"], ["val", "test", "test", "val", "test", "test"])
     np.testing.assert_array_equal(out["draw"], [0, 0, 0, 0, 1, 1])
-    assert str(out["model"]) == "tiny" and str(out["method"]) == "smoothgrad"
-    assert str(out["attribution"]) == "input_x_gradient"  # the default of params.yaml
+    # The default of params.yaml: Integrated Gradients, deterministic, so draw 1 repeats draw 0.
+    assert str(out["model"]) == "tiny" and str(out["method"]) == "integrated_gradients"
+    assert str(out["attribution"]) == "integrated_gradients"
     maps = out["maps"].astype(np.float32)
+    np.testing.assert_array_equal(maps[4:], maps[[1, 2]])
     assert maps.min() >= 0 and np.allclose(maps.max(axis=(1, 2)), 1)
     # The grey image is the input's channel mean: a galaxy image is bright in the centre.
     grey = out["grey"].astype(np.float32)

@@ -13,11 +13,15 @@ from galaxy_xai.stability import lengths_table, noise_lengths, pick_rows, rotati
 from tests.fixtures import write_jpeg
 
 
+def _jpegs(folder, n: int) -> list[str]:
+    """n seeded test galaxies written as JPEGs in ``folder``: their paths."""
+    for i in range(n):
+        write_jpeg(folder / f"{i}.jpg", seed=i)
+    return [str(folder / f"{i}.jpg") for i in range(n)]
+
+
 def test_rotation_lengths_shape_units_and_reproducibility(tmp_path):
-    paths = []
-    for i in range(3):
-        write_jpeg(tmp_path / f"{i}.jpg", seed=i)
-        paths.append(str(tmp_path / f"{i}.jpg"))
+    paths = _jpegs(tmp_path, 3)
     cfg = config_from_dict(
         {
             "models": {"m": {"arch": "vgg_small"}},
@@ -63,10 +67,7 @@ def test_pick_rows_is_a_sorted_seeded_pick():
 
 
 def test_noise_control_of_a_deterministic_explainer_is_explained_once(tmp_path, monkeypatch):
-    paths = []
-    for i in range(2):
-        write_jpeg(tmp_path / f"{i}.jpg", seed=i)
-        paths.append(str(tmp_path / f"{i}.jpg"))
+    paths = _jpegs(tmp_path, 2)
     cfg = config_from_dict(
         {
             "models": {"m": {"arch": "vgg_small"}},
