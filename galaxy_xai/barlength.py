@@ -357,13 +357,15 @@ def _chunk_lengths(
     """:func:`_group_lengths` of one chunk of galaxies: ``chunk`` {model: (c, H, W)}, ``grey`` (c, H, W)."""
     measured: dict[tuple, np.ndarray] = {}
     estimated: dict[_Group, np.ndarray] = {}
+    derived = {MEAN_MAP: lambda: np.mean([chunk[m] for m in models], axis=0), IMAGE: lambda: image_maps(grey),
+               IMAGE_RESIDUAL: lambda: residual_maps(grey)}  # fmt: skip
+    raws: dict[str, np.ndarray] = {}
 
     def raw(source: str) -> np.ndarray:
-        if source == MEAN_MAP:
-            return np.mean([chunk[m] for m in models], axis=0)
-        if source == IMAGE:
-            return image_maps(grey)
-        return residual_maps(grey) if source == IMAGE_RESIDUAL else chunk[source]
+        """The source's map, computed once per chunk whatever the number of views (X_input x mask) on it."""
+        if source not in raws:
+            raws[source] = derived[source]() if source in derived else chunk[source]
+        return raws[source]
 
     def lengths(group: _Group, source: str) -> np.ndarray:
         key = replace(group, map_source=source)

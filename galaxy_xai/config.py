@@ -170,10 +170,11 @@ class RotationConfig:
 
 
 IG_BASELINES = ("blur", "black", "sky", "axisymmetric")
+"""Integrated Gradients' reference image: the image Gaussian-blurred, all zeros, each channel's median
+(the sky), or each channel's ring means (its axisymmetric part)."""
 
 CONTROL_TARGETS = ("catalogue", "truth")
 """What the control CNN learns (``control.target``): see :mod:`galaxy_xai.control`."""
-"""Integrated Gradients' reference image: the image Gaussian-blurred, all zeros, or each channel's median (the sky)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ TARGET = "length_scaled"
 """The bar-catalogue column the control CNN learns by default (Hoyle length in units of 2 PETROR90_R)."""
 TRUE_TARGET = "true_length_scaled"
 """The column :func:`target_lengths` adds for ``control.target: truth`` (true length, units of 2 PETROR90_R)."""
+DRAW_COLUMNS = ["measured_draw0_px424", "measured_draw1_px424", "error_px424", "error_kpc"]
+"""Per-galaxy columns of evaluation.measurement_summary that mean nothing for a deterministic predictor."""
 
 
 def target_lengths(bars: pd.DataFrame, target: str, source: str) -> tuple[str, pd.DataFrame]:
@@ -53,8 +55,7 @@ def target_lengths(bars: pd.DataFrame, target: str, source: str) -> tuple[str, p
             f"is {true_px424[bad][0]}: expected a positive length in every row"
         )
     return TRUE_TARGET, bars.assign(**{TRUE_TARGET: units.px424_to_scaled(true_px424)})
-DRAW_COLUMNS = ["measured_draw0_px424", "measured_draw1_px424", "error_px424", "error_kpc"]
-"""Per-galaxy columns of evaluation.measurement_summary that mean nothing for a deterministic predictor."""
+
 
 
 def paper_split_rows(test_rows: pd.DataFrame, objids: np.ndarray, fold_of: np.ndarray, source: str) -> pd.DataFrame:

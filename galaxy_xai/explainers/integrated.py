@@ -62,6 +62,7 @@ from galaxy_xai.maps import ring_means
 
 BASELINES = IG_BASELINES
 
+
 def baselines(images: np.ndarray, kind: str, blur_sigma: float) -> np.ndarray:
     """Baseline images float32 (n, H, W, C) of ``images`` (n, H, W, C): see the module docstring."""
     if kind == "black":
@@ -98,8 +99,9 @@ def _ig_function(
     def chunk_ig(x, base, index):
         total = tf.zeros_like(x)
         for t in range(symmetries):  # unrolled at trace time: one path integral per orientation
-            x_copies, base_copies = tf.repeat(orient(x, t), k, axis=0), tf.repeat(orient(base, t), k, axis=0)
-            turned = tf.zeros_like(orient(x, t))
+            x_t = orient(x, t)
+            x_copies, base_copies = tf.repeat(x_t, k, axis=0), tf.repeat(orient(base, t), k, axis=0)
+            turned = tf.zeros_like(x_t)
             for step in tf.range(steps):
                 j = tf.cast(step * k + tf.range(k), tf.float32)  # path point indices of this step
                 weight = tf.where((j == 0) | (j == m), 0.5 / m, 1.0 / m) * tf.cast(j <= m, tf.float32)
