@@ -43,14 +43,12 @@ from tqdm import tqdm
 
 from galaxy_xai import profiles, units
 from galaxy_xai.algorithm1 import _check_linearity, _grid_arrays, bar_lengths_grid, scale_len_threshold
-from galaxy_xai.config import ESTIMATORS, MASKS
+from galaxy_xai.config import ESTIMATORS, MASKS, MEAN_SOURCES
 from galaxy_xai.maps import normalise_maps, ring_means, within_radius
 
-MEAN_MAP = "mean_map"
-"""Map source: Algorithm 1 (or Fourier) on the element-wise mean of the models' maps."""
-
-MEAN_LENGTH = "mean_length"
-"""Map source: the mean of the lengths measured on each model's map."""
+MEAN_MAP, MEAN_LENGTH = MEAN_SOURCES
+"""Map source: Algorithm 1 (or Fourier) on the element-wise mean of the models' maps (``MEAN_MAP``), or the
+mean of the lengths measured on each model's map (``MEAN_LENGTH``)."""
 
 # --------------------------------------------------------------------------------------------------
 # From stored maps to the maps the estimators measure: sources, X_input and the R90 mask

@@ -151,6 +151,9 @@ where the map's m = 2 Fourier amplitude falls to a fraction of its peak (see :mo
 MASKS = ("none", "r90")
 """What is measured of a map: all of it, or only the pixels within the galaxy's Petrosian R90."""
 
+MEAN_SOURCES = ("mean_map", "mean_length")
+"""The saliency map sources that combine the models (:data:`galaxy_xai.barlength.MEAN_MAP`, ``MEAN_LENGTH``)."""
+
 
 @dataclass(frozen=True)
 class GridConfig:
@@ -161,6 +164,8 @@ class GridConfig:
     len_threshold: list[int] = _f([10, 20, 30, 40, 50], "T_l: pixel-count floor, in pixels of the paper's 224-px maps of the whole image (scaled to the area of our map pixels)", 1, 1_000_000)
     fourier_fraction: list[float] = _f([0.3, 0.5, 0.7], "fourier estimator: the bar ends where the m = 2 amplitude falls below this fraction of its peak", 0.01, 0.99)
     fourier_floor: list[float] = _f([0.0, 0.2, 0.3, 0.4], "fourier estimator: the map below this fraction of its maximum is set to 0 first (speckle fills the outer annuli)", 0.0, 0.95)
+    prefer_map_source: str | None = _f("mean_length", "the saliency choice keeps this map source (a model, mean_map or mean_length) unless another beats its best setting on validation by a paired bootstrap 95% interval above 0; null: the plain best score")
+    prefer_estimator: str | None = _f("algorithm1", "both choices (saliency and image-only) keep this estimator unless another beats its best setting on validation by a paired bootstrap 95% interval above 0; null: the plain best score", choices=(None, *ESTIMATORS))
 
 
 @dataclass(frozen=True)
@@ -414,6 +419,21 @@ def _check_explainers_study(cfg: Config) -> None:
             raise ConfigError(f"explainers.{key} = {getattr(ex, key)}: expected at most explainers.galaxies = {ex.galaxies}")
 
 
+def _check_grid_preference(cfg: Config) -> None:
+    """The preferred map source and estimator of the grid search are among those it searches."""
+    grid = cfg.xai.grid
+    sources = [*cfg.models, *MEAN_SOURCES]
+    if grid.prefer_map_source is not None and grid.prefer_map_source not in sources:
+        raise ConfigError(
+            f"xai.grid.prefer_map_source = {grid.prefer_map_source!r}: expected null or a saliency map source: {', '.join(sources)}"
+        )
+    if grid.prefer_estimator is not None and grid.prefer_estimator not in grid.estimators:
+        raise ConfigError(
+            f"xai.grid.prefer_estimator = {grid.prefer_estimator!r}: expected null or one of xai.grid.estimators: "
+            f"{', '.join(grid.estimators)}"
+        )
+
+
 def _check_heatmap(cfg: Config) -> None:
     """``heatmap.shards`` names each shard once, in order: 0, 1, ..., n - 1."""
     shards = cfg.heatmap.shards
@@ -450,6 +470,7 @@ def _check(cfg: Config) -> None:
     _check_model_inputs(cfg)
     _check_explainer(cfg)
     _check_explainers_study(cfg)
+    _check_grid_preference(cfg)
     _check_heatmap(cfg)
 
 

@@ -7,10 +7,13 @@ NaN for parameters that do not apply (``plots/gridsearch.csv``).
 
 The score is :data:`SCORE`, ``rho_image`` (424-px pixels, no shared per-galaxy factor, so the choice
 is not driven by PETROR90_R); the paper-convention ``rho`` is recorded beside it. Two choices are
-made, each the best score among its own rows: ``chosen`` among the saliency map sources,
-``chosen_image`` among the image's, so the control gets the same search as the maps it controls. Each
-carries its scores' bootstrap intervals and how often a bootstrap of the validation galaxies picks the
-same map source and setting again (``choice_stability`` / ``choice_stability_image``).
+made, each among its own rows: ``chosen`` among the saliency map sources, ``chosen_image`` among the
+image's, so the control gets the same search as the maps it controls. Each is the best score unless
+that does not beat the best of the preferred rows (``xai.grid.prefer_map_source`` /
+``prefer_estimator``: the models' mean length and the paper's Algorithm 1) by more than the noise
+(:func:`choose`). Each carries its scores' bootstrap intervals and how often a bootstrap of the
+validation galaxies picks the same map source and setting again (``choice_stability`` /
+``choice_stability_image``).
 
 :func:`gridsearch_json` is the writer of ``metrics/gridsearch.json``: every setting in it is written
 by :meth:`Choice.to_json <galaxy_xai.barlength.Choice.to_json>`, and read back by
@@ -81,27 +84,67 @@ def table2_markdown(best: pd.DataFrame, archs: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def choose(
-    table: pd.DataFrame, lengths_px424: np.ndarray, rows: np.ndarray, sample: pd.DataFrame, n_boot: int, rng
-) -> tuple[dict, dict]:
-    """The best setting among ``rows`` (bool, one per table row) by :data:`SCORE`, with its scores'
-    bootstrap intervals, and how stable that choice is: (chosen record, choice stability).
+def preferred_rows(table: pd.DataFrame, rows: np.ndarray, prefer: Mapping[str, str | None]) -> np.ndarray:
+    """The rows among ``rows`` (bool, one per table row) whose fields match every non-null ``prefer``
+    value (e.g. {'map_source': 'mean_length', 'estimator': 'algorithm1'}): (S,) bool."""
+    keep = np.asarray(rows, dtype=bool).copy()
+    for column, value in prefer.items():
+        if value is not None:
+            keep &= (table[column] == value).to_numpy()
+    return keep
 
-    ``lengths_px424``: (n, S) lengths of the table's settings; ``sample``: the validation galaxies (n rows).
+
+def choose(
+    table: pd.DataFrame,
+    lengths_px424: np.ndarray,
+    rows: np.ndarray,
+    prefer: Mapping[str, str | None],
+    sample: pd.DataFrame,
+    n_boot: int,
+    rng,
+) -> tuple[dict, dict]:
+    """The setting chosen among ``rows`` (bool, one per table row), with its scores' bootstrap
+    intervals, and how stable that choice is: (chosen record, choice stability).
+
+    The best :data:`SCORE` wins only if it beats the best of the :func:`preferred_rows` by a paired
+    bootstrap 95% interval above 0 on these galaxies; otherwise the preferred rows' best is kept.
+    A one-standard-error rule: 320 validation galaxies cannot tell apart settings a few hundredths
+    apart, and a choice made on that noise fails on the test split (docs/results.md, another sky).
+    ``chosen['preference']`` records the test; the stability is that of the choice among the rows it
+    was made from (the preferred rows when they were kept). ``lengths_px424``: (n, S) lengths of the
+    table's settings; ``sample``: the validation galaxies (n rows).
     """
-    positions = np.flatnonzero(rows)
-    sub = table.iloc[positions].reset_index(drop=True)
-    position = positions[evaluation.choose_setting(sub, SCORE)]
+    catalogue = sample["length_px424"]
+    best = int(np.flatnonzero(rows)[evaluation.choose_setting(table[rows], SCORE)])
+    candidates, preference = rows, None
+    preferred = preferred_rows(table, rows, prefer)
+    if preferred.any() and not preferred[best]:
+        reference = int(np.flatnonzero(preferred)[evaluation.choose_setting(table[preferred], SCORE)])
+        test = statistics.paired_bootstrap_difference(
+            lengths_px424[:, best], lengths_px424[:, reference], catalogue, "pearson", n_boot, rng
+        )
+        kept = test.verdict != "beats"
+        if kept:
+            candidates = preferred
+        preference = {
+            "prefer": {key: value for key, value in prefer.items() if value is not None},
+            "best": setting_rows(table.iloc[[best]])[0],
+            "preferred": setting_rows(table.iloc[[reference]])[0],
+            "best_minus_preferred": test.to_json(),
+            "kept_preferred": kept,
+        }
+        best = reference if kept else best
     # The search's score is rho_image; the paper-convention rho of the same setting is reported beside it.
     intervals = statistics.correlation_scores(
-        lengths_px424[:, position], sample["length_px424"], sample["PETROR90_R"], {"rho_image": "rho_image", "rho": "rho"},
-        n_boot, rng,
-    )  # fmt: skip
-    stability = evaluation.choice_stability(sub, lengths_px424[:, positions], sample["length_px424"], n_boot, rng)
-    chosen = setting_rows(table.iloc[[position]])[0]
+        lengths_px424[:, best], catalogue, sample["PETROR90_R"], {"rho_image": "rho_image", "rho": "rho"}, n_boot, rng
+    )
+    positions = np.flatnonzero(candidates)
+    stability = evaluation.choice_stability(table.iloc[positions].reset_index(drop=True), lengths_px424[:, positions], catalogue, n_boot, rng)
+    chosen = setting_rows(table.iloc[[best]])[0]
     chosen.pop("n", None)
     chosen["rho_image_ci95"] = evaluation.finite_or_none(intervals["rho_image_ci95"])
     chosen["rho_ci95"] = evaluation.finite_or_none(intervals["rho_ci95"])
+    chosen["preference"] = evaluation.finite_or_none(preference)
     return chosen, stability
 
 
@@ -131,12 +174,15 @@ def search(
     linearity: str,
     n_boot: int,
     rng: np.random.Generator,
+    prefer_map_source: str | None = None,
+    prefer_estimator: str | None = None,
 ) -> GridSearch:
-    """Measure every setting on the validation galaxies and choose.
+    """Measure every setting on the validation galaxies and choose (:func:`choose`).
 
     ``model_maps``: {model: (n, H, W)} and ``grey`` (n, H, W) of the galaxies of ``sample`` (n rows of
     :func:`galaxy_xai.prepared.read_bars`, in order); ``rng`` draws the bootstrap resamples, the
-    saliency sources' choice first, then the image's.
+    saliency sources' choice first, then the image's. ``prefer_map_source`` and ``prefer_estimator``
+    (``xai.grid``) name the preferred rows of the saliency choice; the image's prefers the estimator only.
     """
     map_px = np.shape(grey)[-1]
     lengths = barlength.setting_lengths(model_maps, grey, settings, crop_px, linearity, progress=True)
@@ -144,8 +190,9 @@ def search(
     frame = pd.DataFrame([c.record(map_px, crop_px) for c in settings])
     table = evaluation.grid_scores(frame, lengths_px424, sample["length_px424"], sample["PETROR90_R"])
     is_image = table["map_source"].isin(barlength.IMAGE_SOURCES).to_numpy()
-    chosen, stability = choose(table, lengths_px424, ~is_image, sample, n_boot, rng)
-    chosen_image, stability_image = choose(table, lengths_px424, is_image, sample, n_boot, rng)
+    prefer = {"map_source": prefer_map_source, "estimator": prefer_estimator}
+    chosen, stability = choose(table, lengths_px424, ~is_image, prefer, sample, n_boot, rng)
+    chosen_image, stability_image = choose(table, lengths_px424, is_image, {"estimator": prefer_estimator}, sample, n_boot, rng)
     return GridSearch(table, chosen, stability, chosen_image, stability_image)
 
 
@@ -188,4 +235,18 @@ def describe(chosen: dict, stability: dict) -> str:
         f"rho_image={_fmt(chosen['rho_image'])} [{_fmt(lo)}, {_fmt(hi)}], rho={_fmt(chosen['rho'])}; "
         f"chosen again in {100 * stability['map_source_frequency']:.0f}% (map source) / "
         f"{100 * stability['setting_frequency']:.0f}% (setting) of {stability['resamples']} bootstrap resamples"
+        f"{preference_text(chosen.get('preference'))}"
+    )
+
+
+def preference_text(preference: dict | None) -> str:
+    """How the preference rule of :func:`choose` decided, as a clause ('' when the best was preferred)."""
+    if preference is None:
+        return ""
+    best, test = preference["best"], preference["best_minus_preferred"]
+    lo, hi = test["ci95"]
+    outcome = "kept the preferred setting" if preference["kept_preferred"] else "the best beats the preferred setting"
+    return (
+        f"; the best score was {best['map_source']} {best['estimator']} by {test['difference']:+.3f} "
+        f"[{lo:+.3f}, {hi:+.3f}]: {outcome}"
     )

@@ -77,6 +77,27 @@ def paired_text(diff: dict | None) -> tuple[str, str]:
     return f"{diff['difference']:+.3f} [{lo}, {hi}]", f"**{word}**" if word == "beats" else word
 
 
+def preference_sentence(chosen: dict) -> str:
+    """How the grid search's preference rule decided (``chosen['preference']``), or '' if the best
+    setting was a preferred one."""
+    preference = chosen.get("preference")
+    if not preference:
+        return ""
+    best, kept = preference["best"], preference["kept_preferred"]
+    difference, verdict = paired_text(preference["best_minus_preferred"])
+    prefer = ", ".join(str(v) for v in preference["prefer"].values())
+    outcome = (
+        "so the preferred setting is kept: validation cannot tell them apart"
+        if kept
+        else "by more than the noise, so it is chosen"
+    )
+    return (
+        f"Preference rule: the best validation score is {best['map_source']} ({setting_text(best)}); it {verdict} "
+        f"the best setting of the preferred {prefer} ({difference} in rho_image, paired bootstrap on the "
+        f"validation galaxies), {outcome}."
+    )
+
+
 def paired_entry(entry: dict, score: str) -> dict | None:
     """The saliency method minus a control in ``score`` from a metrics entry: ``entry['difference'][score]``
     (the layout of :func:`shared_comparison`), or flat ``<score>_difference`` (a number, with
@@ -234,6 +255,7 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str) -> str:
 
     ci = with_interval
     chosen, stability = grid["chosen"], grid["choice_stability"]
+    kept_preferred = bool((chosen.get("preference") or {}).get("kept_preferred"))
     sal, con = shared.get("saliency", {}), shared.get("control", {})
     paper = control.get("paper_split", {})
     paper_shared = shared.get("paper_split", {})
@@ -261,7 +283,9 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str) -> str:
         + f", linearity = {grid['linearity']}. The search ranks by rho in image units (no shared PETROR90_R factor); "
         f"this setting's validation rho_image is {ci(chosen, 'rho_image')} (95% bootstrap interval).",
         "",
-        f"Choice stability: on {stability['resamples']} bootstrap resamples of the {grid['n']} validation galaxies, "
+        (f"{preference_sentence(chosen)} " if chosen.get("preference") else "")
+        + f"Choice stability{' among the preferred rows' if kept_preferred else ''}: on {stability['resamples']} "
+        f"bootstrap resamples of the {grid['n']} validation galaxies, "
         f"the search picks {stability['map_source']} again in {stability['map_source_frequency']:.0%} of them and this exact "
         f"setting in {stability['setting_frequency']:.0%}. Most frequent alternatives: {alternatives or 'none'}.",
         "",

@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     result = gridsearch.search(
-        maps, grey, settings, sample, crop_px, cfg.xai.linearity, cfg.xai.bootstrap, np.random.default_rng(cfg.seed)
-    )
+        maps, grey, settings, sample, crop_px, cfg.xai.linearity, cfg.xai.bootstrap, np.random.default_rng(cfg.seed),
+        grid.prefer_map_source, grid.prefer_estimator,
+    )  # fmt: skip
     log.info("chosen: %s", gridsearch.describe(result.chosen, result.stability))
     log.info("chosen for the image-only control: %s", gridsearch.describe(result.chosen_image, result.stability_image))
 

@@ -76,6 +76,13 @@ def test_default_params_load_and_match_the_dataclass_defaults():
         # A model input larger than the crop only upsamples it (crop null + 1024 px ran out of memory).
         ("images.size_px", 161, "images.size_px = 161: expected at most 160: the crop spans images.crop_px = 160"),
         ("xai.bootstrap", 1e3, "xai.bootstrap = 1000.0: expected an integer"),
+        # The grid search's preferred rows exist among the settings it searches.
+        ("xai.grid.prefer_map_source", "mean", "xai.grid.prefer_map_source = 'mean': expected null or a saliency "
+         "map source: vgg_small, resnet_small, xception_small, mean_map, mean_length"),
+        ("xai.grid.prefer_map_source", "image", "expected null or a saliency map source"),
+        ("xai.grid.prefer_estimator", "median", "xai.grid.prefer_estimator = 'median': expected one of null, algorithm1, fourier"),
+        ("xai.grid.estimators", ["fourier"], "xai.grid.prefer_estimator = 'algorithm1': expected null or one of "
+         "xai.grid.estimators: fourier"),
     ],
 )
 def test_bad_values_name_the_key_and_what_was_expected(path, value, message):
@@ -88,6 +95,8 @@ def test_bad_values_name_the_key_and_what_was_expected(path, value, message):
 def test_null_crop_and_int_for_float_are_accepted():
     cfg = config_from_dict(with_change("images.crop_px", None))
     assert cfg.images.crop_px is None
+    cfg = config_from_dict(with_change("xai.grid.prefer_map_source", None))
+    assert cfg.xai.grid.prefer_map_source is None and cfg.xai.grid.prefer_estimator == "algorithm1"
     cfg = config_from_dict(with_change("xai.smoothgrad.noise", 0))
     assert cfg.xai.smoothgrad.noise == 0.0 and isinstance(cfg.xai.smoothgrad.noise, float)
 

@@ -228,6 +228,25 @@ def test_report_without_the_new_measure_keys_or_truth():
     assert "it meets the target." in rep.report_markdown(run_metrics(), shared, "input_x_gradient")
 
 
+def test_the_report_says_when_the_preferred_setting_was_kept_over_a_best_within_the_noise():
+    run = run_metrics()
+    best = {"map_source": "mean_length", "estimator": "fourier", "x_input": True, "mask": "r90", "fraction": 0.5,
+            "floor": 0.2, "rho_image": 0.452}  # fmt: skip
+    test = {"difference": 0.008, "ci95": [-0.04, 0.05], "verdict": "ties"}
+    preference = {"prefer": {"map_source": "mean_length", "estimator": "algorithm1"}, "best": best,
+                  "preferred": run.gridsearch["chosen"], "best_minus_preferred": test, "kept_preferred": True}  # fmt: skip
+    run.gridsearch["chosen"] = {**run.gridsearch["chosen"], "preference": preference}
+    saliency, control = _tables(0.3, 0.3)
+    report = rep.report_markdown(run, comparisons.control_comparisons(saliency, control, 200, np.random.default_rng(0)), "ig")
+    (line,) = [line for line in report.splitlines() if line.startswith("Preference rule")]
+    assert "the best validation score is mean_length (estimator fourier" in line
+    assert "it ties with the best setting of the preferred mean_length, algorithm1 (+0.008 [-0.04, +0.05]" in line
+    assert "the preferred setting is kept" in line and "Choice stability among the preferred rows: on 1000" in line
+    # Without a preference test (the best was preferred, or no preference) there is no such sentence.
+    assert "Preference rule" not in rep.report_markdown(run_metrics(), comparisons.control_comparisons(
+        saliency, control, 200, np.random.default_rng(0)), "ig")  # fmt: skip
+
+
 def test_a_setting_reads_with_only_the_parameters_that_apply():
     fourier = {"map_source": "image", "estimator": "fourier", "x_input": False, "mask": "r90", "corr_threshold": None,
                "len_threshold": float("nan"), "fraction": 0.5, "floor": 0.0}  # fmt: skip
