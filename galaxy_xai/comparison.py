@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from galaxy_xai import evaluation, statistics
 
@@ -78,4 +79,93 @@ def control_comparisons(saliency_rows: pd.DataFrame, control_rows: pd.DataFrame,
     out = shared_comparison(saliency_rows, test, n_boot, rng)
     if "fold" in test:
         out["paper_split"] = shared_comparison(saliency_rows, test[test["fold"] == 0], n_boot, rng)
+    if COMPLEMENT_BASE in saliency_rows:
+        out["complements"] = complement_comparison(saliency_rows, test, n_boot, rng)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Complements: what each length adds to the classical astronomer's isophote length
+
+COMPLEMENT_BASE = "isophote_px424"
+"""The classical length every combination starts from (``plots/barlengths.csv``'s column)."""
+
+COMPLEMENT_COLUMNS = {
+    "isophote": COMPLEMENT_BASE,
+    "saliency": "measured_px424",
+    "image": "image_px424",
+    "control": "control_px424",
+}
+"""Member name -> column of the joined per-galaxy table (:func:`complement_comparison`)."""
+
+COMBINATIONS = {
+    "isophote": ("isophote",),
+    "isophote+image": ("isophote", "image"),
+    "isophote+control": ("isophote", "control"),
+    "isophote+saliency": ("isophote", "saliency"),
+    "isophote+control+saliency": ("isophote", "control", "saliency"),
+}
+"""The combinations scored: each the mean of its members' ranks (:func:`rank_mean`)."""
+
+COMBINATION_COMPARISONS = (
+    ("isophote+saliency", "isophote"),
+    ("isophote+saliency", "isophote+image"),
+    ("isophote+saliency", "isophote+control"),
+    ("isophote+control+saliency", "isophote+control"),
+)
+"""(a, b) pairs compared by a paired bootstrap: does the saliency length add to the isophote length,
+more than the image-only length or the control CNN add, and does it add to both together?"""
+
+
+def rank_mean(lengths: np.ndarray) -> np.ndarray:
+    """The mean over methods of each galaxy's rank among the galaxies: (n, k) lengths -> (n,) in [1, n].
+
+    Ranks (mid-ranks for ties) put lengths of different scales and outliers on one footing, so k
+    independent measurements of the same ordering average their errors down; no label is used.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if lengths.ndim != 2 or not np.isfinite(lengths).all():
+        raise ValueError(f"rank_mean: expected finite lengths (n, k), got shape {lengths.shape}")
+    return stats.rankdata(lengths, axis=0).mean(axis=1)
+
+
+def complement_comparison(saliency_rows: pd.DataFrame, control_rows: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict:
+    """The isophote length combined with each other length by :func:`rank_mean`, on the test galaxies
+    every member measured (an isophote fit can fail).
+
+    ``saliency_rows``: plots/barlengths.csv (``measured_px424``, ``image_px424``, ``isophote_px424``,
+    ``catalogue_px424``, ``true_px424`` on the synthetic sky); ``control_rows``: the control CNN's
+    test rows of plots/control/predictions.csv. Returns {n, scores: {combination: Spearman against the
+    catalogue (``spearman_image``) and the truth (``spearman_truth_image``), each with ``_ci95``},
+    difference: {"a - b": {score: {difference, ci95, verdict}}}} for :data:`COMBINATION_COMPARISONS`.
+    A score is the Spearman rho of the rank mean, so a combination needs no weights and no choice.
+    """
+    control = control_rows[["objid", "measured_px424"]].rename(columns={"measured_px424": "control_px424"})
+    both = saliency_rows.merge(control, on="objid")
+    columns = list(COMPLEMENT_COLUMNS.values())
+    both = both[np.isfinite(both[columns].to_numpy(dtype=float)).all(axis=1)]
+    out: dict = {"n": len(both), "resamples": int(n_boot)}
+    if len(both) < 3:
+        return out
+    references = {"spearman_image": both["catalogue_px424"].to_numpy(dtype=float)}
+    if "true_px424" in both and np.isfinite(both["true_px424"].to_numpy(dtype=float)).all():
+        references["spearman_truth_image"] = both["true_px424"].to_numpy(dtype=float)
+    combined = {
+        name: rank_mean(both[[COMPLEMENT_COLUMNS[m] for m in members]].to_numpy()) for name, members in COMBINATIONS.items()
+    }
+    out["scores"] = {
+        name: {
+            key: value
+            for score, reference in references.items()
+            for key, value in statistics.correlation_scores(values, reference, None, {score: "spearman_image"}, n_boot, rng).items()
+        }
+        for name, values in combined.items()
+    }
+    out["difference"] = {
+        f"{a} - {b}": {
+            score: statistics.paired_bootstrap_difference(combined[a], combined[b], reference, "spearman", n_boot, rng).to_json()
+            for score, reference in references.items()
+        }
+        for a, b in COMBINATION_COMPARISONS
+    }
+    return evaluation.finite_or_none(out)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from galaxy_xai import comparison as comparisons
 from tests.e2e import (
     TINY_PARAMS,
     failed_repro,
@@ -90,6 +91,11 @@ def test_every_figure_and_the_report_agree_with_the_metrics(repo):
             diff = comparison["difference"][key]
             assert diff["verdict"] == ("beats" if diff["ci95"][0] > 0 else "loses" if diff["ci95"][1] < 0 else "ties")
     assert "## The saliency method vs each control" in report and "against the target 0.70" in report
+    # The complements: every combination on the galaxies every method measured, shown in the report.
+    complements = shared["complements"]
+    assert 0 < complements["n"] <= n_test
+    assert set(complements["difference"]) == {f"{a} - {b}" for a, b in comparisons.COMBINATION_COMPARISONS}
+    assert f"| isophote+control+saliency | {shown(complements['scores']['isophote+control+saliency'], 'spearman_truth_image')} |" in report
     for key in ("rho", "rho_image", "rho_null", "spearman", "n", "slope", "slope_err", "rho_truth"):
         assert key in bars, key
     for scores in (bars, control, control["paper_split"]):

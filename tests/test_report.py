@@ -286,3 +286,83 @@ def test_grid_heatmaps_draw_one_panel_per_source_x_input_and_mask_of_algorithm1_
     # No panel averages the two masks: each shows its own four cells.
     first = next(ax for ax in panels if ax.get_title() == "map_source=b, x_input=True, mask=none")
     np.testing.assert_allclose(first.get_images()[0].get_array(), [[5, 10], [7, 14]])
+
+
+# What each length adds to the isophote length (rank-mean combinations)
+
+
+def test_rank_mean_known_answer_ties_and_monotone_invariance():
+    lengths = np.array([[1.0, 10.0], [2.0, 30.0], [3.0, 20.0], [3.0, 40.0]])
+    # Ranks: column 0 -> 1, 2, 3.5, 3.5 (mid-ranks of the tie); column 1 -> 1, 3, 2, 4.
+    np.testing.assert_allclose(comparisons.rank_mean(lengths), [1.0, 2.5, 2.75, 3.75])
+    # Units and any monotone rescaling of one method change nothing.
+    rescaled = np.column_stack([np.log(lengths[:, 0]), 424.0 * lengths[:, 1] ** 2])
+    np.testing.assert_array_equal(comparisons.rank_mean(rescaled), comparisons.rank_mean(lengths))
+    np.testing.assert_array_equal(comparisons.rank_mean(lengths[:, :1]), [1.0, 2.0, 3.5, 3.5])
+    for bad in (np.array([[1.0, np.nan], [2.0, 3.0]]), np.arange(3.0)):
+        with pytest.raises(ValueError, match="rank_mean"):
+            comparisons.rank_mean(bad)
+
+
+def _complement_tables(n: int = 400, seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The isophote and the control CNN share their errors (the control is the isophote, rescaled); the
+    saliency length has its own; the image-only length knows nothing about the bar."""
+    rng = np.random.default_rng(seed)
+    truth = rng.lognormal(3.5, 0.4, n)
+    isophote = truth * rng.lognormal(0, 0.5, n)
+    saliency = pd.DataFrame({
+        "objid": np.arange(n), "true_px424": truth, "catalogue_px424": truth * rng.lognormal(0, 0.15, n),
+        "measured_px424": truth * rng.lognormal(0, 0.5, n), "image_px424": rng.lognormal(3.5, 0.4, n),
+        "isophote_px424": isophote, "petror90_r_arcsec": rng.uniform(3, 12, n),
+    })  # fmt: skip
+    control = saliency[["objid", "catalogue_px424", "petror90_r_arcsec"]].assign(
+        measured_px424=2.0 * isophote, xai_split="test"
+    )[::-1]
+    return saliency, control, truth
+
+
+def test_complements_add_only_where_the_errors_differ():
+    saliency, control, _ = _complement_tables()
+    out = comparisons.complement_comparison(saliency, control, 500, np.random.default_rng(0))
+    assert out["n"] == 400 and set(out["scores"]) == set(comparisons.COMBINATIONS)
+    scores = {name: v["spearman_truth_image"] for name, v in out["scores"].items()}
+    # The control repeats the isophote's errors: combining them is the isophote's ranking exactly.
+    assert scores["isophote+control"] == pytest.approx(scores["isophote"])
+    diff = out["difference"]
+    # Independent errors average down: the saliency length adds to the isophote, and to both together.
+    for key in ("isophote+saliency - isophote", "isophote+control+saliency - isophote+control"):
+        assert diff[key]["spearman_truth_image"]["verdict"] == "beats", key
+    assert diff["isophote+saliency - isophote+image"]["spearman_truth_image"]["verdict"] == "beats"
+    for key, entry in diff.items():
+        a, b = key.split(" - ")
+        for score, paired in entry.items():
+            lo, hi = paired["ci95"]
+            assert lo <= paired["difference"] <= hi
+            assert paired["difference"] == pytest.approx(out["scores"][a][score] - out["scores"][b][score])
+
+
+def test_complements_skip_failed_fits_and_work_without_truth():
+    saliency, control, _ = _complement_tables(60)
+    saliency.loc[[3, 7], "isophote_px424"] = np.nan  # two isophote fits failed
+    out = comparisons.complement_comparison(saliency.drop(columns="true_px424"), control, 100, np.random.default_rng(0))
+    assert out["n"] == 58
+    assert all(set(v) == {"spearman_image", "spearman_image_ci95"} for v in out["scores"].values())
+    # control_comparisons adds them only when the measure stage wrote the isophote length.
+    shared = comparisons.control_comparisons(saliency, control, 100, np.random.default_rng(0))
+    assert shared["complements"]["n"] == 58
+    assert "complements" not in comparisons.control_comparisons(
+        saliency.drop(columns="isophote_px424"), control, 100, np.random.default_rng(0)
+    )
+
+
+def test_report_table_of_the_complements():
+    saliency, control, _ = _complement_tables(120)
+    shared = comparisons.control_comparisons(saliency, control, 200, np.random.default_rng(0))
+    report = rep.report_markdown(run_metrics(), shared, "integrated_gradients")
+    assert "## What each length adds to the classical isophote length" in report
+    complements = shared["complements"]
+    row = _row(report, "isophote+control+saliency")
+    assert row[1:] == [rep.with_interval(complements["scores"]["isophote+control+saliency"], key) for key, _ in rep.COMPLEMENT_SCORES]
+    diff = complements["difference"]["isophote+saliency - isophote"]
+    assert _row(report, "isophote+saliency - isophote")[1:3] == list(rep.paired_text(diff["spearman_truth_image"]))
+    assert "## What each length adds" not in rep.report_markdown(run_metrics(), {}, "integrated_gradients")
