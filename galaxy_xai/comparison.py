@@ -103,7 +103,9 @@ COMBINATIONS = {
     "isophote+image": ("isophote", "image"),
     "isophote+control": ("isophote", "control"),
     "isophote+saliency": ("isophote", "saliency"),
+    "isophote+control+image": ("isophote", "control", "image"),
     "isophote+control+saliency": ("isophote", "control", "saliency"),
+    "isophote+control+image+saliency": ("isophote", "control", "image", "saliency"),
 }
 """The combinations scored: each the mean of its members' ranks (:func:`rank_mean`)."""
 
@@ -112,9 +114,12 @@ COMBINATION_COMPARISONS = (
     ("isophote+saliency", "isophote+image"),
     ("isophote+saliency", "isophote+control"),
     ("isophote+control+saliency", "isophote+control"),
+    ("isophote+control+saliency", "isophote+control+image"),
+    ("isophote+control+image+saliency", "isophote+control+image"),
 )
 """(a, b) pairs compared by a paired bootstrap: does the saliency length add to the isophote length,
-more than the image-only length or the control CNN add, and does it add to both together?"""
+more than the image-only length or the control CNN add; does it add to both together, more than the
+image-only length adds to them; and does it add to all three?"""
 
 
 def rank_mean(lengths: np.ndarray) -> np.ndarray:

@@ -219,6 +219,34 @@ def grid_heatmaps(grid: pd.DataFrame, value: str = "rho") -> plt.Figure:
     return fig
 
 
+def complements(complements: Mapping, score: str = "spearman_truth_image") -> plt.Figure:
+    """Two panels of ``comparison.json``'s ``complements`` (:func:`galaxy_xai.comparison.complement_comparison`):
+    each rank-mean combination's ``score`` with its 95% interval, and each paired difference with
+    its interval against 0 (the verdict's picture)."""
+    scores = {name: v for name, v in complements["scores"].items() if score in v}
+    diffs = {name: v[score] for name, v in complements["difference"].items() if score in v}
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(12, 0.45 * max(len(scores), len(diffs)) + 1.6), layout="constrained"
+    )
+    colours = {"beats": "C2", "ties": "0.5", "loses": "C3"}
+    for ax, entries, title in (
+        (left, {k: (v[score], v[f"{score}_ci95"], "C0") for k, v in scores.items()}, f"{score}, combination"),
+        (right, {k: (v["difference"], v["ci95"], colours[v["verdict"]]) for k, v in diffs.items()},
+         f"paired difference in {score} (green: beats, grey: ties, red: loses)"),
+    ):  # fmt: skip
+        names = list(entries)[::-1]
+        y = np.arange(len(names))
+        for row, name in zip(y, names, strict=True):
+            value, (lo, hi), colour = entries[name]
+            ax.errorbar([value], [row], xerr=[[value - lo], [hi - value]], fmt="o", color=colour, capsize=3)
+        ax.set_yticks(y, names, fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    right.axvline(0, color="k", lw=0.8)
+    fig.suptitle(f"What each length adds to the isophote length ({complements['n']} test galaxies, 95% intervals)", fontsize=10)
+    return fig
+
+
 def isolated_bar(
     measured_map: np.ndarray, choice: Choice, map_px: int, crop_px: int | None, linearity: str, length_map_px: float
 ) -> tuple[np.ndarray, tuple]:

@@ -406,8 +406,9 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str) -> str:
             "combined with the other lengths by the mean of their ranks (no weights, no choice, no label): a "
             "combination beats its members only where their errors differ, so \"isophote+control+saliency - "
             "isophote+control\" asks whether the explanation knows something about the bar that neither the "
-            "classical fit nor the supervised CNN does. Paired bootstrap on the same galaxies; \"beats\" only "
-            "when the 95% interval excludes 0.",
+            "classical fit nor the supervised CNN does, and \"... - isophote+control+image\" whether it knows "
+            "more than the image-only length (the same estimator with no model) adds. Paired bootstrap on the "
+            "same galaxies; \"beats\" only when the 95% interval excludes 0.",
             "",
             *complements,
             "",

@@ -5,7 +5,8 @@ Figures (``--out``): 1 a test galaxy's maps for bar / bulge / arms, averaged ove
 answers recomputed with the heatmap stage's seeds and noise keys; 2 learning curves; 3 three isolated
 bars with their measured lengths; 4 measured vs catalogue lengths for the saliency maps and the control
 model; 5 the galaxies where the ensemble disagrees most with the volunteers on smooth vs features; plus
-the grid-search heat map and, on the synthetic sky, measured vs true.
+the grid-search heat map, on the synthetic sky measured vs true, and ``complements.png``: what each
+length adds to the isophote length (:func:`galaxy_xai.figures.complements`).
 
 ``--comparison``: :func:`galaxy_xai.comparison.control_comparisons`; ``--report``:
 :func:`galaxy_xai.report.report_markdown`.
@@ -183,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
 
     shared = comparison.control_comparisons(measured, control_all, cfg.xai.bootstrap, np.random.default_rng(cfg.seed))
     io.write_json(args.comparison, shared)
+    if shared.get("complements", {}).get("scores"):
+        score = "spearman_truth_image" if "true_px424" in measured else "spearman_image"
+        figures.save(figures.complements(shared["complements"], score), args.out / "complements.png")
     io.write_text(args.report, report.report_markdown(run, shared, explainer))
     log.info("wrote %s, %s and %s", args.out, args.comparison, args.report)
 

@@ -55,7 +55,7 @@ def test_outputs_exist_and_pipeline_is_clean(repo):
 def test_every_figure_and_the_report_agree_with_the_metrics(repo):
     figures = repo / "plots" / "figures"
     for name in ("fig1_saliency_maps", "fig2_learning_curves", "fig3_isolated_bars",
-                 "fig4_measured_vs_catalogue", "fig5_disagreements", "gridsearch", "measured_vs_true"):
+                 "fig4_measured_vs_catalogue", "fig5_disagreements", "gridsearch", "measured_vs_true", "complements"):
         png = figures / f"{name}.png"
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     report = (repo / "report.md").read_text()
