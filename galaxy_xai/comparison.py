@@ -7,6 +7,10 @@ the difference (:meth:`galaxy_xai.statistics.PairedDifference.to_json`: {differe
 Per-galaxy tables are ``plots/barlengths.csv`` (measure stage) and ``plots/control/predictions.csv``
 (control stage): ``objid``, ``measured_px424``, ``catalogue_px424``, ``petror90_r_arcsec`` and, on the
 synthetic sky, ``true_px424``; lengths in 424-px pixels.
+
+:func:`complement_comparison` (``complements`` in the same file) asks what each length adds to the
+classical isophote length: fixed combinations (:data:`COMBINATIONS`) scored by the Spearman rho of
+their members' mean rank (:func:`rank_mean`), and compared in pairs (:data:`COMBINATION_COMPARISONS`).
 """
 
 from __future__ import annotations

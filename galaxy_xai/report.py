@@ -6,7 +6,8 @@ and the explainer's name. The report puts Table 1, Table 2 and the headline numb
 intervals beside the paper's; a table of the saliency maps' lengths against each control (control CNN
 cross-fit and paper split, and the image-only, isophote and Fourier-of-light lengths of
 ``barlengths.json``'s ``controls`` when present), the issue's Spearman-vs-truth target, and every
-estimator's test rho (``barlengths.json``'s ``estimators``, when present). The helpers format one
+estimator's test rho (``barlengths.json``'s ``estimators``, when present), and what each length adds
+to the isophote length (the comparison's ``complements``, when present). The helpers format one
 score with its interval, a setting, a paired difference; nothing here computes a score.
 """
 
