@@ -219,10 +219,14 @@ def grid_heatmaps(grid: pd.DataFrame, value: str = "rho") -> plt.Figure:
     return fig
 
 
-def complements(complements: Mapping, score: str = "spearman_truth_image") -> plt.Figure:
+def complements(complements: Mapping, score: str | None = None) -> plt.Figure:
     """Two panels of ``comparison.json``'s ``complements`` (:func:`galaxy_xai.comparison.complement_comparison`):
     each rank-mean combination's ``score`` with its 95% interval, and each paired difference with
-    its interval against 0 (the verdict's picture)."""
+    its interval against 0 (the verdict's picture). ``score`` None: against the truth where the
+    complements have it, else against the catalogue."""
+    if score is None:
+        truth = any("spearman_truth_image" in v for v in complements["scores"].values())
+        score = "spearman_truth_image" if truth else "spearman_image"
     scores = {name: v for name, v in complements["scores"].items() if score in v}
     diffs = {name: v[score] for name, v in complements["difference"].items() if score in v}
     fig, (left, right) = plt.subplots(

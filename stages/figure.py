@@ -185,8 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     shared = comparison.control_comparisons(measured, control_all, cfg.xai.bootstrap, np.random.default_rng(cfg.seed))
     io.write_json(args.comparison, shared)
     if shared.get("complements", {}).get("scores"):
-        score = "spearman_truth_image" if "true_px424" in measured else "spearman_image"
-        figures.save(figures.complements(shared["complements"], score), args.out / "complements.png")
+        figures.save(figures.complements(shared["complements"]), args.out / "complements.png")
     io.write_text(args.report, report.report_markdown(run, shared, explainer))
     log.info("wrote %s, %s and %s", args.out, args.comparison, args.report)
 
