@@ -193,7 +193,7 @@ TRUTH_SCORES = {"spearman_truth_image": "spearman_image"}
 """The same against the true length (synthetic sky): the issue's target metric."""
 
 
-def _truth(sample: pd.DataFrame) -> np.ndarray:
+def true_lengths(sample: pd.DataFrame) -> np.ndarray:
     """True lengths in 424-px pixels (n,), NaN where unknown (all of them on real data)."""
     if "true_length_px424" not in sample.columns:
         return np.full(len(sample), np.nan)
@@ -210,7 +210,7 @@ def length_scores(measured_px424, sample: pd.DataFrame, n_boot: int, rng: np.ran
     """
     measured = np.asarray(measured_px424, dtype=np.float64)
     catalogue = sample["length_px424"].to_numpy(dtype=np.float64)
-    truth = _truth(sample)
+    truth = true_lengths(sample)
     if measured.shape != catalogue.shape:
         raise ValueError(f"length_scores: expected {catalogue.size} lengths, got shape {measured.shape}")
     ok = np.isfinite(measured)
@@ -233,7 +233,7 @@ def paired_comparison(a_px424, b_px424, sample: pd.DataFrame, n_boot: int, rng: 
     a = np.asarray(a_px424, dtype=np.float64)
     b = np.asarray(b_px424, dtype=np.float64)
     catalogue = sample["length_px424"].to_numpy(dtype=np.float64)
-    truth = _truth(sample)
+    truth = true_lengths(sample)
     both = np.isfinite(a) & np.isfinite(b)
     out = {}
     for key, keep, reference in (

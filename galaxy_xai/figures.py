@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from galaxy_xai import io  # noqa: E402
 from galaxy_xai.algorithm1 import farthest_pair, isolate_bar  # noqa: E402
 from galaxy_xai.barlength import ALGORITHM1, Choice  # noqa: E402
+from galaxy_xai.ensemble import predicted  # noqa: E402
 from galaxy_xai.evaluation import HOYLE_RELATIVE_ERROR  # noqa: E402
 
 MAP_CMAP = "jet"  # the paper's colour scale: red = most important, blue = least
@@ -248,6 +249,42 @@ def complements(complements: Mapping, score: str | None = None) -> plt.Figure:
         ax.grid(axis="x", alpha=0.3)
     right.axvline(0, color="k", lw=0.8)
     fig.suptitle(f"What each length adds to the isophote length ({complements['n']} test galaxies, 95% intervals)", fontsize=10)
+    return fig
+
+
+def ensemble_curve(
+    curves: Mapping[str, Mapping], lines: Mapping[str, Mapping[str, float]] | None = None, k_max: int = 64
+) -> plt.Figure:
+    """The saliency length's Spearman rho against the number of models averaged
+    (:func:`galaxy_xai.ensemble.ensemble_curve`), one panel per reference (``catalogue``, ``truth``):
+    the measured r_k with their 95% intervals, the fitted Spearman-Brown curve out to ``k_max``
+    models, and the asymptote with its interval. ``lines``: {reference: {label: rho}}, horizontal
+    lines in that reference's panel (e.g. the control CNN's score against the same reference)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4.2), layout="constrained", squeeze=False)
+    k_fit = np.geomspace(1, k_max, 100)
+    for ax, (reference, curve) in zip(axes[0], curves.items(), strict=True):
+        # Read from JSON: a score that could not be computed is None (NaN here, and not drawn).
+        k = np.asarray(curve["k"])
+        r = np.asarray(curve["spearman"], dtype=float)
+        lo, hi = np.asarray(curve["spearman_ci95"], dtype=float).T
+        ax.errorbar(k, r, yerr=[r - lo, hi - r], fmt="o", color="C0", capsize=3, label="mean of k models' lengths (all k-subsets)")
+        a, b, asymptote = (np.nan if curve.get(key) is None else float(curve[key]) for key in ("a", "b", "asymptote"))
+        if np.isfinite(asymptote):
+            ax.plot(k_fit, predicted(a, b, k_fit), color="C0", lw=1, label="Spearman-Brown fit: 1/r^2 = a + b/k")
+            interval = np.asarray(curve["asymptote_ci95"], dtype=float)
+            if np.all(np.isfinite(interval)):
+                ax.axhspan(*interval, color="C0", alpha=0.12, lw=0)
+            ax.axhline(asymptote, color="C0", ls="--", lw=1, label=f"infinitely many: {asymptote:.2f} "
+                       f"[{interval[0]:.2f}, {interval[1]:.2f}]")  # fmt: skip
+        for j, (label, value) in enumerate((lines or {}).get(reference, {}).items()):
+            ax.axhline(value, color=f"C{j + 1}", lw=1, label=f"{label}: {value:.2f}")
+        ax.set_xscale("log")
+        ax.set_xlabel("models averaged, k")
+        ax.set_ylabel(f"Spearman rho against the {reference}")
+        ax.set_title(f"against the {reference} ({curve['n']} test galaxies)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Would more models of this recipe measure bars better? (95% intervals)", fontsize=10)
     return fig
 
 

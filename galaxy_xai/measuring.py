@@ -18,6 +18,7 @@ Lengths are in 424-px pixels; arrays are (n,) over the test galaxies, (N_DRAWS, 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import barlength, evaluation, heatmaps, profiles, units
+from galaxy_xai import barlength, ensemble, evaluation, heatmaps, profiles, units
 from galaxy_xai.barlength import IMAGE, IMAGE_SOURCES, Choice
 
 N_DRAWS = 2
@@ -49,7 +50,8 @@ class TestSettings:
 
     ``choice``: the saliency maps' chosen setting; ``choice_image``: the image-only control's;
     ``best``: the best setting of every (map source, estimator) pair with its validation record;
-    ``fourier_light``: the Fourier setting of the light.
+    ``fourier_light``: the Fourier setting of the light; ``members``: the choice applied to each
+    model's maps alone (the ensemble curve's members, :mod:`galaxy_xai.ensemble`).
     """
 
     __test__ = False  # not a pytest class
@@ -58,6 +60,7 @@ class TestSettings:
     choice_image: Choice
     best: list[tuple[Choice, dict]]
     fourier_light: Choice
+    members: tuple[Choice, ...] = ()
 
     @classmethod
     def read(cls, path: str | Path, models: Sequence[str]) -> TestSettings:
@@ -66,12 +69,13 @@ class TestSettings:
         choice_image = barlength.read_choice(path, models, "chosen_image")
         best = barlength.read_settings(path, models)
         light = [c for c, _ in best if c.map_source == IMAGE and c.estimator == barlength.FOURIER]
-        return cls(choice, choice_image, best, light[0] if light else FOURIER_LIGHT_DEFAULT)
+        members = tuple(dataclasses.replace(choice, map_source=m) for m in models)
+        return cls(choice, choice_image, best, light[0] if light else FOURIER_LIGHT_DEFAULT, members)
 
     @property
     def saliency(self) -> list[Choice]:
         """The distinct saliency settings measured on every draw: the choice first."""
-        return _unique([self.choice, *(c for c, _ in self.best if c.map_source not in IMAGE_SOURCES)])
+        return _unique([self.choice, *(c for c, _ in self.best if c.map_source not in IMAGE_SOURCES), *self.members])
 
     @property
     def image(self) -> list[Choice]:
@@ -167,3 +171,25 @@ def control_scores(
         }
         for name, setting, lengths in controls
     }
+
+
+def member_lengths(settings: TestSettings, draws_px424: np.ndarray) -> np.ndarray:
+    """Each member's lengths in 424-px pixels, the mean of the draws: (n, len(settings.members))."""
+    return np.stack([draws_px424[:, :, settings.saliency.index(m)].mean(axis=0) for m in settings.members], axis=1)
+
+
+def ensemble_scores(
+    settings: TestSettings, draws_px424: np.ndarray, sample: pd.DataFrame, n_boot: int, rng: np.random.Generator
+) -> dict:
+    """The ensemble curve (:func:`galaxy_xai.ensemble.ensemble_curve`) of the chosen setting's members
+    against the catalogue (``catalogue``) and, where true lengths are known, the truth (``truth``);
+    {} with fewer than two models."""
+    if len(settings.members) < 2:
+        return {}
+    lengths = member_lengths(settings, draws_px424)
+    names = [m.map_source for m in settings.members]
+    references = {"catalogue": sample["length_px424"].to_numpy(dtype=np.float64)}
+    truth = evaluation.true_lengths(sample)
+    if np.isfinite(truth).sum() >= 3:
+        references["truth"] = truth
+    return {key: ensemble.ensemble_curve(lengths, reference, n_boot, rng, names) for key, reference in references.items()}

@@ -5,8 +5,9 @@ Figures (``--out``): 1 a test galaxy's maps for bar / bulge / arms, averaged ove
 answers recomputed with the heatmap stage's seeds and noise keys; 2 learning curves; 3 three isolated
 bars with their measured lengths; 4 measured vs catalogue lengths for the saliency maps and the control
 model; 5 the galaxies where the ensemble disagrees most with the volunteers on smooth vs features; plus
-the grid-search heat map, on the synthetic sky measured vs true, and ``complements.png``: what each
-length adds to the isophote length (:func:`galaxy_xai.figures.complements`).
+the grid-search heat map, on the synthetic sky measured vs true, ``complements.png``: what each
+length adds to the isophote length (:func:`galaxy_xai.figures.complements`), and ``ensemble.png``:
+the saliency length against the number of models averaged (:func:`galaxy_xai.figures.ensemble_curve`).
 
 ``--comparison``: :func:`galaxy_xai.comparison.control_comparisons`; ``--report``:
 :func:`galaxy_xai.report.report_markdown`.
@@ -186,6 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     io.write_json(args.comparison, shared)
     if shared.get("complements", {}).get("scores"):
         figures.save(figures.complements(shared["complements"]), args.out / "complements.png")
+    if run.barlengths.get("ensemble"):
+        # The controls' scores against the same reference, as horizontal lines.
+        others = {"control CNN": shared.get("control", {}), "image-only length": run.barlengths["controls"]["image"]}
+        lines = {
+            reference: {label: scores[key] for label, scores in others.items() if scores.get(key) is not None}
+            for reference, key in (("catalogue", "spearman_image"), ("truth", "spearman_truth_image"))
+        }
+        figures.save(figures.ensemble_curve(run.barlengths["ensemble"], lines), args.out / "ensemble.png")
     io.write_text(args.report, report.report_markdown(run, shared, explainer))
     log.info("wrote %s, %s and %s", args.out, args.comparison, args.report)
 

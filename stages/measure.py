@@ -6,8 +6,10 @@ maps (``plots/barlengths.csv``: per-galaxy lengths in 424-px pixels and h^-1 kpc
 (:func:`galaxy_xai.evaluation.measurement_summary`: ``rho`` in the paper's convention, ``rho_image``,
 the permutation nulls, Spearman, the slope through the origin and, on the synthetic sky, the scores
 against the true length, each correlation with its 95% bootstrap interval), ``controls`` (image-only,
-isophote and Fourier-of-light lengths, each paired against the saliency lengths) and ``estimators``
-(the best validation setting of every map source x estimator, scored on the test galaxies).
+isophote and Fourier-of-light lengths, each paired against the saliency lengths), ``estimators``
+(the best validation setting of every map source x estimator, scored on the test galaxies) and
+``ensemble`` (the chosen setting on each model alone: the Spearman rho of the mean of k models'
+lengths for k = 1..M and what twice and infinitely many models would reach, :mod:`galaxy_xai.ensemble`).
 
 Params read: ``seed`` (the permutations' and bootstraps' generator), ``images.crop_px`` (T_l and R90
 in map pixels, lengths in 424-px pixels), ``models`` (the model names: whose heatmap files are read),
@@ -75,6 +77,14 @@ def main(argv: list[str] | None = None) -> None:
         ],
         sample, map_px, crop_px, n_boot, rng,
     )  # fmt: skip
+    ensembles = measuring.ensemble_scores(settings, draws_px424, sample, n_boot, rng)
+    for reference, curve in ensembles.items():
+        log.info(
+            "ensemble curve against the %s: Spearman %s for 1..%d models; %d models: %.3f [%.3f, %.3f]; "
+            "asymptote %.3f [%.3f, %.3f]",
+            reference, " / ".join(f"{r:.3f}" for r in curve["spearman"]), len(curve["k"]), curve["doubled_k"],
+            curve["doubled"], *curve["doubled_ci95"], curve["asymptote"], *curve["asymptote_ci95"],
+        )  # fmt: skip
     log.info(
         "rho=%.3f [%.3f, %.3f] (null %.3f, p95 %.3f, p=%.3g) rho_image=%.3f [%.3f, %.3f] (null p95 %.3f, p=%.3g) "
         "slope=%.3f+-%.3f%s",
@@ -114,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                 "r90_map_px": r90_px,
                 "estimators": estimators,
                 "controls": controls,
+                "ensemble": ensembles,
             }
         ),
     )

@@ -55,7 +55,7 @@ def test_outputs_exist_and_pipeline_is_clean(repo):
 def test_every_figure_and_the_report_agree_with_the_metrics(repo):
     figures = repo / "plots" / "figures"
     for name in ("fig1_saliency_maps", "fig2_learning_curves", "fig3_isolated_bars",
-                 "fig4_measured_vs_catalogue", "fig5_disagreements", "gridsearch", "measured_vs_true", "complements"):
+                 "fig4_measured_vs_catalogue", "fig5_disagreements", "gridsearch", "measured_vs_true", "complements", "ensemble"):
         png = figures / f"{name}.png"
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     report = (repo / "report.md").read_text()
@@ -96,6 +96,12 @@ def test_every_figure_and_the_report_agree_with_the_metrics(repo):
     assert 0 < complements["n"] <= n_test
     assert set(complements["difference"]) == {f"{a} - {b}" for a, b in comparisons.COMBINATION_COMPARISONS}
     assert f"| isophote+control+saliency | {shown(complements['scores']['isophote+control+saliency'], 'spearman_truth_image')} |" in report
+    # The ensemble curve: the chosen setting on each model alone, against the catalogue and the truth.
+    curves = bars["ensemble"]
+    assert set(curves) == {"catalogue", "truth"}
+    for curve in curves.values():
+        assert curve["members"] == list(TINY_PARAMS["models"]) and curve["n"] == n_test and curve["k"] == [1, 2, 3]
+    assert "## Would more models measure bars better?" in report and "| truth | " in report
     for key in ("rho", "rho_image", "rho_null", "spearman", "n", "slope", "slope_err", "rho_truth"):
         assert key in bars, key
     for scores in (bars, control, control["paper_split"]):
