@@ -2,14 +2,15 @@
 
 The chosen setting is applied to each model's maps alone (the ensemble's *members*); the mean of k
 members' lengths is scored by Spearman's rho against a reference, averaged over every k-subset of the
-M members, for k = 1..M (:func:`ensemble_curve`). Averaging shrinks the errors the members do not
-share and leaves the ones they do: if the members' errors correlate rho_e with each other, the
-correlation of the mean of k with the reference follows the Spearman-Brown form
+M members, for k = 1..M (:func:`ensemble_curve`). Averaging shrinks what the members do not share
+and keeps what they do (the bar, and the errors every model makes): if the members' lengths
+correlate rho_m with each other and r_1 with the reference, the correlation of the mean of k with the
+reference follows the Spearman-Brown form
 
-    1 / r_k^2 = a + b / k,    a = rho_e / r_1^2,    b = (1 - rho_e) / r_1^2,
+    1 / r_k^2 = a + b / k,    a = rho_m / r_1^2,    b = (1 - rho_m) / r_1^2,
 
-so r_inf = 1 / sqrt(a) is what infinitely many members of this recipe would reach, and r_2M what
-doubling the ensemble would. The two coefficients are fitted to the curve by least squares
+so r_inf = 1 / sqrt(a) = r_1 / sqrt(rho_m) is what infinitely many members of this recipe would
+reach, and r_2M what doubling the ensemble would. The two coefficients are fitted to the curve by least squares
 (:func:`fit_curve`), and every number comes with a 95% bootstrap interval over the galaxies (the
 curve, the fit and its predictions recomputed on each resample). It is a model of exchangeable
 members: members of different architectures differ in quality, so the curve averages over them; a
@@ -27,27 +28,49 @@ import numpy as np
 
 from galaxy_xai import statistics
 
+MAX_SUBSETS_PER_SIZE = 64
+"""Subsets of one size averaged at most (C(M, k) grows fast: 3 models have 7 subsets, 12 have 4,095);
+beyond it a seeded random sample of that many subsets of the size."""
 
-def subsets(n_members: int) -> list[tuple[int, ...]]:
-    """Every non-empty subset of ``n_members`` members, by size then lexicographically: 2^M - 1 tuples."""
+MIN_GALAXIES = 3
+"""Galaxies with every member's length and the reference needed for a curve."""
+
+DECIMALS = 9
+"""Subset means are rounded to this many decimals before ranking: the same mean summed in another
+order (the measure stage averages models then draws) differs in the last bits, and would break the
+ties of quantised lengths in another order."""
+
+
+def subsets(n_members: int, rng: np.random.Generator | None = None, max_per_size: int = MAX_SUBSETS_PER_SIZE) -> list[tuple[int, ...]]:
+    """The non-empty subsets of ``n_members`` members, by size then lexicographically: every one (2^M - 1)
+    while a size has at most ``max_per_size``, else ``max_per_size`` of that size drawn with ``rng``."""
     if n_members < 1:
         raise ValueError(f"ensemble: expected at least 1 member, got {n_members}")
-    return [c for k in range(1, n_members + 1) for c in itertools.combinations(range(n_members), k)]
+    out = []
+    for k in range(1, n_members + 1):
+        sized = list(itertools.combinations(range(n_members), k))
+        if len(sized) > max_per_size:
+            if rng is None:
+                raise ValueError(f"ensemble: {len(sized)} subsets of {k} of {n_members} members; pass rng to sample {max_per_size}")
+            sized = [sized[i] for i in np.sort(rng.choice(len(sized), max_per_size, replace=False))]
+        out += sized
+    return out
 
 
-def subset_means(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mean length of every subset of members: ((n, 2^M - 1) means, (2^M - 1,) subset sizes).
+def subset_means(lengths: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The mean length of each subset of members (:func:`subsets`): ((n, S) means, (S,) subset sizes).
 
-    ``lengths``: (n, M), one column per member; columns in the order of :func:`subsets`.
+    ``lengths``: (n, M), one column per member; columns of the means in the order of :func:`subsets`,
+    rounded to :data:`DECIMALS` decimals.
     """
     lengths = np.asarray(lengths, dtype=np.float64)
     if lengths.ndim != 2:
         raise ValueError(f"ensemble: expected lengths (n galaxies, M members), got shape {lengths.shape}")
-    chosen = subsets(lengths.shape[1])
+    chosen = subsets(lengths.shape[1], rng)
     weights = np.zeros((lengths.shape[1], len(chosen)))
     for j, members in enumerate(chosen):
         weights[list(members), j] = 1.0 / len(members)
-    return lengths @ weights, np.array([len(c) for c in chosen])
+    return np.round(lengths @ weights, DECIMALS), np.array([len(c) for c in chosen])
 
 
 def _curve_by_size(correlations: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -74,12 +97,14 @@ def fit_curve(curve: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, intercept, np.nan), np.where(valid, slope, np.nan)
 
 
-def predicted(a, b, k) -> np.ndarray:
-    """The correlation a mean of ``k`` members would reach (``k`` = inf: the asymptote), capped at 1;
-    ``a``, ``b`` and ``k`` broadcast together (e.g. bootstrap fits (B,) at one k, or one fit at many k)."""
+def predicted(a: np.ndarray | float, b: np.ndarray | float, k: np.ndarray | float) -> np.ndarray:
+    """The correlation (1) a mean of ``k`` members would reach, 1 / sqrt(a + b / k) (``k`` = inf: the
+    asymptote); ``a``, ``b`` and ``k`` broadcast together (bootstrap fits (B,) at one k, or one fit at
+    many k). Capped at 1: a + b / k below 1 (or below 0) means more than a perfect correlation. NaN
+    where a or b is."""
     inverse_square = np.asarray(a, dtype=np.float64) + np.asarray(b, dtype=np.float64) / np.asarray(k, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(inverse_square > 0, np.minimum(1.0, 1.0 / np.sqrt(inverse_square)), np.nan)
+    with np.errstate(invalid="ignore"):
+        return 1.0 / np.sqrt(np.maximum(inverse_square, 1.0))
 
 
 def ensemble_curve(
@@ -88,7 +113,7 @@ def ensemble_curve(
     """The ensemble curve of ``lengths`` (n, M) against ``reference`` (n,), with bootstrap intervals.
 
     Galaxies with a non-finite length or reference are left out. Returns ``members``, ``n``,
-    ``k`` (1..M), ``spearman`` (r_k, the mean over k-subsets) and ``spearman_ci95``, the fitted ``a``
+    ``resamples`` and ``resamples_fitted`` (those whose curve could be fitted), ``k`` (1..M), ``spearman`` (r_k, the mean over k-subsets) and ``spearman_ci95``, the fitted ``a``
     and ``b``, ``doubled`` (r_2M) and ``asymptote`` (r_inf) each with its ``_ci95``. ValueError for
     fewer than 2 members or 3 usable galaxies, or mismatched shapes.
     """
@@ -102,9 +127,9 @@ def ensemble_curve(
     if members is not None and len(members) != n_members:
         raise ValueError(f"ensemble: {len(members)} member names for {n_members} columns of lengths")
     usable = np.all(np.isfinite(lengths), axis=1) & np.isfinite(reference)
-    if usable.sum() < 3:
-        raise ValueError(f"ensemble: expected at least 3 galaxies with finite lengths and reference, got {int(usable.sum())}")
-    means, sizes = subset_means(lengths[usable])
+    if usable.sum() < MIN_GALAXIES:
+        raise ValueError(f"ensemble: expected at least {MIN_GALAXIES} galaxies with finite lengths and reference, got {int(usable.sum())}")
+    means, sizes = subset_means(lengths[usable], rng)
     reference = reference[usable]
     curve = _curve_by_size(statistics.spearman_columns(means, reference), sizes)
     indices = statistics.bootstrap_indices(len(reference), n_boot, rng)
@@ -113,9 +138,10 @@ def ensemble_curve(
     a_boot, b_boot = fit_curve(curves)
     doubled_k = 2 * n_members
     out = {
-        "members": list(members) if members is not None else list(range(n_members)),
+        "members": list(members) if members is not None else [f"member {j}" for j in range(n_members)],
         "n": int(usable.sum()),
         "resamples": int(n_boot),
+        "resamples_fitted": int(np.isfinite(a_boot).sum()),
         "k": list(range(1, n_members + 1)),
         "spearman": curve.tolist(),
         "spearman_ci95": [list(statistics.percentile_interval(curves[:, j])) for j in range(n_members)],

@@ -267,7 +267,8 @@ def ensemble_curve(
         k = np.asarray(curve["k"])
         r = np.asarray(curve["spearman"], dtype=float)
         lo, hi = np.asarray(curve["spearman_ci95"], dtype=float).T
-        ax.errorbar(k, r, yerr=[r - lo, hi - r], fmt="o", color="C0", capsize=3, label="mean of k models' lengths (all k-subsets)")
+        # A point can sit outside its percentile interval on few galaxies; matplotlib refuses negative bars.
+        ax.errorbar(k, r, yerr=np.clip([r - lo, hi - r], 0, None), fmt="o", color="C0", capsize=3, label="mean of k models' lengths (all k-subsets)")
         a, b, asymptote = (np.nan if curve.get(key) is None else float(curve[key]) for key in ("a", "b", "asymptote"))
         if np.isfinite(asymptote):
             ax.plot(k_fit, predicted(a, b, k_fit), color="C0", lw=1, label="Spearman-Brown fit: 1/r^2 = a + b/k")

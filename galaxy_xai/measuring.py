@@ -182,14 +182,17 @@ def ensemble_scores(
     settings: TestSettings, draws_px424: np.ndarray, sample: pd.DataFrame, n_boot: int, rng: np.random.Generator
 ) -> dict:
     """The ensemble curve (:func:`galaxy_xai.ensemble.ensemble_curve`) of the chosen setting's members
-    against the catalogue (``catalogue``) and, where true lengths are known, the truth (``truth``);
-    {} with fewer than two models."""
+    against the catalogue (``catalogue``) and, where true lengths are known, the truth (``truth``),
+    each where at least :data:`galaxy_xai.ensemble.MIN_GALAXIES` galaxies have every length and the
+    reference; {} with fewer than two models."""
     if len(settings.members) < 2:
         return {}
     lengths = member_lengths(settings, draws_px424)
     names = [m.map_source for m in settings.members]
-    references = {"catalogue": sample["length_px424"].to_numpy(dtype=np.float64)}
-    truth = evaluation.true_lengths(sample)
-    if np.isfinite(truth).sum() >= 3:
-        references["truth"] = truth
-    return {key: ensemble.ensemble_curve(lengths, reference, n_boot, rng, names) for key, reference in references.items()}
+    references = {"catalogue": sample["length_px424"].to_numpy(dtype=np.float64), "truth": evaluation.true_lengths(sample)}
+    measured = np.all(np.isfinite(lengths), axis=1)
+    return {
+        key: ensemble.ensemble_curve(lengths, reference, n_boot, rng, names)
+        for key, reference in references.items()
+        if (measured & np.isfinite(reference)).sum() >= ensemble.MIN_GALAXIES
+    }

@@ -437,8 +437,10 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str) -> str:
         lines += section(
             "## Would more models measure bars better?",
             f"The chosen setting applied to each model's maps alone ({', '.join(next(iter(bars['ensemble'].values()))['members'])}); "
-            "the mean of k models' lengths scored on the test galaxies, averaged over every k-subset. Members' errors "
-            "that the models share do not average away: the Spearman-Brown form 1/r_k^2 = a + b/k, fitted to the "
+            "the mean of k models' lengths scored on the test galaxies, averaged over every k-subset (with k = all "
+            "models it is the saliency length when the chosen map source is mean_length; this run's: "
+            f"{bars.get('map_source', 'n/a')}). What the models share does not average away: the Spearman-Brown "
+            "form 1/r_k^2 = a + b/k, fitted to the "
             "curve, predicts what twice the models and infinitely many models of this recipe would reach "
             "(95% bootstrap intervals over the galaxies; `plots/figures/ensemble.png`).",
             ensemble,

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import ensemble, figures, measuring, report
+from galaxy_xai import ensemble, figures, measuring, report, statistics
 from galaxy_xai.barlength import ALGORITHM1, MEAN_LENGTH, R90_MASK, Choice
 from galaxy_xai.evaluation import finite_or_none
 
@@ -52,9 +52,31 @@ def test_fit_recovers_a_spearman_brown_curve_and_predicts_it():
 
 
 def test_prediction_is_capped_at_one_and_nan_without_a_fit():
-    assert ensemble.predicted(0.5, 0.1, np.inf) == 1.0  # a < 1 would mean a correlation above 1
-    assert np.isnan(ensemble.predicted(np.nan, np.nan, 4))
-    assert np.isnan(ensemble.predicted(-1.0, 0.0, np.inf))
+    # a + b / k below 1, or below 0, would mean a correlation above 1.
+    np.testing.assert_array_equal(ensemble.predicted(np.array([0.5, -1.0, 4.0]), 0.0, np.inf), [1.0, 1.0, 0.5])
+    assert ensemble.predicted(1.0, -2.0, 1) == 1.0
+    assert np.isnan(ensemble.predicted(np.nan, np.nan, 4)) and np.isnan(ensemble.predicted(2.0, np.nan, 4))
+
+
+def test_many_members_are_sampled_per_size_with_the_generator():
+    chosen = ensemble.subsets(12, np.random.default_rng(0), max_per_size=20)
+    sizes = np.array([len(c) for c in chosen])
+    assert [int((sizes == k).sum()) for k in range(1, 13)] == [12, 20, 20, 20, 20, 20, 20, 20, 20, 20, 12, 1]
+    assert len(set(chosen)) == len(chosen)
+    assert chosen == ensemble.subsets(12, np.random.default_rng(0), max_per_size=20)
+    with pytest.raises(ValueError, match="pass rng"):
+        ensemble.subsets(12, max_per_size=20)
+
+
+def test_the_mean_of_all_members_ranks_as_the_headline_mean_does():
+    # Quantised lengths tie; a mean summed in another order (the measure stage: models, then draws)
+    # differs in the last bits, which must not break the ties in another order.
+    rng = np.random.default_rng(5)
+    draws = rng.integers(10, 20, size=(2, 500, 3)) / 3.0
+    truth = rng.normal(size=500)
+    headline = draws.mean(axis=2).mean(axis=0)
+    curve = ensemble.ensemble_curve(draws.mean(axis=0), truth, 10, rng)
+    assert curve["spearman"][-1] == pytest.approx(statistics.spearman(np.round(headline, 9), truth), abs=1e-12)
 
 
 def test_identical_members_gain_nothing():
@@ -81,6 +103,7 @@ def test_asymptote_matches_the_shared_error_it_cannot_average_away():
     lo, hi = curve["asymptote_ci95"]
     assert lo <= curve["asymptote"] <= hi
     assert curve["members"] == ["m0", "m1", "m2", "m3"] and curve["n"] == 20_000 and curve["k"] == [1, 2, 3, 4]
+    assert curve["resamples"] == curve["resamples_fitted"] == 20
 
 
 def test_galaxies_without_a_length_or_reference_are_left_out():
@@ -88,7 +111,7 @@ def test_galaxies_without_a_length_or_reference_are_left_out():
     lengths[0, 1] = np.nan
     truth[1] = np.nan
     curve = ensemble.ensemble_curve(lengths, truth, 30, np.random.default_rng(0))
-    assert curve["n"] == 58 and curve["members"] == [0, 1, 2]
+    assert curve["n"] == 58 and curve["members"] == ["member 0", "member 1", "member 2"]
     assert np.all(np.isfinite(curve["spearman"]))
 
 
@@ -130,7 +153,21 @@ def test_ensemble_scores_use_each_models_mean_over_draws():
     np.testing.assert_allclose(scores["truth"]["spearman"], direct["spearman"])
     # Real data: no true length, so the curve against the catalogue only; one model: no curve.
     assert set(measuring.ensemble_scores(settings, draws, sample.drop(columns="true_length_px424"), 40, np.random.default_rng(0))) == {"catalogue"}
-    assert measuring.ensemble_scores(_settings(["a"]), draws[:, :, :2], sample, 40, np.random.default_rng(0)) == {}
+    one = _settings(["a"])
+    assert measuring.ensemble_scores(one, np.ones((measuring.N_DRAWS, 80, len(one.saliency))), sample, 40, np.random.default_rng(0)) == {}
+    # Too few galaxies with every length and a true length: no curve against the truth, no error.
+    few = sample.assign(true_length_px424=np.where(np.arange(80) < 2, truth, np.nan))
+    assert set(measuring.ensemble_scores(settings, draws, few, 40, np.random.default_rng(0))) == {"catalogue"}
+
+
+def test_the_test_settings_measure_each_model_alone_at_the_chosen_setting(tmp_path):
+    chosen = Choice(MEAN_LENGTH, True, 0.9, 20.0, ALGORITHM1, R90_MASK)
+    image = Choice("image_residual", True, 0.8, 10.0, ALGORITHM1, R90_MASK)
+    path = tmp_path / "gridsearch.json"
+    path.write_text(json.dumps({"chosen": chosen.to_json(64, 160), "chosen_image": image.to_json(64, 160), "best_per_estimator": []}))
+    settings = measuring.TestSettings.read(path, ["a", "b"])
+    assert settings.members == (Choice("a", True, 0.9, 20.0, ALGORITHM1, R90_MASK), Choice("b", True, 0.9, 20.0, ALGORITHM1, R90_MASK))
+    assert settings.saliency == [chosen, *settings.members]
 
 
 def test_report_table_and_figure_read_the_stored_curve(tmp_path):
