@@ -228,6 +228,33 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, default=default, allow_nan=False) + "\n")
 
 
+TIMING_KEYS = frozenset({"seconds", "seconds_random", "train_seconds", "images_per_s"})
+"""Keys of wall times and speeds: they differ between two runs of the same code and data."""
+
+
+def split_timings(obj: Any) -> tuple[Any, Any]:
+    """(``obj`` without its :data:`TIMING_KEYS`, those keys alone with the same nesting) through dicts
+    and lists; a branch with no timing in it is left out of the second (None if there are none)."""
+    if isinstance(obj, dict):
+        parts = {key: (None, value) if key in TIMING_KEYS else split_timings(value) for key, value in obj.items()}
+        kept = {key: part[0] for key, part in parts.items() if key not in TIMING_KEYS}
+        timings = {key: part[1] for key, part in parts.items() if part[1] is not None}
+        return kept, timings or None
+    if isinstance(obj, list):
+        parts = [split_timings(value) for value in obj]
+        timings = [part[1] or {} for part in parts]
+        return [part[0] for part in parts], timings if any(timings) else None
+    return obj, None
+
+
+def write_metrics(path: str | os.PathLike, timings_path: str | os.PathLike, obj: Any) -> None:
+    """``obj`` as JSON at ``path`` without its wall times and speeds, which go to ``timings_path``
+    (:func:`split_timings`), so two runs of the same code and data write the same ``path``."""
+    kept, timings = split_timings(obj)
+    write_json(path, kept)
+    write_json(timings_path, timings or {})
+
+
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame, **kwargs: Any) -> None:
     """Write a CSV with LF line endings and no index unless asked, atomically."""
     kwargs.setdefault("index", False)

@@ -13,7 +13,8 @@ Writes one model per fold (``--out``/fold<k>.keras), one learning curve per fold
 (``--plots``/fold<k>/learning_curve.tsv), every bar galaxy's out-of-fold prediction
 (``--plots``/predictions.csv) and ``--metrics``: the measure stage's scores (rho, rho_image, rho_null,
 spearman, slope, rho_truth, ..., every correlation with its 95% bootstrap interval ``<score>_ci95``) on
-all XAI test galaxies, ``paper_split`` with the same scores on fold 0, and a training summary per fold.
+all XAI test galaxies, ``paper_split`` with the same scores on fold 0, and a training summary per fold;
+the training times and speeds go to ``--timings`` instead (:func:`galaxy_xai.io.write_metrics`).
 Params: ``seed`` (the folds, the nulls and bootstraps), ``control`` (``model``: ``arch``, ``epochs``,
 ``batch_size``, ``learning_rate``, ``weights``; ``folds``, ``target``), ``images`` and ``train`` (as the train
 stage), ``xai.permutations`` and ``xai.bootstrap``. The scoring is :mod:`galaxy_xai.control`.
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bars", type=Path, required=True, help="prepared bar catalogue")
     parser.add_argument("--out", type=Path, required=True, help="folder of the trained models, fold<k>.keras")
     parser.add_argument("--metrics", type=Path, required=True, help="scores (JSON)")
+    parser.add_argument("--timings", type=Path, required=True, help="training times and speeds (JSON)")
     parser.add_argument("--plots", type=Path, required=True, help="folder of curves and predictions")
     args, cfg, log = start("control", parser, argv)
 
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         arch=model_cfg.arch, permutations=cfg.xai.permutations, n_boot=cfg.xai.bootstrap, seed=cfg.seed, target=target,
     )  # fmt: skip
     io.write_csv(args.plots / "predictions.csv", per_galaxy)
-    io.write_json(args.metrics, evaluation.finite_or_none(metrics))
+    io.write_metrics(args.metrics, args.timings, evaluation.finite_or_none(metrics))
     scores, paper_scores = metrics, metrics["paper_split"]
     log.info(
         "control, cross-fit: rho %.3f [%.3f, %.3f], rho_image %.3f [%.3f, %.3f] (null %.3f) on %d XAI test galaxies; "

@@ -17,7 +17,7 @@ Algorithm 1 lengths (the grid search's chosen setting, ``xai.linearity``) agains
 for both models, each with its 95% bootstrap interval (``xai.bootstrap``). Model inputs are
 ``images.crop_px`` / ``images.size_px``.
 
-Writes ``--metrics`` (JSON), ``--table`` (Markdown), ``--figure`` (``explainers.figure_galaxies``
+Writes ``--metrics`` (JSON; the seconds each explainer took go to ``--timings``), ``--table`` (Markdown), ``--figure`` (``explainers.figure_galaxies``
 galaxies, the longest bars of the pick, under every explainer with the true bar ellipse) and
 ``--sanity-figure`` (the cascade's similarity curves and the length rhos of the trained, randomised
 and permuted-label models). On real
@@ -26,8 +26,8 @@ placeholder figure, and exits 0.
 
     python -m stages.explainers --models models/morphology --bars data/prepared/bars.csv \
         --morphology data/prepared/morphology.csv --gridsearch metrics/gridsearch.json \
-        --metrics metrics/explainers.json --table metrics/explainers.md --figure plots/explainers.png \
-        --sanity-figure plots/explainers_sanity.png
+        --metrics metrics/explainers.json --timings metrics/timings/explainers.json --table metrics/explainers.md \
+        --figure plots/explainers.png --sanity-figure plots/explainers_sanity.png
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ from galaxy_xai import (
 )
 from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
-from galaxy_xai.io import atomic_path, write_json
+from galaxy_xai.io import atomic_path, write_metrics
 from stages._common import exit_on_bad_input, start
 
 
 def skip(args: argparse.Namespace, log, reason: str) -> None:
     """Write the 'skipped' outputs (so DVC has every output) and say why."""
     log.warning("skipped: %s", reason)
-    write_json(args.metrics, {"skipped": reason})
+    write_metrics(args.metrics, args.timings, {"skipped": reason})
     with atomic_path(args.table) as tmp:
         Path(tmp).write_text(f"# Explainers against the true bar\n\nSkipped: {reason}\n", encoding="utf-8")
     for figure in (args.figure, args.sanity_figure):
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--morphology", required=True, help="prepared morphology table (for the permuted-label model)")
     parser.add_argument("--gridsearch", required=True, help="output of the gridsearch stage (gridsearch.json)")
     parser.add_argument("--metrics", required=True, help="scores per explainer (JSON)")
+    parser.add_argument("--timings", required=True, help="seconds per explainer and in all (JSON)")
     parser.add_argument("--table", required=True, help="the table and the verdict (Markdown)")
     parser.add_argument("--figure", required=True, help="galaxies under every explainer (PNG)")
     parser.add_argument("--sanity-figure", required=True, help="cascade and data randomisation (PNG)")
@@ -155,8 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     text = explainer_study.markdown(study, model_name, choice, study_cfg.deletion_steps)
     with atomic_path(args.table) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
-    write_json(
+    write_metrics(
         args.metrics,
+        args.timings,
         evaluation.finite_or_none(
             {
                 "model": model_name,

@@ -9,8 +9,9 @@ the grid-search heat map, on the synthetic sky measured vs true, ``complements.p
 length adds to the isophote length (:func:`galaxy_xai.figures.complements`), and ``ensemble.png``:
 the saliency length against the number of models averaged (:func:`galaxy_xai.figures.ensemble_curve`).
 
-``--comparison``: :func:`galaxy_xai.comparison.control_comparisons`; ``--report``:
-:func:`galaxy_xai.report.report_markdown`.
+``--comparison``: :func:`galaxy_xai.comparison.control_comparisons`; ``--headline``: the folder of
+the run's headline rows (:func:`galaxy_xai.headline.headline`, the only files dvc.yaml declares as
+metrics); ``--report``: :func:`galaxy_xai.report.report_markdown`.
 
 Params read: ``seed`` (figure 3's random galaxies, the comparison's bootstrap, the heatmap stage's
 SmoothGrad seeds of figure 1 and the seed of figure 5's maps), ``images`` (``crop_px``, ``size_px``
@@ -28,7 +29,18 @@ import keras
 import numpy as np
 import pandas as pd
 
-from galaxy_xai import barlength, comparison, explainers, figures, heatmaps, io, prepared, report, units
+from galaxy_xai import (
+    barlength,
+    comparison,
+    explainers,
+    figures,
+    headline,
+    heatmaps,
+    io,
+    prepared,
+    report,
+    units,
+)
 from galaxy_xai.config import Config
 from galaxy_xai.images import load_images
 from galaxy_xai.maps import normalise_maps
@@ -80,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots-dir", type=Path, required=True, help="folder of the run's plot tables")
     parser.add_argument("--out", type=Path, required=True, help="folder of the PNGs")
     parser.add_argument("--comparison", type=Path, required=True, help="saliency vs control CNN (JSON)")
+    parser.add_argument("--headline", type=Path, required=True, help="folder of the headline rows (JSON)")
     parser.add_argument("--report", type=Path, required=True, help="report (Markdown)")
     args, cfg, log = start("figure", parser, argv)
     rng = np.random.default_rng(cfg.seed)
@@ -185,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
 
     shared = comparison.control_comparisons(measured, control_all, cfg.xai.bootstrap, np.random.default_rng(cfg.seed))
     io.write_json(args.comparison, shared)
+    headline.write_headline(args.headline, headline.headline(run, shared))
     if shared.get("complements", {}).get("scores"):
         figures.save(figures.complements(shared["complements"]), args.out / "complements.png")
     if run.barlengths.get("ensemble"):
@@ -196,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         figures.save(figures.ensemble_curve(run.barlengths["ensemble"], lines), args.out / "ensemble.png")
     io.write_text(args.report, report.report_markdown(run, shared, explainer))
-    log.info("wrote %s, %s and %s", args.out, args.comparison, args.report)
+    log.info("wrote %s, %s, %s and %s", args.out, args.comparison, args.headline, args.report)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ``<model>`` is a key of ``models`` in params.yaml. Reads the prepared morphology table (train and
 val splits) and writes the model (``.keras``), a metrics JSON (epochs run, best epoch, best
-validation RMSE, final training RMSE, time, images/s) and its learning curves under ``--plots``:
+validation RMSE, final training RMSE), the wall time and images/s apart in ``--timings`` (they
+differ between two runs of the same code and data) and its learning curves under ``--plots``:
 ``learning_curve.tsv`` (epoch, train_rmse, val_rmse, lr, seconds) and DVCLive's files in
 ``dvclive/``. An unknown model name, or an image size the architecture cannot take, stops the
 stage with exit status 2 before any work. Params: ``models.<model>`` (``arch``, ``epochs``,
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", type=Path, required=True, help="prepared morphology table")
     parser.add_argument("--out", type=Path, required=True, help="the trained model (.keras)")
     parser.add_argument("--metrics", type=Path, required=True, help="training metrics (JSON)")
+    parser.add_argument("--timings", type=Path, required=True, help="training time and speed (JSON)")
     parser.add_argument("--plots", type=Path, required=True, help="folder of the learning curves")
     args, cfg, log = start("train", parser, argv)
 
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log.info("training %s (%s, up to %d epochs)", args.model, model_cfg.arch, model_cfg.epochs)
     # A non-chief worker runs the same steps (saving too) into a temporary folder.
-    with distribute.worker_paths(strategy, args.out, args.metrics, args.plots) as (out, metrics, plots):
+    with distribute.worker_paths(strategy, args.out, args.metrics, args.timings, args.plots) as (out, metrics, timings, plots):
         model, result = training.train_from_table(
             table,
             catalogue.CLASS_COLUMNS,
@@ -60,8 +62,9 @@ def main(argv: list[str] | None = None) -> None:
             log=log,
         )
         io.save_model(model, out)
-        io.write_json(
+        io.write_metrics(
             metrics,
+            timings,
             {
                 "model": args.model,
                 "arch": model_cfg.arch,

@@ -79,6 +79,7 @@ def _train_args(project, name):
     return [
         "--params", str(project["params"]), "--model", name, "--table", str(project["table"]),
         "--out", str(root / "models" / f"{name}.keras"), "--metrics", str(root / "metrics" / "train" / f"{name}.json"),
+        "--timings", str(root / "metrics" / "timings" / "train" / f"{name}.json"),
         "--plots", str(root / "plots" / "train" / name),
     ]  # fmt: skip
 
@@ -97,7 +98,8 @@ def test_train_stage_outputs(trained):
         assert metrics["epochs_run"] == 2 and metrics["arch"] == name
         assert metrics["n_train"] == N_ROWS["train"] and metrics["n_val"] == N_ROWS["val"]
         assert 1 <= metrics["best_epoch"] <= 2 and 0 < metrics["best_val_rmse"] < 1
-        assert metrics["images_per_s"] > 0
+        timings = json.loads((root / "metrics" / "timings" / "train" / f"{name}.json").read_text())
+        assert timings["images_per_s"] > 0 and timings["train_seconds"] > 0 and "images_per_s" not in metrics
         curve = pd.read_csv(root / "plots" / "train" / name / "learning_curve.tsv", sep="\t")
         assert list(curve.columns) == training.CURVE_COLUMNS
         assert curve["epoch"].tolist() == [1, 2]
@@ -223,6 +225,8 @@ def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
                 "x",
                 "--metrics",
                 "y",
+                "--timings",
+                "t",
                 "--plots",
                 "z",
             ]
@@ -235,7 +239,7 @@ def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
     )
     args = ["--params", str(params), "--model", "big", "--table", str(tmp_path / "missing.csv")]
     with pytest.raises(SystemExit) as exit_:
-        train_stage.main([*args, "--out", "x", "--metrics", "y", "--plots", "z"])
+        train_stage.main([*args, "--out", "x", "--metrics", "y", "--timings", "t", "--plots", "z"])
     assert exit_.value.code == 2
     assert "xception needs an input of at least 71 px" in capsys.readouterr().err
     # start() bound the root logger to capsys' stream, closed after this test: detach it.
@@ -281,7 +285,8 @@ def test_train_stage_is_seeded(trained, tmp_path):
     """The same params give the same model: rerun one train stage and compare weights and curve."""
     root = trained["root"]
     args = _train_args(trained, "vgg_small")
-    again = {"--out": tmp_path / "m.keras", "--metrics": tmp_path / "m.json", "--plots": tmp_path / "plots"}
+    again = {"--out": tmp_path / "m.keras", "--metrics": tmp_path / "m.json", "--timings": tmp_path / "t.json",
+             "--plots": tmp_path / "plots"}  # fmt: skip
     for flag, value in again.items():
         args[args.index(flag) + 1] = str(value)
     train_stage.main(args)
@@ -373,7 +378,7 @@ def control_run(project):
     out = root / "control"
     control_stage.main([
         "--params", str(params), "--bars", str(root / "prepared" / "bars.csv"), "--out", str(out / "models"),
-        "--metrics", str(out / "control.json"), "--plots", str(out / "plots"),
+        "--metrics", str(out / "control.json"), "--timings", str(out / "timings.json"), "--plots", str(out / "plots"),
     ])  # fmt: skip
     return {"out": out, "bars": bars}
 
