@@ -1,0 +1,180 @@
+"""Experiment records (tools/record_experiment.py) and the tables of runs generated from them
+(tools/run_tables.py), on synthetic records in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from galaxy_xai.headline import write_headline
+from tools import record_experiment as rec
+from tools import run_tables as rt
+
+HEADLINE = {
+    "choice": {"value": "mean_length algorithm1"},
+    "choice_validation_best": {"value": "resnet_small algorithm1"},
+    "morphology_rmse": {"value": 0.10676, "n": 200},
+    "rotation_spread": {"value": 0.0446, "n": 40, "target": 0.08},
+    "spearman_truth": {"value": 0.6126, "value_95lo": 0.5583, "value_95up": 0.6654, "n": 640},
+    "vs_control_cnn": {"value": 0.58, "gain": 0.0298, "gain_95lo": -0.0314, "gain_95up": 0.092, "gain_verdict": "ties"},
+    "vs_image": {"value": 0.55, "gain": 0.061, "gain_95lo": 0.0037, "gain_95up": 0.122, "gain_verdict": "beats"},
+    "vs_isophote": {"value": 0.52, "gain": 0.093, "gain_95lo": 0.047, "gain_95up": 0.179, "gain_verdict": "beats"},
+}  # fmt: skip
+
+
+def a_record(name: str, changed: dict | None = None, **headline_changes) -> dict:
+    headline = {row: dict(fields) for row, fields in HEADLINE.items()}
+    for row, fields in headline_changes.items():
+        headline[row] = fields
+    return rec.record(name, "dvc exp run", headline, changed or {}, "0" * 40, [], {"cpu": "x", "cores": 2}, 600.0,
+                      "ran", "2026-01-01T00:00:00Z")  # fmt: skip
+
+
+def write_records(folder: Path, *records: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        (folder / f"{r['name']}.json").write_text(json.dumps(r))
+
+
+# --- the record -------------------------------------------------------------------------------------------
+def test_params_changed_lists_every_difference_and_rerun_recreates_it():
+    default = {"seed": 42, "train": {"seed": 42, "lr_patience": 5}, "xai": {"grid": {"t_c": [0.7, 0.8]}}}
+    workspace = {"seed": 42, "train": {"seed": 1, "lr_patience": 5}, "xai": {"grid": {"t_c": [0.9]}}, "new": None}
+    changed = rec.params_changed(default, workspace)
+    assert changed == {"new": {"default": None, "value": None}, "train.seed": {"default": 42, "value": 1},
+                       "xai.grid.t_c": {"default": [0.7, 0.8], "value": [0.9]}}  # fmt: skip
+    assert rec.rerun_command({k: changed[k] for k in ("train.seed", "xai.grid.t_c")}) == (
+        "dvc exp run -S 'train.seed=1' -S 'xai.grid.t_c=[0.9]'"
+    )
+    assert rec.params_changed(default, default) == {} and rec.rerun_command({}) == "dvc exp run"
+
+
+def test_cpu_model_from_cpuinfo():
+    assert rec.cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags: x\n") == "AMD EPYC 7B13"
+    assert rec.cpu_model("Hardware\t: BCM2835\n") == "BCM2835" and rec.cpu_model("") is None
+    host = rec.machine()
+    assert host["cores"] >= 1 and host["cpu"]
+
+
+def test_a_record_needs_a_headline():
+    with pytest.raises(ValueError, match="metrics/headline/ is empty"):
+        rec.record("x", "dvc repro", {}, {}, "0" * 40, [], {}, None, "workspace", "now")
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True, capture_output=True)
+
+
+def test_workspace_record_after_an_experiment(tmp_path):
+    """What `dvc exp run -S train.seed=1` leaves in the workspace: params.yaml changed, the headline written."""
+    git(tmp_path, "init", "-q")
+    (tmp_path / "params.yaml").write_text("seed: 42\ntrain:\n  seed: 42\n")
+    (tmp_path / "galaxy_xai").mkdir()
+    (tmp_path / "galaxy_xai" / "code.py").write_text("x = 1\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "base")
+    (tmp_path / "params.yaml").write_text("seed: 42\ntrain:\n  seed: 1\n")
+    write_headline(tmp_path / "metrics" / "headline", HEADLINE)
+    record = rec.workspace_record("seed-1", "", "HEAD", 12.34, "ran", root=tmp_path)
+    assert record["params_changed"] == {"train.seed": {"default": 42, "value": 1}}
+    assert record["rerun"] == "dvc exp run -S 'train.seed=1'" and record["wall_seconds"] == 12.3
+    assert len(record["commit"]) == 40 and record["code_changes"] == [] and record["headline"] == HEADLINE
+    (tmp_path / "galaxy_xai" / "code.py").write_text("x = 2\n")
+    changed_code = rec.workspace_record("s", "", "HEAD", None, "workspace", root=tmp_path)["code_changes"]
+    assert changed_code == ["galaxy_xai/code.py"]
+
+
+def test_the_wrapper_runs_times_and_records_what_the_command_left(tmp_path, monkeypatch):
+    test_workspace_record_after_an_experiment(tmp_path)
+    (tmp_path / "galaxy_xai" / "code.py").write_text("x = 1\n")
+    monkeypatch.setattr(rec, "ROOT", tmp_path)
+    monkeypatch.setattr(rec, "RECORDS", tmp_path / "records")
+    change = "import pathlib; pathlib.Path('params.yaml').write_text('seed: 7\\ntrain:\\n  seed: 42\\n')"
+    assert rec.main(["sky-7", "--", sys.executable, "-c", change]) == 0
+    record = json.loads((tmp_path / "records" / "sky-7.json").read_text())
+    assert record["params_changed"] == {"seed": {"default": 42, "value": 7}} and record["source"] == "ran"
+    assert record["command"].endswith(change) and record["wall_seconds"] >= 0
+    with pytest.raises(SystemExit):  # no silent overwrite
+        rec.main(["sky-7", "--from-workspace"])
+
+
+def test_a_failing_command_records_nothing():
+    status = rec.main(["test-failing-run", "--", sys.executable, "-c", "raise SystemExit(3)"])
+    assert status == 3 and not (rec.RECORDS / "test-failing-run.json").exists()
+
+
+@pytest.mark.parametrize("argv", [["Bad Name", "--from-workspace"], ["ok"], ["ok", "--from-workspace", "--", "true"]])
+def test_bad_invocations_stop(argv):
+    with pytest.raises(SystemExit) as stop:
+        rec.main(argv)
+    assert stop.value.code == 2
+
+
+# --- the tables -------------------------------------------------------------------------------------------
+def test_a_table_row_per_run_with_intervals_verdicts_and_a_link_to_its_record():
+    records = [a_record("default"), a_record("seed-1", {"train.seed": {"default": 42, "value": 1}})]
+    lines = rt.table(records, rt.DEFAULT_COLUMNS, "records/")
+    assert lines[0] == ("| run | params | ensemble test RMSE | validation's choice | Spearman vs truth | vs control CNN "
+                        "| vs image-only | vs isophote | rotation spread | wall time |")  # fmt: skip
+    assert lines[2] == (
+        "| [default](records/default.json) | default | 0.1068 | resnet_small algorithm1 -> mean_length algorithm1 "
+        "| 0.613 [0.56, 0.67] | +0.030 [-0.03, +0.09] ties | +0.061 [+0.00, +0.12] just beats "
+        "| +0.093 [+0.05, +0.18] beats | 4.5% | 10.0 min |"
+    )
+    assert lines[3].startswith("| [seed-1](records/seed-1.json) | `train.seed=1` |")
+
+
+def test_a_new_control_row_becomes_a_column_and_a_run_without_it_shows_a_dash():
+    twin = {"value": 0.40, "gain": 0.21, "gain_95lo": 0.15, "gain_95up": 0.27, "gain_verdict": "beats"}
+    records = [a_record("old"), a_record("new", vs_random_weights=twin)]
+    lines = rt.table(records, ["spearman_truth", "vs_*"], "../records/")
+    assert lines[0].endswith("| vs random weights | wall time |")
+    assert lines[2].endswith("| - | 10.0 min |") and lines[3].endswith("| +0.210 [+0.15, +0.27] beats | 10.0 min |")
+    assert rt.label("rank_mean_isophote+control_swap_image") == "rank mean isophote+control: saliency for image"
+
+
+def test_just_loses_and_a_clear_loss():
+    assert rt.verdict_text({"gain_verdict": "loses", "gain_95up": -0.01}) == "just loses"
+    assert rt.verdict_text({"gain_verdict": "loses", "gain_95up": -0.05}) == "loses"
+    assert rt.verdict_text({"gain_verdict": "ties", "gain_95lo": -0.01}) == "ties"
+
+
+PAGE = """# Runs
+
+<!-- runs-table:start runs=default,seed-1 columns=spearman_truth,vs_image -->
+stale
+<!-- runs-table:end -->
+
+text after
+"""
+
+
+def test_regenerate_rewrites_only_between_the_markers_and_is_stable(tmp_path):
+    write_records(tmp_path / "records", a_record("default"), a_record("seed-1"))
+    page = tmp_path / "docs" / "results.md"
+    new = rt.regenerate(PAGE, page, tmp_path / "records")
+    assert "stale" not in new and new.endswith("<!-- runs-table:end -->\n\ntext after\n")
+    assert "| [default](../records/default.json) | default | 0.613 [0.56, 0.67] | +0.061 [+0.00, +0.12] just beats | 10.0 min |" in new
+    assert rt.regenerate(new, page, tmp_path / "records") == new
+
+
+def test_a_quoted_run_without_a_record_and_a_bad_marker_fail(tmp_path):
+    write_records(tmp_path / "records", a_record("default"))
+    with pytest.raises(ValueError, match="no record for seed-1"):
+        rt.regenerate(PAGE, tmp_path / "README.md", tmp_path / "records")
+    with pytest.raises(ValueError, match="expected runs=a,b"):
+        rt.regenerate(PAGE.replace("runs=", "rows="), tmp_path / "README.md", tmp_path / "records")
+
+
+def test_the_committed_records_are_complete():
+    """Every committed record has a headline and the fields a table and a rerun need."""
+    records = sorted(rec.RECORDS.glob("*.json"))
+    assert records, "records/ holds at least the default run"
+    for path in records:
+        record = json.loads(path.read_text())
+        assert record["name"] == path.stem and record["headline"] and len(record["commit"]) == 40
+        assert {"command", "rerun", "params_changed", "machine", "wall_seconds"} <= record.keys()

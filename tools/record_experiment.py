@@ -1,0 +1,181 @@
+"""Record one run of the study as ``records/NAME.json``: what was run, on which code and machine, how
+long it took and its headline (``metrics/headline/``, written by the figure stage).
+
+    python -m tools.record_experiment seed-1 -- dvc exp run -S train.seed=1     # run, time, record
+    python -m tools.record_experiment seed-1 --from-workspace --command "dvc exp run -S train.seed=1"
+
+The first form runs the command after ``--`` in the workspace, times it and, if it succeeds, records
+the workspace as the command left it. The second records the workspace as it is, running nothing:
+after a ``dvc exp run`` or ``dvc repro`` that was not wrapped, or after ``dvc exp apply NAME`` of a
+queued experiment (the wall time is then unknown unless ``--wall-seconds`` gives it).
+
+A record holds the command, the params that differ from ``params.yaml`` at the code commit (the
+workspace's params.yaml against ``git show COMMIT:params.yaml``: what ``dvc exp run -S`` changed),
+the commit (``HEAD`` unless ``--commit`` names the one whose ``dvc.lock`` produced the outputs),
+tracked code files that differ from ``HEAD`` (none, for a run DVC can re-create), the machine (CPU
+model, cores), the wall time and the whole headline: every row of ``metrics/headline/`` with its
+interval and paired verdict, so a record grows with the headline. ``dvc exp run -S KEY=VALUE ...``
+at the commit re-creates the run. ``python -m tools.run_tables`` then regenerates the tables of runs
+in README.md and docs/ from the records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from galaxy_xai.headline import read_headline
+from galaxy_xai.io import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = ROOT / "records"
+HEADLINE = ROOT / "metrics" / "headline"
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+CODE_PATTERNS = ("stages", "galaxy_xai", "dvc.yaml", "requirements*.txt", ".dvc/plots")
+"""Tracked paths whose uncommitted changes would make a run differ from its commit's code."""
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, object]:
+    """{dotted key: leaf value} of a params tree (lists are leaves, as ``dvc exp run -S`` sets them)."""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def params_changed(default: Mapping, workspace: Mapping) -> dict[str, dict]:
+    """{dotted key: {"default": ..., "value": ...}} of every param that differs (a key only one side
+    has: the other is None), in key order."""
+    before, after = flatten(default), flatten(workspace)
+    return {
+        key: {"default": before.get(key), "value": after.get(key)}
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key) != after.get(key) or (key in before) != (key in after)
+    }
+
+
+def set_options(changed: Mapping[str, Mapping]) -> list[str]:
+    """The ``-S KEY=VALUE`` options of ``dvc exp run`` that re-create ``changed`` (values as YAML)."""
+    return [f"{key}={yaml.safe_dump(entry['value'], default_flow_style=True).strip().removesuffix('...').strip()}"
+            for key, entry in changed.items()]  # fmt: skip
+
+
+def rerun_command(changed: Mapping[str, Mapping]) -> str:
+    """The command that re-creates a run with these params at its commit."""
+    return " ".join(["dvc exp run", *(f"-S '{option}'" for option in set_options(changed))])
+
+
+def cpu_model(cpuinfo: str) -> str | None:
+    """The CPU model of /proc/cpuinfo's text ('model name', or 'Hardware' / 'Processor' on ARM)."""
+    for field in ("model name", "Hardware", "Processor"):
+        if match := re.search(rf"^{field}\s*:\s*(.+)$", cpuinfo, re.M):
+            return match.group(1).strip()
+    return None
+
+
+def machine() -> dict:
+    """This machine: CPU model, logical cores, system, Python."""
+    cpuinfo = Path("/proc/cpuinfo")
+    model = cpu_model(cpuinfo.read_text()) if cpuinfo.is_file() else None
+    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "system": platform.platform(terse=True), "python": platform.python_version()}  # fmt: skip
+
+
+def git(*args: str, root: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+def record(
+    name: str,
+    command: str,
+    headline: Mapping[str, Mapping],
+    changed: Mapping[str, Mapping],
+    commit: str,
+    code_changes: Sequence[str],
+    host: Mapping,
+    wall_seconds: float | None,
+    source: str,
+    recorded: str,
+) -> dict:
+    """A run's record (see the module docstring); ``source``: "ran" (this tool ran and timed the
+    command) or "workspace" (recorded from the workspace as it was)."""
+    if not headline:
+        raise ValueError("no headline rows: metrics/headline/ is empty (the figure stage writes it)")
+    return {
+        "name": name, "command": command, "rerun": rerun_command(changed), "params_changed": dict(changed),
+        "commit": commit, "code_changes": list(code_changes), "machine": dict(host),
+        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1), "source": source,
+        "recorded": recorded, "headline": dict(headline),
+    }  # fmt: skip
+
+
+def workspace_record(name: str, command: str, commit: str, wall_seconds: float | None, source: str, root: Path = ROOT) -> dict:
+    """The record of the workspace of ``root`` as it is now."""
+    full = git("rev-parse", "--verify", f"{commit}^{{commit}}", root=root).strip()
+    default = yaml.safe_load(git("show", f"{full}:params.yaml", root=root))
+    workspace = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    code = git("diff", "--name-only", "HEAD", "--", *CODE_PATTERNS, root=root).split()
+    recorded = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return record(name, command, read_headline(root / "metrics" / "headline"), params_changed(default, workspace),
+                  full, code, machine(), wall_seconds, source, recorded)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    run = argv[argv.index("--") + 1 :] if "--" in argv else []
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], usage="%(prog)s NAME [options] [-- COMMAND ...]")
+    parser.add_argument("name", help="the run's name: records/NAME.json (lower case, digits, . _ -)")
+    parser.add_argument("--from-workspace", action="store_true", help="run nothing: record the workspace as it is")
+    parser.add_argument("--command", help="the command that made the workspace (default: the one after --, "
+                        "else the dvc exp run that re-creates the params)")  # fmt: skip
+    parser.add_argument("--commit", default="HEAD", help="the code commit of the run (default HEAD)")
+    parser.add_argument("--wall-seconds", type=float, help="the run's wall time, if measured elsewhere")
+    parser.add_argument("--force", action="store_true", help="replace an existing record")
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if not NAME.fullmatch(args.name):
+        parser.error(f"NAME {args.name!r}: use lower case letters, digits, '.', '_' and '-'")
+    if bool(run) == args.from_workspace:
+        parser.error("give either a command after -- (run and time it) or --from-workspace (run nothing)")
+    out = RECORDS / f"{args.name}.json"
+    if out.exists() and not args.force:
+        parser.error(f"{out} exists (--force replaces it)")
+    wall = args.wall_seconds
+    if run:
+        began = time.perf_counter()
+        status = subprocess.run(run, cwd=ROOT).returncode
+        wall = time.perf_counter() - began
+        if status:
+            print(f"record_experiment: {' '.join(run)} failed (exit {status}); nothing recorded", file=sys.stderr)
+            return status
+    try:
+        rec = workspace_record(args.name, args.command or " ".join(run), args.commit, wall,
+                               "ran" if run else "workspace", root=ROOT)  # fmt: skip
+    except (ValueError, subprocess.CalledProcessError) as err:
+        print(f"record_experiment: {getattr(err, 'stderr', None) or err}", file=sys.stderr)
+        return 1
+    if not rec["command"]:
+        rec["command"] = rec["rerun"] if rec["params_changed"] else "dvc repro"
+    write_json(out, rec)
+    print(f"wrote {out}: {len(rec['headline'])} headline rows, "
+          f"{len(rec['params_changed'])} params changed; now python -m tools.run_tables")  # fmt: skip
+    if rec["code_changes"]:
+        print(f"note: uncommitted code changes {rec['code_changes']}: dvc cannot re-create this run", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
