@@ -1,7 +1,7 @@
 """The real data layout: file names, columns, the Galaxy Zoo decision tree, and their readers.
 
 This is the only module that knows how the Kaggle, Galaxy Zoo 2 and Hoyle files are laid out
-(see the README's "Real data"); the synthetic sky is written in exactly this layout. It reads and
+(see docs/real-data.md); the synthetic sky is written in exactly this layout. It reads and
 validates the raw files (labels, GZ2 mapping, gz2sample, Hoyle, truth), checks JPEGs and scans the
 optional Kaggle test folder. What the ``prepare`` stage does with the rows lives in
 :mod:`galaxy_xai.preparation` (joins and the prepared tables), :mod:`galaxy_xai.drops` (what is

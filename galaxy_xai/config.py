@@ -5,8 +5,8 @@ stops the run before any heavy work, with a message naming the key and what was 
 
     ConfigError: params.yaml: xai.smoothgrad.noise = 2.0: expected a number in [0, 1]
 
-The dataclasses below are the params reference: each field's ``help`` metadata is what the README
-lists. Nothing else in the package reads ``params.yaml``; the config object is passed down.
+The dataclasses below are the params reference: each field's ``help`` metadata is what
+docs/params.md lists. Nothing else in the package reads ``params.yaml``; the config object is passed down.
 """
 
 from __future__ import annotations
@@ -539,7 +539,7 @@ def load_config(path: str | Path = "params.yaml") -> Config:
 
 
 def params_reference() -> list[tuple[str, str, str]]:
-    """(key, default, help) for every leaf parameter, for the README's params reference."""
+    """(key, default, help) for every leaf parameter, for the params reference (docs/params.md)."""
     rows: list[tuple[str, str, str]] = []
 
     def walk(cls: type, prefix: str) -> None:

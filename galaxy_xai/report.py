@@ -290,11 +290,44 @@ class RunMetrics:
         )
 
 
-def report_markdown(run: RunMetrics, shared: Mapping, explainer: str) -> str:
+def noise_sentence(rotation: Mapping) -> str:
+    """What the unturned galaxies on several explainer draws say (``rotation.json``'s
+    ``noise_relative_spread``): a sampling explainer's noise floor, or that the explainer is
+    deterministic (no spread at all), so the whole spread is the rotation's."""
+    noise, draws = rotation["noise_relative_spread"], len(rotation["angles_deg"])
+    if all(value == 0 for value in noise.values()):
+        return (f"Control: the unturned galaxies explained {draws} times give the same length every time (the explainer "
+                "is deterministic: no sampling noise), so all of the spread above is the rotation's.")  # fmt: skip
+    return (
+        f"Control: the unturned galaxies on {draws} independent noise draws of the explainer "
+        f"spread by {noise['abs_pearson']:.1%} (|Pearson r|) and {noise['elongation']:.1%} (elongation): "
+        "the part of the spread the explainer's sampling noise gives with no rotation at all."
+    )
+
+
+def setup_sentence(run: RunMetrics, explainer: str, setup: Mapping) -> str:
+    """What differs from the paper, read from the run: ``setup`` gives ``size_px`` (the models' input)
+    and ``archs`` (their architectures); the galaxies are the morphology splits' and the bar
+    catalogue's (``n_bars``), synthetic where the bars have true lengths."""
+    n_galaxies = sum((run.morphology.get("n") or {}).values())
+    sky = "synthetic" if run.barlengths.get("n_truth") else "real"
+    n_bars = run.control.get("n_bars")
+    return (
+        f"What differs from the paper and why: this run's models ({', '.join(setup.get('archs') or ['n/a'])}) see "
+        f"{setup.get('size_px', 'n/a')}-px inputs and learn from {n_galaxies:,} {sky} galaxies (the paper: ImageNet "
+        f"backbones at 224 px on 61,578 real ones), the explainer is `{explainer}` (the paper: SmoothGrad, N = 256, "
+        f"`abs_gradient`), and the bar catalogue holds {f'{n_bars:,}' if n_bars else 'n/a'} {sky} galaxies; `rho` in "
+        "the paper's convention is inflated by the shared PETROR90_R factor (see `rho_null`), so `rho_image` is the "
+        "honest score."
+    )
+
+
+def report_markdown(run: RunMetrics, shared: Mapping, explainer: str, setup: Mapping | None = None) -> str:
     """report.md: this run's tables and headline numbers beside the paper's.
 
     ``shared``: the saliency maps' lengths vs the control CNN's (:func:`galaxy_xai.comparison.control_comparisons`);
-    ``explainer``: the explainer as the figures name it (:func:`galaxy_xai.figures.explainer_name`).
+    ``explainer``: the explainer as the figures name it (:func:`galaxy_xai.figures.explainer_name`);
+    ``setup``: the run's ``size_px`` and model ``archs`` (:func:`setup_sentence`).
     """
     table1, table2, morph, grid = run.table1, run.table2, run.morphology, run.gridsearch
     bars, control, rotation = run.barlengths, run.control, run.rotation
@@ -456,19 +489,10 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str) -> str:
         f"{spread['elongation']:.1%} with the rotation-invariant elongation rule "
         f"(target {rotation['elongation_target']:.0%}).",
     ]
-    noise = rotation["noise_relative_spread"]
-    lines.append(
-        f"Control: the unturned galaxies on {len(rotation['angles_deg'])} independent noise draws of the explainer "
-        f"spread by {noise['abs_pearson']:.1%} (|Pearson r|) and {noise['elongation']:.1%} (elongation): "
-        "the part of the spread the explainer's sampling noise gives with no rotation at all."
-    )
+    lines.append(noise_sentence(rotation))
     lines += [
         "",
-        "What differs from the paper and why: the default run uses small CPU networks at 64 px on 2,000 "
-        "synthetic galaxies (the paper: ImageNet backbones at 224 px on 61,578 real ones), the explainer "
-        f"`{explainer}` (the paper: SmoothGrad, N = 256, `abs_gradient`), and a "
-        f"{str(control['n_bars']) + '-galaxy' if 'n_bars' in control else 'small'} synthetic bar catalogue; `rho` in the paper's convention is inflated by the shared PETROR90_R "
-        "factor (see `rho_null`), so `rho_image` is the honest score.",
+        setup_sentence(run, explainer, setup or {}),
         "",
         "Figures: `plots/figures/`.",
         "",

@@ -2,7 +2,8 @@
 
 Figures (``--out``): 1 a test galaxy's maps for bar / bulge / arms, averaged over the models: the
 ``xai.target`` panel is the heatmap stage's stored map (draw 0, the map that was measured), the other
-answers recomputed with the heatmap stage's seeds and noise keys; 2 learning curves; 3 three isolated
+answers recomputed as the heatmap stage computes them (a sampling explainer with its seeds and noise
+keys); 2 learning curves; 3 three isolated
 bars with their measured lengths; 4 measured vs catalogue lengths for the saliency maps and the control
 model; 5 the galaxies where the ensemble disagrees most with the volunteers on smooth vs features; plus
 the grid-search heat map, on the synthetic sky measured vs true, ``complements.png``: what each
@@ -13,11 +14,12 @@ the saliency length against the number of models averaged (:func:`galaxy_xai.fig
 the run's headline rows (:func:`galaxy_xai.headline.headline`, the only files dvc.yaml declares as
 metrics); ``--report``: :func:`galaxy_xai.report.report_markdown`.
 
-Params read: ``seed`` (figure 3's random galaxies, the comparison's bootstrap, the heatmap stage's
-SmoothGrad seeds of figure 1 and the seed of figure 5's maps), ``images`` (``crop_px``, ``size_px``
-and the rest of the decoding of ``load_images``), ``models`` (the model names), ``xai.method``,
-``xai.attribution``, ``xai.smoothgrad`` (the explainer of figures 1 and 5), ``xai.target`` (figure
-1's stored panel), ``xai.linearity`` (figure 3's isolated bars) and ``xai.bootstrap`` (the comparison).
+Params read: ``seed`` (figure 3's random galaxies, the comparison's bootstrap, and the seeds of a
+sampling explainer in figures 1 and 5), ``images`` (``crop_px``, ``size_px`` and the rest of the
+decoding of ``load_images``), ``models`` (the model names), ``xai.method``, ``xai.attribution``,
+``xai.integrated_gradients`` / ``xai.smoothgrad`` / ``xai.occlusion`` (the explainer of figures 1 and 5),
+``xai.target`` (figure 1's stored panel), ``xai.linearity`` (figure 3's isolated bars) and
+``xai.bootstrap`` (the comparison).
 """
 
 from __future__ import annotations
@@ -209,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
             for reference, key in (("catalogue", "spearman_image"), ("truth", "spearman_truth_image"))
         }
         figures.save(figures.ensemble_curve(run.barlengths["ensemble"], lines), args.out / "ensemble.png")
-    io.write_text(args.report, report.report_markdown(run, shared, explainer))
+    setup = {"size_px": cfg.images.size_px, "archs": sorted({m.arch for m in cfg.models.values()})}
+    io.write_text(args.report, report.report_markdown(run, shared, explainer, setup))
     log.info("wrote %s, %s, %s and %s", args.out, args.comparison, args.headline, args.report)
 
 

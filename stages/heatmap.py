@@ -1,10 +1,13 @@
 """Stage ``heatmap_shard``: one model's saliency maps of the bar-catalogue galaxies (all, or one shard).
 
-Explains ``xai.target`` (Class3.1, "bar") with ``xai.method`` (SmoothGrad by default, with
-``xai.smoothgrad.samples`` / ``noise`` / ``batch_size`` / ``symmetries``) and ``xai.attribution``,
-noise seeded by ``seed``, on the model inputs ``images.crop_px`` / ``images.size_px``: the
-validation galaxies once and the test galaxies twice with independent noise draws (the paper's test
-protocol). Writes ``--out``, the heatmap file of :mod:`galaxy_xai.heatmaps` (npz): maps float16
+Explains ``xai.target`` (Class3.1, "bar") with ``xai.method`` (by default Integrated Gradients
+from the axisymmetric baseline, ``xai.integrated_gradients``; the paper's SmoothGrad with
+``xai.smoothgrad.samples`` / ``noise`` / ``symmetries``; ``xai.smoothgrad.batch_size`` bounds the
+gradients in flight for every method) and ``xai.attribution``, on the model inputs
+``images.crop_px`` / ``images.size_px``: the validation galaxies once and the test galaxies twice
+(the paper's test protocol). A sampling explainer (SmoothGrad) draws independent noise for the two
+test draws, seeded by ``seed``; a deterministic one (Integrated Gradients, occlusion, Grad-CAM)
+gives the same map twice. Writes ``--out``, the heatmap file of :mod:`galaxy_xai.heatmaps` (npz): maps float16
 (n, H, W) in [0, 1], objid, split, draw, grey (the grey-scale input), model, method, attribution.
 
 With ``--shard i`` it explains only shard i of the n = len(``heatmap.shards``) contiguous blocks

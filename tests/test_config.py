@@ -29,7 +29,7 @@ def test_default_params_load_and_match_the_dataclass_defaults():
     assert isinstance(cfg, Config)
     assert cfg.data.path == "data/raw"
     assert set(cfg.models) == {"vgg_small", "resnet_small", "xception_small"}
-    # params.yaml spells out every key the dataclasses know, so the README reference is complete.
+    # params.yaml spells out every key the dataclasses know, so the reference (docs/params.md) is complete.
     documented = {key for key, _, _ in params_reference() if not key.startswith("models.<name>")}
     flat = set()
 

@@ -21,12 +21,89 @@ def test_the_params_reference_is_what_the_config_generates():
     )
 
 
+FENCE = re.compile(r"^(```|~~~)")
+
+
+def headings(markdown: str) -> list[str]:
+    """The ATX headings (``# ...`` to ``###### ...``) of a page, outside fenced code blocks."""
+    found, fenced = [], False
+    for line in markdown.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (match := re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)):
+            found.append(match.group(1))
+    return found
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: links reduced to their text, lower case, punctuation other than
+    '-' and '_' dropped, spaces to '-'."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """Every anchor of a Markdown page, a repeated heading's with GitHub's -1, -2, ... suffixes."""
+    seen: dict[str, int] = {}
+    out = set()
+    for heading in headings(page.read_text(encoding="utf-8")):
+        base = slug(heading)
+        out.add(base if base not in seen else f"{base}-{seen[base]}")
+        seen[base] = seen.get(base, 0) + 1
+    return out
+
+
+def broken_pointer(base: Path, target: str, anchor: str | None) -> str | None:
+    """Why ``target#anchor`` (relative to the folder ``base``; '' for the page itself) does not resolve, or None."""
+    path = base / target if target else None
+    if path is not None and not path.exists():
+        return f"{target}: no such file"
+    if anchor and (path is None or path.suffix == ".md") and anchor not in anchors(path or base):
+        return f"{target}#{anchor}: no such heading"
+    return None
+
+
+def test_headings_slug_like_github():
+    assert slug("What the explanation adds to the classical length and the control CNN (issue #13)") == (
+        "what-the-explanation-adds-to-the-classical-length-and-the-control-cnn-issue-13"
+    )
+    assert slug("Ablation: the explainer, as `DVC` experiments") == "ablation-the-explainer-as-dvc-experiments"
+    assert slug("[Paper scale](x.md) and time_s") == "paper-scale-and-time_s"
+    assert headings("# A\n```\n# not a heading\n```\n## B ##\n") == ["A", "B"]
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_relative_links_resolve(page):
+def test_relative_links_and_their_anchors_resolve(page):
     text = page.read_text(encoding="utf-8")
-    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
-    broken = [t for t in targets if "://" not in t and not (page.parent / t).exists()]
-    assert not broken, f"{page.name}: links to missing files {broken}"
+    links = re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", text)
+    broken = [
+        why for target, anchor in links if "://" not in target
+        for why in [broken_pointer(page.parent, target, anchor) if target else
+                    (None if anchor in anchors(page) else f"#{anchor}: no such heading")]
+        if why
+    ]  # fmt: skip
+    assert not broken, f"{page.name}: {broken}"
+
+
+CODE = [
+    *sorted(p for folder in ("galaxy_xai", "stages", "tools", "tests", "benchmarks") for p in (ROOT / folder).rglob("*.py")),
+    ROOT / "params.yaml", ROOT / "dvc.yaml", *sorted((ROOT / "configs").glob("*.yaml")),
+]  # fmt: skip
+DOCS_POINTER = re.compile(r"(?<![\w/.])((?:docs/[\w-]+|README)\.md)(?:#([\w-]+))?")
+README_SECTION = re.compile("README's " + r'"([^"]+)"')
+
+
+@pytest.mark.parametrize("path", CODE, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_the_codes_pointers_to_docs_resolve(path):
+    """A docstring or comment pointing at ``docs/x.md[#anchor]``, ``README.md#anchor`` or the README's
+    "Section" names a page and a heading that exist (pages and sections move; pointers must follow)."""
+    if path.name == "test_docs.py":
+        return
+    text = path.read_text(encoding="utf-8")
+    broken = [why for target, anchor in DOCS_POINTER.findall(text) if (why := broken_pointer(ROOT, target, anchor))]
+    readme = {h.lower() for h in headings((ROOT / "README.md").read_text(encoding="utf-8"))}
+    broken += [f'README section "{s}": no such heading' for s in README_SECTION.findall(text) if s.lower() not in readme]
+    assert not broken, f"{path.relative_to(ROOT)}: {broken}"
 
 
 def test_the_readme_stays_short():

@@ -209,7 +209,7 @@ def test_report_tables_of_the_controls_the_estimators_and_the_target():
     ) in report
     assert "| control CNN rho (paper convention), paper split | 0.700 [0.50, 0.80] | 0.59 |" in report
     assert "| galaxies (saliency test / control cross-fit / control paper split) | 60 / 60 / 18 |" in report
-    assert "950-galaxy synthetic bar catalogue" in report
+    assert "the bar catalogue holds 950 " in report
 
 
 def test_report_without_the_new_measure_keys_or_truth():
@@ -368,3 +368,25 @@ def test_report_table_of_the_complements():
     diff = complements["difference"]["isophote+saliency - isophote"]
     assert _row(report, "isophote+saliency - isophote")[1:3] == list(rep.paired_text(diff["spearman_truth_image"]))
     assert "## What each length adds" not in rep.report_markdown(run_metrics(), {}, "integrated_gradients")
+
+
+def test_the_report_reads_sizes_from_the_run_and_says_when_the_explainer_is_deterministic():
+    """Issue #27: no '64 px on 2,000 synthetic galaxies' whatever params.yaml says; no noise draws of a
+    deterministic explainer."""
+    run = dataclasses.replace(
+        run_metrics(),
+        morphology={**run_metrics().morphology, "n": {"train": 3400, "val": 200, "test": 400}},
+        barlengths={**run_metrics().barlengths, "n_truth": 60},
+        control={**run_metrics().control, "n_bars": 1920},
+    )
+    saliency, control = _tables(0.1, 0.6)
+    shared = comparisons.control_comparisons(saliency, control, 100, np.random.default_rng(0))
+    report = rep.report_markdown(run, shared, "integrated_gradients (input_x_gradient)",
+                                 {"size_px": 96, "archs": ["resnet_small", "vgg_small"]})  # fmt: skip
+    assert "this run's models (resnet_small, vgg_small) see 96-px inputs and learn from 4,000 synthetic galaxies" in report
+    assert "the bar catalogue holds 1,920 synthetic galaxies" in report and "64 px" not in report
+    assert "independent noise draws" in report  # run_metrics' rotation has a noise spread
+    still = {**run.rotation, "noise_relative_spread": {"abs_pearson": 0.0, "elongation": 0.0}}
+    report = rep.report_markdown(dataclasses.replace(run, rotation=still), shared, "integrated_gradients")
+    assert "the explainer is deterministic: no sampling noise" in report and "noise draws" not in report
+    assert "learn from 4,000 synthetic galaxies" in report and "see n/a-px inputs" in report
