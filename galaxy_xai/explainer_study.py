@@ -54,7 +54,7 @@ from galaxy_xai import barlength, explainers, faithfulness, localisation, sanity
 from galaxy_xai.config import METHODS, XaiConfig
 from galaxy_xai.explainers.core import score_model
 from galaxy_xai.explainers.gradcam import feature_tensor
-from galaxy_xai.figures import MAP_CMAP, plt, save
+from galaxy_xai.figures import MAP_CMAP, ellipse_outline, plt, save
 
 log = logging.getLogger(__name__)
 
@@ -531,15 +531,6 @@ def sanity_figure(path, study: Mapping, title: str) -> None:
     save(fig, path)
 
 
-def ellipse_outline(length_px424: float, axis_ratio: float, angle_deg: float, map_px: int, crop_px: int | None, oversample: int = 8):
-    """(x, y, mask) to draw a bar ellipse's outline with ``plt.contour`` on a map of side ``map_px``:
-    the mask at ``oversample`` times the map's resolution, on map-pixel coordinates (pixel centres at
-    0 .. map_px - 1)."""
-    fine = localisation.bar_masks([length_px424], [axis_ratio], [angle_deg], map_px * oversample, crop_px, min_semi_axis_map_px=0.0)[0]
-    coords = (np.arange(map_px * oversample) + 0.5) / oversample - 0.5
-    return coords, coords, fine.astype(float)
-
-
 def figure(
     path,
     images: np.ndarray,
@@ -549,21 +540,30 @@ def figure(
     crop_px: int | None,
     title: str,
 ) -> None:
-    """The galaxies ``rows`` (the input, then one column per explainer) with the true bar ellipse drawn."""
+    """The galaxies ``rows`` (the input, then one column per explainer) with the true bar ellipse
+    drawn, a colour bar of the normalised maps, and "empty" written on a map with no positive
+    evidence at all (all zero: e.g. Grad-CAM when the weighted feature maps sum below 0 everywhere)."""
     names = list(maps)
     map_px = images.shape[1]
-    fig, axes = plt.subplots(len(rows), len(names) + 1, figsize=(1.6 * (len(names) + 1), 1.7 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(names) + 1, figsize=(1.6 * (len(names) + 1) + 0.6, 1.7 * len(rows)), squeeze=False)
     for r, i in enumerate(rows):
         outline = ellipse_outline(bars["length_px424"][i], bars["axis_ratio"][i], bars["angle_deg"][i], map_px, crop_px)
         panels = [("input", images[i])] + [(name, maps[name][i]) for name in names]
         for c, (name, panel) in enumerate(panels):
             ax = axes[r, c]
-            ax.imshow(panel, cmap=None if panel.ndim == 3 else MAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
+            shown = ax.imshow(panel, cmap=None if panel.ndim == 3 else MAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
+            if panel.ndim == 2:
+                image = shown
+                if not np.any(panel > 0):
+                    ax.text(0.5, 0.12, "empty: no positive\nevidence (all 0)", color="white", fontsize=6,
+                            ha="center", va="center", transform=ax.transAxes)  # fmt: skip
             ax.contour(*outline, levels=[0.5], colors="cyan", linewidths=0.8)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(name, fontsize=8)
+    if names:
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.015, pad=0.01, label="normalised map (each map min-max scaled)")
     fig.suptitle(title, fontsize=9)
     save(fig, path)
 

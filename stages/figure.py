@@ -33,6 +33,7 @@ import pandas as pd
 
 from galaxy_xai import (
     barlength,
+    catalogue,
     comparison,
     explainers,
     figures,
@@ -119,11 +120,16 @@ def main(argv: list[str] | None = None) -> None:
     # Figure 1: one test galaxy (the longest catalogue bar, where the features are resolved).
     row = bars.loc[bars.loc[bars["xai_split"] == "test", "length_px424"].idxmax()]
     image = load_images([row["image_path"]], cfg.images)
+    stored = (
+        "stored = the heatmap files (draw 0, as measured); recomputed = the same seeds and noise keys"
+        if explainers.from_config(cfg.xai).stochastic
+        else "stored = the heatmap files (as measured); recomputed = the same explainer for the other answers"
+    )
     figures.save(
         figures.saliency_panels(
             image[0], figure1_maps(models, image, int(row["objid"]), args.heatmaps, cfg),
-            f"objid {row['objid']}: {explainer} maps averaged over {len(names)} models\n"
-            "stored = the heatmap files (draw 0, as measured); recomputed = the same seeds and noise keys",
+            f"objid {row['objid']}: {explainer} maps averaged over {len(names)} models\n{stored}",
+            caption=figures.figure1_caption(cfg.xai.method, cfg.xai.integrated_gradients.baseline),
         ),
         args.out / "fig1_saliency_maps.png",
     )  # fmt: skip
@@ -142,17 +148,26 @@ def main(argv: list[str] | None = None) -> None:
         np.mean([test_maps[n] for n in shown], axis=0), grey, choice.x_input, choice.radius_px(map_px, crop_px)
     )
     images = load_images(bars.set_index("objid").loc[objids, "image_path"].tolist(), cfg.images)
+    with exit_on_bad_input(log):
+        truth = catalogue.read_truth(cfg.data.path)  # the true bars' ellipses (synthetic sky only)
+    true_bars = None if truth is None else truth[truth["set"] == "gz2"].set_index("id")
     examples = []
     for k, (objid, smap) in enumerate(zip(objids, chosen_maps, strict=True)):
         m = measured.set_index("objid").loc[objid]
         length_map_px = units.px424_to_map_px(m["measured_px424"], cfg.images.size_px, crop_px)
         mask, endpoints = figures.isolated_bar(smap, choice, map_px, crop_px, cfg.xai.linearity, length_map_px)
+        true = true_bars.loc[objid] if true_bars is not None and objid in true_bars.index else None
+        has_true_bar = true is not None and np.isfinite(true["bar_length_px424"])
         examples.append({
             "image": images[k], "map": smap, "mask": mask, "endpoints": endpoints,
             "title": f"objid {objid}" + (" (worst outlier)" if k == len(objids) - 1 else ""),
-            "length_label": f"measured {m['measured_kpc']:.1f}, catalogue {m['catalogue_kpc']:.1f} h^-1 kpc",
+            "length_label": f"measured {m['measured_kpc']:.1f}, catalogue {m['catalogue_kpc']:.1f}"
+            + (f", true {m['true_kpc']:.1f}" if "true_kpc" in m else "") + " h^-1 kpc",
+            "outline": figures.ellipse_outline(true["bar_length_px424"], true["bar_axis_ratio"], true["bar_angle_deg"],
+                                               map_px, crop_px) if has_true_bar else None,
         })  # fmt: skip
-    figures.save(figures.bar_examples(examples), args.out / "fig3_isolated_bars.png")
+    measured_as = "isolated bar (Algorithm 1)" if choice.estimator == barlength.ALGORITHM1 else f"map above 0 ({choice.estimator})"
+    figures.save(figures.bar_examples(examples, measured_as), args.out / "fig3_isolated_bars.png")
     log.info("figure 3: objids %s (%s maps)", ", ".join(map(str, objids)), choice.map_source)
 
     # Figure 4: measured vs catalogue, saliency and control; and measured vs true on the synthetic sky.
@@ -165,12 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out / "fig4_measured_vs_catalogue.png",
     )  # fmt: skip
     if "true_kpc" in measured and "true_kpc" in control:
-        truth_panels = []
-        for frame, scores, label in ((measured, run.barlengths, "saliency"), (control, run.control, "control CNN")):
-            p = figures.scatter_panel(frame, scores, label, "true_kpc", None)
-            p["slope"] = None
-            p["title"] = f"{label}: rho_image vs truth = {scores.get('rho_truth_image', float('nan')):.2f}"
-            truth_panels.append(p)
+        truth_panels = [figures.truth_panel(measured, run.barlengths, "saliency"), figures.truth_panel(control, run.control, "control CNN")]
         figures.save(
             figures.measured_vs_reference(truth_panels, "true bar length (h^-1 kpc)", "measured bar length (h^-1 kpc)"),
             args.out / "measured_vs_true.png",
@@ -210,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
             reference: {label: scores[key] for label, scores in others.items() if scores.get(key) is not None}
             for reference, key in (("catalogue", "spearman_image"), ("truth", "spearman_truth_image"))
         }
-        figures.save(figures.ensemble_curve(run.barlengths["ensemble"], lines), args.out / "ensemble.png")
+        targets = {"truth": report.SPEARMAN_TRUTH_TARGET["target"]}
+        figures.save(figures.ensemble_curve(run.barlengths["ensemble"], lines, targets=targets), args.out / "ensemble.png")
     setup = {"size_px": cfg.images.size_px, "archs": sorted({m.arch for m in cfg.models.values()})}
     io.write_text(args.report, report.report_markdown(run, shared, explainer, setup))
     log.info("wrote %s, %s, %s and %s", args.out, args.comparison, args.headline, args.report)
