@@ -83,9 +83,10 @@ def test_workspace_record_after_an_experiment(tmp_path):
     assert record["params_changed"] == {"train.seed": {"default": 42, "value": 1}}
     assert record["rerun"] == "dvc exp run -S 'train.seed=1'" and record["wall_seconds"] == 12.3
     assert len(record["commit"]) == 40 and record["code_changes"] == [] and record["headline"] == HEADLINE
+    assert record["machine"]["cores"] >= 1
     (tmp_path / "galaxy_xai" / "code.py").write_text("x = 2\n")
-    changed_code = rec.workspace_record("s", "", "HEAD", None, "workspace", root=tmp_path)["code_changes"]
-    assert changed_code == ["galaxy_xai/code.py"]
+    elsewhere = rec.workspace_record("s", "", "HEAD", None, "workspace", root=tmp_path, here=False)
+    assert elsewhere["code_changes"] == ["galaxy_xai/code.py"] and elsewhere["machine"] is None
 
 
 def test_the_wrapper_runs_times_and_records_what_the_command_left(tmp_path, monkeypatch):

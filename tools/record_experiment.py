@@ -7,13 +7,14 @@ long it took and its headline (``metrics/headline/``, written by the figure stag
 The first form runs the command after ``--`` in the workspace, times it and, if it succeeds, records
 the workspace as the command left it. The second records the workspace as it is, running nothing:
 after a ``dvc exp run`` or ``dvc repro`` that was not wrapped, or after ``dvc exp apply NAME`` of a
-queued experiment (the wall time is then unknown unless ``--wall-seconds`` gives it).
+queued experiment (the wall time is then unknown unless ``--wall-seconds`` gives it, and so is the
+machine unless ``--ran-here`` says the run was on this one: CPU training differs between CPUs).
 
 A record holds the command, the params that differ from ``params.yaml`` at the code commit (the
 workspace's params.yaml against ``git show COMMIT:params.yaml``: what ``dvc exp run -S`` changed),
 the commit (``HEAD`` unless ``--commit`` names the one whose ``dvc.lock`` produced the outputs),
 tracked code files that differ from ``HEAD`` (none, for a run DVC can re-create), the machine (CPU
-model, cores), the wall time and the whole headline: every row of ``metrics/headline/`` with its
+model, cores; null when unknown), the wall time and the whole headline: every row of ``metrics/headline/`` with its
 interval and paired verdict, so a record grows with the headline. ``dvc exp run -S KEY=VALUE ...``
 at the commit re-creates the run. ``python -m tools.run_tables`` then regenerates the tables of runs
 in README.md and docs/ from the records.
@@ -106,7 +107,7 @@ def record(
     changed: Mapping[str, Mapping],
     commit: str,
     code_changes: Sequence[str],
-    host: Mapping,
+    host: Mapping | None,
     wall_seconds: float | None,
     source: str,
     recorded: str,
@@ -117,21 +118,24 @@ def record(
         raise ValueError("no headline rows: metrics/headline/ is empty (the figure stage writes it)")
     return {
         "name": name, "command": command, "rerun": rerun_command(changed), "params_changed": dict(changed),
-        "commit": commit, "code_changes": list(code_changes), "machine": dict(host),
+        "commit": commit, "code_changes": list(code_changes), "machine": None if host is None else dict(host),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1), "source": source,
         "recorded": recorded, "headline": dict(headline),
     }  # fmt: skip
 
 
-def workspace_record(name: str, command: str, commit: str, wall_seconds: float | None, source: str, root: Path = ROOT) -> dict:
-    """The record of the workspace of ``root`` as it is now."""
+def workspace_record(
+    name: str, command: str, commit: str, wall_seconds: float | None, source: str, root: Path = ROOT, here: bool = True
+) -> dict:
+    """The record of the workspace of ``root`` as it is now; ``here``: the run was on this machine
+    (else the machine is unknown: null)."""
     full = git("rev-parse", "--verify", f"{commit}^{{commit}}", root=root).strip()
     default = yaml.safe_load(git("show", f"{full}:params.yaml", root=root))
     workspace = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     code = git("diff", "--name-only", "HEAD", "--", *CODE_PATTERNS, root=root).split()
     recorded = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return record(name, command, read_headline(root / "metrics" / "headline"), params_changed(default, workspace),
-                  full, code, machine(), wall_seconds, source, recorded)  # fmt: skip
+                  full, code, machine() if here else None, wall_seconds, source, recorded)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         "else the dvc exp run that re-creates the params)")  # fmt: skip
     parser.add_argument("--commit", default="HEAD", help="the code commit of the run (default HEAD)")
     parser.add_argument("--wall-seconds", type=float, help="the run's wall time, if measured elsewhere")
+    parser.add_argument("--ran-here", action="store_true", help="with --from-workspace: the run was on this machine")
     parser.add_argument("--force", action="store_true", help="replace an existing record")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if not NAME.fullmatch(args.name):
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             return status
     try:
         rec = workspace_record(args.name, args.command or " ".join(run), args.commit, wall,
-                               "ran" if run else "workspace", root=ROOT)  # fmt: skip
+                               "ran" if run else "workspace", root=ROOT, here=bool(run) or args.ran_here)  # fmt: skip
     except (ValueError, subprocess.CalledProcessError) as err:
         print(f"record_experiment: {getattr(err, 'stderr', None) or err}", file=sys.stderr)
         return 1
