@@ -31,10 +31,16 @@ class ConfigError(ValueError):
 
 
 def _f(
-    default: Any, help: str, lo: float | None = None, hi: float | None = None, choices: tuple | None = None
+    default: Any,
+    help: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple | None = None,
+    allow_empty: bool = False,
 ) -> Any:
-    """A dataclass field with its documentation, an inclusive numeric range and allowed values."""
-    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices}
+    """A dataclass field with its documentation, an inclusive numeric range and allowed values (a
+    list must have an item unless ``allow_empty``)."""
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "allow_empty": allow_empty}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -155,6 +161,15 @@ MEAN_SOURCES = ("mean_map", "mean_length")
 """The saliency map sources that combine the models (:data:`galaxy_xai.barlength.MEAN_MAP`, ``MEAN_LENGTH``)."""
 
 
+MODEL_KINDS = ("morphology", "random_weights", "permuted_labels")
+"""The models whose maps are made and measured: the trained morphology models and their two
+randomisation twins (Adebayo et al. 2018; stage ``twins``): every learnt weight re-drawn, and the
+same recipe trained on permuted vote fractions. Folders ``models/<kind>/`` and ``data/heatmaps/<kind>/``."""
+
+MORPHOLOGY = MODEL_KINDS[0]
+TWINS = MODEL_KINDS[1:]
+
+
 @dataclass(frozen=True)
 class GridConfig:
     estimators: list[str] = _f(list(ESTIMATORS), f"bar-length estimators searched, among {', '.join(ESTIMATORS)} (paper: algorithm1)", choices=ESTIMATORS)
@@ -166,6 +181,7 @@ class GridConfig:
     fourier_floor: list[float] = _f([0.0, 0.2, 0.3, 0.4], "fourier estimator: the map below this fraction of its maximum is set to 0 first (speckle fills the outer annuli)", 0.0, 0.95)
     prefer_map_source: str | None = _f("mean_length", "the saliency choice keeps this map source (a model, mean_map or mean_length) unless another beats its best setting on validation by a paired bootstrap 95% interval above 0; null: the plain best score")
     prefer_estimator: str | None = _f("algorithm1", "both choices (saliency and image-only) keep this estimator unless another beats its best setting on validation by a paired bootstrap 95% interval above 0; null: the plain best score", choices=(None, *ESTIMATORS))
+    gate: list[str] = _f(["random_weights"], "twins a saliency setting's lengths must beat on validation (rho_image, paired bootstrap 95% interval above 0) to be chosen: the model-attributable part; []: no gate (the paper)", choices=TWINS, allow_empty=True)
 
 
 @dataclass(frozen=True)
@@ -239,9 +255,6 @@ class ExplainersConfig:
     cascade_galaxies: int = _f(
         8, "explainers stage: galaxies (the first of the pick) explained after each step of the cascading "
         "randomisation (every learnt layer, output first); 0: no cascade", 0, 100_000)
-    permuted_epochs: int = _f(
-        5, "explainers stage: epochs of the data-randomisation model (the explained model's recipe trained on "
-        "permuted vote fractions); 0: no data randomisation test", 0, 10_000)
 
 
 @dataclass(frozen=True)
@@ -291,8 +304,8 @@ def _convert(value: Any, tp: Any, key: str, meta: dict) -> Any:
                 pass
         raise ConfigError(f"{key} = {value!r}: expected {_type_name(tp)}")
     if origin is list:
-        if not isinstance(value, list) or not value:
-            raise ConfigError(f"{key} = {value!r}: expected a non-empty list")
+        if not isinstance(value, list) or not (value or meta.get("allow_empty")):
+            raise ConfigError(f"{key} = {value!r}: expected a {'' if meta.get('allow_empty') else 'non-empty '}list")
         (item_tp,) = typing.get_args(tp)
         return [_convert(v, item_tp, f"{key}[{i}]", meta) for i, v in enumerate(value)]
     if origin is dict:

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from galaxy_xai.statistics import (
+    ACCURACY_SCORES,
     CORRELATION_SCORES,
+    accuracy_scores,
     bootstrap_indices,
     correlation_scores,
     decile_errors,
@@ -222,6 +224,28 @@ def length_scores(measured_px424, sample: pd.DataFrame, n_boot: int, rng: np.ran
         else:
             for key in names:
                 out[key], out[f"{key}_ci95"] = float("nan"), [float("nan"), float("nan")]
+    return {**out, **accuracy(measured, sample, n_boot, rng)}
+
+
+ACCURACY_REFERENCES = ("catalogue", "truth")
+"""The references of :func:`accuracy`: the catalogue's lengths and, on the synthetic sky, the true ones."""
+
+
+def accuracy(measured_px424, sample: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict:
+    """Absolute accuracy of lengths (n,) in 424-px pixels (:func:`galaxy_xai.statistics.accuracy_scores`)
+    against each of :data:`ACCURACY_REFERENCES` where it is known and positive: keys
+    ``median_abs_rel_error_<reference>``, ``within_20pct_<reference>``, ``median_ratio_<reference>``
+    with ``_ci95``; NaN with fewer than 2 galaxies."""
+    measured = np.asarray(measured_px424, dtype=np.float64)
+    references = {"catalogue": sample["length_px424"].to_numpy(dtype=np.float64), "truth": true_lengths(sample)}
+    out: dict = {}
+    for name in ACCURACY_REFERENCES:
+        reference = references[name]
+        keep = np.isfinite(measured) & np.isfinite(reference) & (reference > 0)
+        if keep.sum() >= 2:
+            out.update(accuracy_scores(measured[keep], reference[keep], n_boot, rng, f"_{name}"))
+        elif name == "catalogue" or np.isfinite(reference).any():
+            out.update({f"{key}_{name}{end}": value for key in ACCURACY_SCORES for end, value in (("", np.nan), ("_ci95", [np.nan, np.nan]))})
     return out
 
 
@@ -335,4 +359,5 @@ def measurement_summary(
                 )
             )  # fmt: skip
             scores["n_truth"] = int(known.sum())
+    scores.update(accuracy(measured, sample, n_boot, rng))
     return per_galaxy, scores

@@ -153,6 +153,7 @@ def run_study(
     deletion_steps: int = 16,
     names: Sequence[str] = METHODS,
     cascade: int = 0,
+    random_model: keras.Model | None = None,
     permuted_model: keras.Model | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
@@ -162,7 +163,8 @@ def run_study(
     bar's ellipse and the true length the lengths are correlated with (the same in the synthetic
     sky). ``choice``: the Algorithm 1 (or Fourier) setting the lengths are measured with;
     ``keys`` (n,): the galaxies' noise keys; ``seed`` seeds the explainers' noise, the random
-    model (``sanity.randomised_copy``), the tie-breaks of the perturbation curves and the bootstrap.
+    model when ``random_model`` is None (``sanity.randomised_copy``; the ``twins`` stage's
+    random-weights twin otherwise), the tie-breaks of the perturbation curves and the bootstrap.
 
     Returns {"explainers": {name: {"resolution", "seconds", <score>: {"mean", "ci95", "n"} for the
     localisation, faithfulness and randomisation scores, "spearman_truth", "spearman_truth_random":
@@ -185,7 +187,8 @@ def run_study(
 
     say(f"explaining {n} galaxies with the trained model: {', '.join(names)}")
     maps, seconds = explain_all(model, images, xai, index, seed, keys, names)
-    random_model = sanity.randomised_copy(model, None, seed)
+    if random_model is None:
+        random_model = sanity.randomised_copy(model, None, seed)
     say("explaining them again with the fully randomised model")
     random_maps, random_seconds = explain_all(random_model, images, xai, index, seed, keys, names)
     permuted_maps: dict[str, np.ndarray] = {}

@@ -165,6 +165,61 @@ class GridSearch:
         return evaluation.best_per_method(self.table, SCORE)
 
 
+def twin_differences(
+    lengths_px424: np.ndarray, twin_lengths_px424: np.ndarray, catalogue, n_boot: int, rng: np.random.Generator
+) -> pd.DataFrame:
+    """:data:`SCORE` of the model's lengths minus the twin's, setting by setting, on the same galaxies.
+
+    ``lengths_px424`` and ``twin_lengths_px424``: (n, S) lengths of S settings measured on the
+    model's maps and on its twin's (:mod:`galaxy_xai.sanity`); ``catalogue`` (n,). Both are scored on
+    the same ``n_boot`` resamples of the galaxies (one draw of indices for all settings), so the
+    difference's interval is paired. Returns S rows: ``twin`` (the twin's score), ``minus_twin``
+    (the difference) and its 95% interval ``minus_twin_low`` / ``minus_twin_high``.
+    """
+    catalogue = np.asarray(catalogue, dtype=np.float64)
+    indices = statistics.bootstrap_indices(catalogue.size, n_boot, rng)
+    model_draws = statistics.resampled_correlations(lengths_px424, catalogue, indices)
+    twin_draws = statistics.resampled_correlations(twin_lengths_px424, catalogue, indices)
+    low, high = statistics.percentile_intervals(model_draws - twin_draws)
+    twin = statistics.pearson_columns(twin_lengths_px424, catalogue)
+    return pd.DataFrame(
+        {
+            "twin": twin,
+            "minus_twin": statistics.pearson_columns(lengths_px424, catalogue) - twin,
+            "minus_twin_low": low,
+            "minus_twin_high": high,
+        }
+    )
+
+
+def with_twins(
+    table: pd.DataFrame, lengths_px424: np.ndarray, twins: Mapping[str, np.ndarray], catalogue, n_boot: int, rng
+) -> pd.DataFrame:
+    """The grid table with, for each twin kind in ``twins`` ({kind: (n, S) lengths of the same
+    settings on the twin's maps, NaN columns for settings that use no model}), the columns
+    ``rho_image_<kind>``, ``minus_<kind>``, ``minus_<kind>_low`` and ``minus_<kind>_high``
+    (:func:`twin_differences`)."""
+    out = table.copy()
+    for kind, twin_lengths in twins.items():
+        diff = twin_differences(lengths_px424, twin_lengths, catalogue, n_boot, rng)
+        out[f"{SCORE}_{kind}"] = diff["twin"].to_numpy()
+        for column in ("minus_twin", "minus_twin_low", "minus_twin_high"):
+            out[column.replace("twin", kind)] = diff[column].to_numpy()
+    return out
+
+
+def passes_gate(table: pd.DataFrame, gate: Sequence[str]) -> np.ndarray:
+    """(S,) bool: the settings whose lengths beat every twin of ``gate`` on these galaxies (the paired
+    95% interval of :data:`SCORE` minus the twin's lies above 0). With no gate, every setting passes."""
+    ok = np.ones(len(table), dtype=bool)
+    for kind in gate:
+        column = f"minus_{kind}_low"
+        if column not in table:
+            raise ValueError(f"gate: no {kind!r} twin maps were measured; expected one of the twins given to search()")
+        ok &= (table[column] > 0).to_numpy()
+    return ok
+
+
 def search(
     model_maps: Mapping[str, np.ndarray],
     grey: np.ndarray,
@@ -176,22 +231,47 @@ def search(
     rng: np.random.Generator,
     prefer_map_source: str | None = None,
     prefer_estimator: str | None = None,
+    twin_maps: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    gate: Sequence[str] = (),
 ) -> GridSearch:
     """Measure every setting on the validation galaxies and choose (:func:`choose`).
 
     ``model_maps``: {model: (n, H, W)} and ``grey`` (n, H, W) of the galaxies of ``sample`` (n rows of
-    :func:`galaxy_xai.prepared.read_bars`, in order); ``rng`` draws the bootstrap resamples, the
-    saliency sources' choice first, then the image's. ``prefer_map_source`` and ``prefer_estimator``
-    (``xai.grid``) name the preferred rows of the saliency choice; the image's prefers the estimator only.
+    :func:`galaxy_xai.prepared.read_bars`, in order); ``rng`` draws the bootstrap resamples: the twins'
+    differences first, then the saliency sources' choice, then the image's. ``prefer_map_source`` and
+    ``prefer_estimator`` (``xai.grid``) name the preferred rows of the saliency choice; the image's
+    prefers the estimator only.
+
+    ``twin_maps``: {twin kind: {model: (n, H, W)}}, the same galaxies explained with each model's
+    twins (:data:`galaxy_xai.config.TWINS`); every saliency setting is measured on them too and scored
+    against the model's lengths (:func:`with_twins`). ``gate`` (``xai.grid.gate``): the twins whose
+    lengths a saliency setting must beat (:func:`passes_gate`) to be chosen, so that no setting is
+    chosen whose lengths a network that learnt nothing reproduces. If no setting passes, the choice is
+    made among all of them and ``chosen['gate']['passed']`` is 0: the report then says the lengths are
+    not the model's.
     """
     map_px = np.shape(grey)[-1]
+    twin_maps = dict(twin_maps or {})
+    missing = [kind for kind in gate if kind not in twin_maps]
+    if missing:
+        raise ValueError(f"xai.grid.gate = {list(gate)}: no maps of the {', '.join(missing)} twins to test the settings on")
     lengths = barlength.setting_lengths(model_maps, grey, settings, crop_px, linearity, progress=True)
     lengths_px424 = units.map_px_to_px424(lengths, map_px, crop_px)
     frame = pd.DataFrame([c.record(map_px, crop_px) for c in settings])
     table = evaluation.grid_scores(frame, lengths_px424, sample["length_px424"], sample["PETROR90_R"])
     is_image = table["map_source"].isin(barlength.IMAGE_SOURCES).to_numpy()
+    twins = {}
+    for kind, maps in twin_maps.items():
+        twin_lengths = np.full_like(lengths_px424, np.nan)
+        model_settings = [c for c, image in zip(settings, is_image, strict=True) if not image]
+        measured = barlength.setting_lengths(maps, grey, model_settings, crop_px, linearity, progress=True)
+        twin_lengths[:, ~is_image] = units.map_px_to_px424(measured, map_px, crop_px)
+        twins[kind] = twin_lengths
+    table = with_twins(table, lengths_px424, twins, sample["length_px424"], n_boot, rng)
+    eligible = ~is_image & passes_gate(table, gate)
     prefer = {"map_source": prefer_map_source, "estimator": prefer_estimator}
-    chosen, stability = choose(table, lengths_px424, ~is_image, prefer, sample, n_boot, rng)
+    chosen, stability = choose(table, lengths_px424, eligible if eligible.any() else ~is_image, prefer, sample, n_boot, rng)
+    chosen["gate"] = {"twins": list(gate), "passed": int(eligible.sum()), "of": int((~is_image).sum())}
     chosen_image, stability_image = choose(table, lengths_px424, is_image, {"estimator": prefer_estimator}, sample, n_boot, rng)
     return GridSearch(table, chosen, stability, chosen_image, stability_image)
 
@@ -237,6 +317,19 @@ def describe(chosen: dict, stability: dict) -> str:
         f"{100 * stability['setting_frequency']:.0f}% (setting) of {stability['resamples']} bootstrap resamples"
         f"{preference_text(chosen.get('preference'))}"
     )
+
+
+def gate_text(gate: dict) -> str:
+    """One log line saying how many saliency settings passed the gate of :func:`search`."""
+    if not gate["twins"]:
+        return f"no gate: all {gate['of']} saliency settings are candidates"
+    twins = " and ".join(f"the {kind} twins" for kind in gate["twins"])
+    if not gate["passed"]:
+        return (
+            f"gate: none of the {gate['of']} saliency settings beats {twins} on validation: the choice is made among "
+            "all of them, and its lengths are not shown to be the models'"
+        )
+    return f"gate: {gate['passed']} of {gate['of']} saliency settings beat {twins} on validation (paired 95% interval above 0)"
 
 
 def preference_text(preference: dict | None) -> str:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from galaxy_xai.config import MODEL_KINDS
 from galaxy_xai.io import write_npz
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,14 @@ def write_heatmaps(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     if set(arrays) != set(ARRAYS):
         raise ValueError(f"{path}: heatmap arrays {sorted(arrays)}, expected {sorted(ARRAYS)}")
     write_npz(path, **{name: arrays[name] for name in ARRAYS})
+
+
+def kind_dir(heatmap_dir: str | Path, kind: str) -> Path:
+    """The folder of one kind of model's heatmap files under ``heatmap_dir`` (``data/heatmaps``):
+    ``<heatmap_dir>/<kind>``, ``kind`` one of :data:`galaxy_xai.config.MODEL_KINDS`."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind {kind!r}: expected one of {', '.join(MODEL_KINDS)}")
+    return Path(heatmap_dir) / kind
 
 
 def read_heatmaps(

@@ -17,6 +17,7 @@ measurement errors and RMSEs. The study's tables built from these live in :mod:`
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -185,6 +186,17 @@ def percentile_interval(draws, level: float = CI_LEVEL) -> tuple[float, float]:
     tail = 50.0 * (1.0 - level)
     lo, hi = np.percentile(finite, [tail, 100.0 - tail])
     return float(lo), float(hi)
+
+
+def percentile_intervals(draws, level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`percentile_interval` of each column of ``draws`` (B, k): (lo (k,), hi (k,)), NaN where a
+    column has no finite draw."""
+    draws = np.asarray(draws, dtype=np.float64)
+    tail = 50.0 * (1.0 - level)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN, as documented
+        lo, hi = np.nanpercentile(draws, [tail, 100.0 - tail], axis=0)
+    return lo, hi
 
 
 def _scaled(x, y, factor, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -360,3 +372,39 @@ def per_column_rmse(y_true, y_pred) -> np.ndarray:
         raise ValueError(f"per_column_rmse: expected two (n, k) arrays, got {y_true.shape}, {y_pred.shape}")
     return np.sqrt(np.mean((y_true - y_pred) ** 2, axis=0))
 
+
+
+# --- absolute accuracy ------------------------------------------------------------------------------
+
+WITHIN_FRACTION = 0.20
+"""Hoyle et al. (2011): the volunteers' bar lengths agree to better than 20%: a length within this
+fraction of the reference counts as measured."""
+
+
+def _relative_error(measured: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return np.abs(measured - reference) / reference
+
+
+ACCURACY_SCORES = {
+    "median_abs_rel_error": lambda m, r, axis: np.median(_relative_error(m, r), axis=axis),
+    "within_20pct": lambda m, r, axis: np.mean(_relative_error(m, r) <= WITHIN_FRACTION, axis=axis),
+    "median_ratio": lambda m, r, axis: np.median(m / r, axis=axis),
+}
+"""Absolute accuracy of lengths ``m`` against a reference ``r`` (same units, r > 0), reduced over
+``axis``: the median of |m - r| / r, the fraction within :data:`WITHIN_FRACTION` of r, and the median
+of m / r (1: no overall bias; a correlation cannot see a length that runs 16% long)."""
+
+
+def accuracy_scores(measured, reference, n_boot: int, rng: np.random.Generator, suffix: str = "") -> dict:
+    """:data:`ACCURACY_SCORES` of lengths ``measured`` against ``reference`` (n,), each as
+    ``<name><suffix>`` followed by ``<name><suffix>_ci95``, its 95% percentile bootstrap interval over
+    ``n_boot`` resamples of the galaxies (one set of resamples for the three)."""
+    m, r = _vectors(measured, reference, "accuracy_scores: measured, reference")
+    if np.any(r <= 0):
+        raise ValueError("accuracy_scores: expected reference lengths > 0")
+    idx = bootstrap_indices(m.size, n_boot, rng)
+    out: dict = {}
+    for name, score in ACCURACY_SCORES.items():
+        out[f"{name}{suffix}"] = float(score(m, r, None))
+        out[f"{name}{suffix}_ci95"] = list(percentile_interval(score(m[idx], r[idx], 1)))
+    return out

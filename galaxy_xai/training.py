@@ -24,6 +24,7 @@ import tensorflow as tf
 from galaxy_xai import io
 from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
 from galaxy_xai.distribute import select_strategy
+from galaxy_xai.galaxyzoo import CLASS_COLUMNS
 from galaxy_xai.images import make_dataset
 from galaxy_xai.models import build_model, validate
 
@@ -309,6 +310,56 @@ def train_from_table(
         live_dir=live_dir,
         log=log,
     )
+
+
+def train_morphology(
+    table: pd.DataFrame,
+    model_name: str,
+    *,
+    images_cfg: ImagesConfig,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    plots_dir: str | Path,
+    log: logging.Logger | None = None,
+) -> tuple[keras.Model, dict]:
+    """Train morphology model ``model_name`` on the 37 vote fractions of ``table`` (its train and val
+    splits, see :func:`train_from_table`) with its recipe and seed (:func:`model_seed`); the learning
+    curves go to ``plots_dir`` (``learning_curve.tsv`` and DVCLive's ``dvclive/``).
+
+    Returns the model and its training record (name, architecture, parameters, split sizes and
+    :meth:`FitResult.summary`). The ``train`` stage trains the models with it, the ``twins`` stage
+    their permuted-label twins (the same call on a table whose labels are permuted).
+    """
+    plots_dir = Path(plots_dir)
+    model, result = train_from_table(
+        table,
+        CLASS_COLUMNS,
+        images_cfg=images_cfg,
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        seed=model_seed(train_cfg, model_cfg),
+        curve_path=plots_dir / "learning_curve.tsv",
+        live_dir=plots_dir / "dvclive",
+        log=log,
+    )
+    record = {
+        "model": model_name,
+        "arch": model_cfg.arch,
+        "parameters": model.count_params(),
+        "n_train": int((table["split"] == "train").sum()),
+        "n_val": int((table["split"] == "val").sum()),
+        **result.summary(),
+    }
+    return model, record
+
+
+def mean_predictor_rmse(table: pd.DataFrame, target_columns: Sequence[str], split_column: str = "split") -> float:
+    """RMSE on the 'val' rows of ``table`` of predicting every target as its mean over the 'train' rows:
+    what a model that learnt nothing from the images scores (a permuted-label twin should match it)."""
+    train, val = (table.loc[table[split_column] == s, list(target_columns)].to_numpy(np.float64) for s in ("train", "val"))
+    if not len(train) or not len(val):
+        raise ValueError(f"mean_predictor_rmse: expected train and val rows, got {len(train)} and {len(val)}")
+    return float(np.sqrt(np.mean((val - train.mean(axis=0)) ** 2)))
 
 
 def cross_fit(

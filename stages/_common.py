@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from galaxy_xai.config import Config, ConfigError, load_config
+from galaxy_xai.config import Config, ConfigError, ModelConfig, load_config
 from galaxy_xai.io import setup_logging
 
 
@@ -41,3 +41,18 @@ def exit_on_bad_input(log: logging.Logger) -> Iterator[None]:
     except ValueError as err:
         log.error("%s", err)
         raise SystemExit(2) from None
+
+
+def morphology_model_config(cfg: Config, model: str, params: str) -> ModelConfig:
+    """The recipe of morphology model ``model`` (a key of ``models``), checked against the image size
+    before any work; ValueError naming the key and what was expected (``params``: the params file)."""
+    from galaxy_xai.models import validate  # TensorFlow: only the stages that train load it
+
+    if model not in cfg.models:
+        raise ValueError(f"--model {model}: not a key of models in {params}; allowed: {', '.join(cfg.models)}")
+    model_cfg = cfg.models[model]
+    try:
+        validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights)
+    except ValueError as err:
+        raise ValueError(f"models.{model}: {err}") from None
+    return model_cfg

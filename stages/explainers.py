@@ -5,10 +5,10 @@ against the true bar (issue #15).
 explained by ``explainers.model`` (null: the first of ``models``) with every ``xai.method``
 (:data:`galaxy_xai.explainers.EXPLAINERS`, each with the ``xai`` settings: ``xai.target``,
 ``xai.attribution``, ``xai.smoothgrad``, ``xai.integrated_gradients``, ``xai.occlusion``; noise
-seeded by ``seed`` as the heatmap stage's first draw), then again by the same model with every
-learnt layer re-initialised, and (``explainers.permuted_epochs`` > 0) by a model of the same recipe
-(``models.<model>``, ``train``, ``images``; same seed) trained for that many epochs on the morphology
-table's vote fractions permuted among the galaxies (Adebayo et al.'s data randomisation test). The
+seeded by ``seed`` as the heatmap stage's first draw), then again by the model's two twins (stage
+``twins``, ``--twins``): every learnt layer re-initialised, and the same recipe trained on the
+morphology table's vote fractions permuted among the galaxies (Adebayo et al.'s data randomisation
+test). The
 first ``explainers.cascade_galaxies`` are also explained after each step of the cascading
 randomisation. :mod:`galaxy_xai.explainer_study` scores the maps: relevance mass and
 rank accuracy inside the true bar ellipse (truth.csv), the pointing game, deletion / insertion areas
@@ -25,7 +25,7 @@ data (no ``truth.csv``) nothing can be scored: the stage writes a metrics file s
 placeholder figure, and exits 0.
 
     python -m stages.explainers --models models/morphology --bars data/prepared/bars.csv \
-        --morphology data/prepared/morphology.csv --gridsearch metrics/gridsearch.json \
+        --twins models --gridsearch metrics/gridsearch.json \
         --metrics metrics/explainers.json --timings metrics/timings/explainers.json --table metrics/explainers.md \
         --figure plots/explainers.png --sanity-figure plots/explainers_sanity.png
 """
@@ -33,23 +33,14 @@ placeholder figure, and exits 0.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from galaxy_xai import (
-    barlength,
-    catalogue,
-    distribute,
-    evaluation,
-    explainer_study,
-    prepared,
-    sanity,
-    training,
-)
+from galaxy_xai import barlength, catalogue, evaluation, explainer_study, prepared
+from galaxy_xai.config import TWINS
 from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
 from galaxy_xai.io import atomic_path, write_metrics
@@ -66,26 +57,11 @@ def skip(args: argparse.Namespace, log, reason: str) -> None:
         explainer_study.placeholder_figure(figure, f"explainers stage skipped: {reason}")
 
 
-def permuted_label_model(args: argparse.Namespace, cfg, model_name: str, log) -> keras.Model:
-    """The data randomisation model: ``model_name``'s recipe and seed, ``explainers.permuted_epochs``
-    epochs on the morphology table with its vote fractions permuted within each split (seed ``seed``)."""
-    table = prepared.read_table(args.morphology, ["image_path", "split", *catalogue.CLASS_COLUMNS])
-    shuffled = sanity.permute_labels(table, catalogue.CLASS_COLUMNS, cfg.seed)
-    model_cfg = dataclasses.replace(cfg.models[model_name], epochs=cfg.explainers.permuted_epochs)
-    train_cfg = dataclasses.replace(cfg.train, distribute=distribute.on_one_machine(cfg.train.distribute))
-    log.info("training %s on permuted labels for %d epochs (data randomisation)", model_name, model_cfg.epochs)
-    model, _ = training.train_from_table(
-        shuffled, catalogue.CLASS_COLUMNS, images_cfg=cfg.images, model_cfg=model_cfg, train_cfg=train_cfg,
-        seed=training.model_seed(cfg.train, model_cfg), log=log,
-    )  # fmt: skip
-    return model
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, required=True, help="folder of <model>.keras")
     parser.add_argument("--bars", required=True, help="prepared bar catalogue (bars.csv)")
-    parser.add_argument("--morphology", required=True, help="prepared morphology table (for the permuted-label model)")
+    parser.add_argument("--twins", type=Path, required=True, help="folder of the twins' folders (random_weights/, permuted_labels/)")
     parser.add_argument("--gridsearch", required=True, help="output of the gridsearch stage (gridsearch.json)")
     parser.add_argument("--metrics", required=True, help="scores per explainer (JSON)")
     parser.add_argument("--timings", required=True, help="seconds per explainer and in all (JSON)")
@@ -126,7 +102,12 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("explainer %s left out: %s", name, why)
     model = keras.models.load_model(args.models / f"{model_name}.keras", compile=False)
     with exit_on_bad_input(log):
-        permuted = permuted_label_model(args, cfg, model_name, log) if study_cfg.permuted_epochs else None
+        twins = {}
+        for kind in TWINS:
+            path = args.twins / kind / f"{model_name}.keras"
+            if not path.is_file():
+                raise ValueError(f"{path}: twin not found (run twins@{model_name} first)")
+            twins[kind] = keras.models.load_model(path, compile=False)
     images = load_images(sample["image_path"].tolist(), cfg.images)
     bar_geometry = {
         "length_px424": sample["length_px424"].to_numpy(dtype=np.float64),
@@ -140,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         model, images, bar_geometry, cfg.xai, choice, cfg.images.crop_px,
         seed=draw_seed(cfg.seed, model_name, 0), keys=sample["objid"].to_numpy(),
         n_boot=cfg.xai.bootstrap, deletion_steps=study_cfg.deletion_steps, names=names,
-        cascade=study_cfg.cascade_galaxies, permuted_model=permuted, progress=log.info,
+        cascade=study_cfg.cascade_galaxies, random_model=twins["random_weights"], permuted_model=twins["permuted_labels"],
+        progress=log.info,
     )  # fmt: skip
     shown = np.argsort(-bar_geometry["length_px424"], kind="stable")[: study_cfg.figure_galaxies]
     explainer_study.figure(
@@ -151,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     explainer_study.sanity_figure(
         args.sanity_figure, study,
         f"{model_name}: sanity checks (cascade on {study_cfg.cascade_galaxies} galaxies; lengths on {len(sample)}; "
-        f"permuted labels: {study_cfg.permuted_epochs} epochs)",
+        "twins: every weight re-drawn; the recipe trained on permuted labels)",
     )  # fmt: skip
     text = explainer_study.markdown(study, model_name, choice, study_cfg.deletion_steps)
     with atomic_path(args.table) as tmp:
@@ -168,7 +150,6 @@ def main(argv: list[str] | None = None) -> None:
                 "linearity": cfg.xai.linearity,
                 "deletion_steps": study_cfg.deletion_steps,
                 "cascade_galaxies": study_cfg.cascade_galaxies,
-                "permuted_epochs": study_cfg.permuted_epochs,
                 "seconds": time.perf_counter() - began,
                 "verdict": explainer_study.verdict_sentence(study),
                 **explainer_study.to_json(study),

@@ -9,7 +9,8 @@ Params read: ``seed`` (the bootstrap's generator), ``images.crop_px`` (T_l and R
 ``models`` (the model names: whose heatmap files are read), ``xai.grid`` (``estimators``, ``mask``,
 ``x_input``, ``corr_threshold``, ``len_threshold``, ``fourier_fraction``, ``fourier_floor``),
 ``xai.linearity`` (Algorithm 1's stopping rule) and ``xai.bootstrap`` (resamples of the intervals and
-of the choice stability).
+of the choice stability). The twins' maps (``--heatmaps``/<twin>/) are measured with every saliency
+setting too; a setting is chosen only if its lengths beat those of the twins of ``xai.grid.gate``.
 
     python -m stages.gridsearch --heatmaps data/heatmaps --bars data/prepared/bars.csv \
         --metrics metrics/gridsearch.json --table plots/gridsearch.csv --table2 metrics/table2.md
@@ -23,6 +24,7 @@ import numpy as np
 
 from galaxy_xai import barlength, gridsearch, heatmaps, prepared, units
 from galaxy_xai.algorithm1 import scale_len_threshold
+from galaxy_xai.config import MORPHOLOGY, TWINS
 from galaxy_xai.io import write_csv, write_json, write_text
 from stages._common import exit_on_bad_input, start
 
@@ -39,7 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     models, crop_px, grid = list(cfg.models), cfg.images.crop_px, cfg.xai.grid
     with exit_on_bad_input(log):
         sample = prepared.read_bars(args.bars, "val")
-        maps, grey = heatmaps.read_heatmaps(args.heatmaps, models, sample["objid"], "val", draw=0)
+        maps, grey = heatmaps.read_heatmaps(heatmaps.kind_dir(args.heatmaps, MORPHOLOGY), models, sample["objid"], "val", draw=0)
+        twin_maps = {
+            kind: heatmaps.read_heatmaps(heatmaps.kind_dir(args.heatmaps, kind), models, sample["objid"], "val", draw=0)[0]
+            for kind in TWINS
+        }
         settings = gridsearch.config_settings(grid, models)
     map_px = grey.shape[-1]
     log.info(
@@ -62,8 +68,9 @@ def main(argv: list[str] | None = None) -> None:
 
     result = gridsearch.search(
         maps, grey, settings, sample, crop_px, cfg.xai.linearity, cfg.xai.bootstrap, np.random.default_rng(cfg.seed),
-        grid.prefer_map_source, grid.prefer_estimator,
+        grid.prefer_map_source, grid.prefer_estimator, twin_maps, grid.gate,
     )  # fmt: skip
+    log.info("%s", gridsearch.gate_text(result.chosen["gate"]))
     log.info("chosen: %s", gridsearch.describe(result.chosen, result.stability))
     log.info("chosen for the image-only control: %s", gridsearch.describe(result.chosen_image, result.stability_image))
 

@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-from galaxy_xai import evaluation, measuring, prepared, units
+from galaxy_xai import evaluation, heatmaps, measuring, prepared, units
+from galaxy_xai.config import MORPHOLOGY, TWINS
 from galaxy_xai.io import write_csv, write_json
 from stages._common import exit_on_bad_input, start
 
@@ -46,8 +47,15 @@ def main(argv: list[str] | None = None) -> None:
         settings = measuring.TestSettings.read(args.gridsearch, models)
         sample = prepared.read_bars(args.bars, "test")
         draws_px424, grey = measuring.saliency_draws(
-            args.heatmaps, models, sample["objid"], settings.saliency, crop_px, linearity, log
+            heatmaps.kind_dir(args.heatmaps, MORPHOLOGY), models, sample["objid"], settings.saliency, crop_px, linearity, log
         )
+        # The chosen setting on the twins' maps: what a network that learnt nothing measures.
+        twins_px424 = {
+            kind: measuring.saliency_draws(
+                heatmaps.kind_dir(args.heatmaps, kind), models, sample["objid"], [settings.choice], crop_px, linearity, log
+            )[0][:, :, 0].mean(axis=0)
+            for kind in TWINS
+        }
     map_px = grey.shape[-1]
     # The grey input is the same on both noise draws: the image sources are measured once.
     image_px424 = measuring.image_lengths(grey, settings.image, crop_px, linearity)
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     per_galaxy["image_px424"] = image_px424[:, settings.image.index(settings.choice_image)]
     per_galaxy["isophote_px424"] = isophote_px424
     per_galaxy["fourier_light_px424"] = image_px424[:, settings.image.index(settings.fourier_light)]
+    for kind, lengths in twins_px424.items():
+        per_galaxy[f"{kind}_px424"] = lengths
     estimators = measuring.estimator_scores(settings, draws_px424, image_px424, sample, map_px, crop_px, n_boot, rng)
     controls = measuring.control_scores(
         per_galaxy["measured_px424"].to_numpy(),
@@ -74,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
             ("image", settings.choice_image, per_galaxy["image_px424"].to_numpy()),
             ("isophote", None, isophote_px424),
             ("fourier_light", settings.fourier_light, per_galaxy["fourier_light_px424"].to_numpy()),
+            *((kind, settings.choice, lengths) for kind, lengths in twins_px424.items()),
         ],
         sample, map_px, crop_px, n_boot, rng,
     )  # fmt: skip

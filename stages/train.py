@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from galaxy_xai import catalogue, distribute, io, models, prepared, training
-from stages._common import exit_on_bad_input, start
+from galaxy_xai import distribute, io, prepared, training
+from galaxy_xai.galaxyzoo import CLASS_COLUMNS
+from stages._common import exit_on_bad_input, morphology_model_config, start
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,44 +37,17 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_bad_input(log):
         # First: a multi-worker strategy must exist before TensorFlow runs any op.
         strategy = distribute.select_strategy(cfg.train.distribute)
-        if args.model not in cfg.models:
-            raise ValueError(
-                f"--model {args.model}: not a key of models in {args.params}; allowed: {', '.join(cfg.models)}"
-            )
-        model_cfg = cfg.models[args.model]
-        try:
-            models.validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights)
-        except ValueError as err:
-            raise ValueError(f"models.{args.model}: {err}") from None
-        table = prepared.read_table(args.table, ["image_path", "split", *catalogue.CLASS_COLUMNS])
+        model_cfg = morphology_model_config(cfg, args.model, args.params)
+        table = prepared.read_table(args.table, ["image_path", "split", *CLASS_COLUMNS])
 
     log.info("training %s (%s, up to %d epochs)", args.model, model_cfg.arch, model_cfg.epochs)
     # A non-chief worker runs the same steps (saving too) into a temporary folder.
     with distribute.worker_paths(strategy, args.out, args.metrics, args.timings, args.plots) as (out, metrics, timings, plots):
-        model, result = training.train_from_table(
-            table,
-            catalogue.CLASS_COLUMNS,
-            images_cfg=cfg.images,
-            model_cfg=model_cfg,
-            train_cfg=cfg.train,
-            seed=training.model_seed(cfg.train, model_cfg),
-            curve_path=plots / "learning_curve.tsv",
-            live_dir=plots / "dvclive",
-            log=log,
+        model, record = training.train_morphology(
+            table, args.model, images_cfg=cfg.images, model_cfg=model_cfg, train_cfg=cfg.train, plots_dir=plots, log=log
         )
         io.save_model(model, out)
-        io.write_metrics(
-            metrics,
-            timings,
-            {
-                "model": args.model,
-                "arch": model_cfg.arch,
-                "parameters": model.count_params(),
-                "n_train": int((table["split"] == "train").sum()),
-                "n_val": int((table["split"] == "val").sum()),
-                **result.summary(),
-            },
-        )
+        io.write_metrics(metrics, timings, record)
     if distribute.is_chief(strategy):
         log.info("wrote %s and %s", args.out, args.metrics)
     else:

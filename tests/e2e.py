@@ -27,7 +27,7 @@ TINY_PARAMS = {
         "rotation": {"galaxies": 4, "angles_deg": [0, 90]},
     },
     "control": {"folds": 2, "model": {"arch": "xception_small", "epochs": 2, "batch_size": 16}},
-    "explainers": {"galaxies": 6, "deletion_steps": 2, "figure_galaxies": 2, "cascade_galaxies": 2, "permuted_epochs": 1},
+    "explainers": {"galaxies": 6, "deletion_steps": 2, "figure_galaxies": 2, "cascade_galaxies": 2},
 }
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from galaxy_xai import comparison as comparisons
+from galaxy_xai.config import MODEL_KINDS
 from tests.e2e import (
     TINY_PARAMS,
     failed_repro,
@@ -140,7 +141,7 @@ def test_every_figure_and_the_report_agree_with_the_metrics(repo):
     # Two rules x two checks (rotation, noise draws) x galaxies x angles.
     assert len(table) == 2 * 2 * rotation["galaxies"] * len(TINY_PARAMS["xai"]["rotation"]["angles_deg"])
     assert set(table["check"]) == {"rotation", "noise"}
-    heatmap = np.load(repo / "data/heatmaps/vgg_small.npz")
+    heatmap = np.load(repo / "data/heatmaps/morphology/vgg_small.npz")
     size = TINY_PARAMS["images"]["size_px"]
     assert heatmap["maps"].dtype == np.float16 and heatmap["maps"].shape[1:] == (size, size)
     assert set(heatmap["draw"][heatmap["split"] == "test"]) == {0, 1}
@@ -194,9 +195,11 @@ def test_changing_an_explainer_param_reruns_heatmaps_and_after_never_training(re
     params["xai"]["integrated_gradients"]["steps"] = 4
     write_params(repo, params)
     ran, log = repro(repo)
-    assert {s for s in ran if s.startswith("heatmap@")} == {f"heatmap@{m}" for m in params["models"]}, log
+    # The models' maps and their twins' (explained alike), then what reads them; no training.
+    expected = {f"heatmap@{m}-{kind}" for m in params["models"] for kind in MODEL_KINDS}
+    assert {s for s in ran if s.startswith("heatmap@")} == expected, log
     assert {"gridsearch", "measure", "rotation", "explainers", "figure"} <= ran, log
-    assert not any(s.startswith(("train", "synthesize", "prepare", "predict", "control")) for s in ran), log
+    assert not any(s.startswith(("train", "twins", "synthesize", "prepare", "predict", "control")) for s in ran), log
 
 
 def test_changing_the_grid_reruns_gridsearch_and_measure_not_heatmap(repo):
@@ -213,8 +216,8 @@ def test_changing_one_model_reruns_only_that_model(repo):
     params["models"]["vgg_small"]["learning_rate"] = 0.001
     write_params(repo, params)
     ran, log = repro(repo)
-    assert "train@vgg_small" in ran and "heatmap@vgg_small" in ran, log
-    assert not {"train@resnet_small", "train@xception_small", "heatmap@resnet_small"} & ran, log
+    assert {"train@vgg_small", "twins@vgg_small", "heatmap@vgg_small-morphology", "heatmap@vgg_small-permuted_labels"} <= ran, log
+    assert not {"train@resnet_small", "twins@resnet_small", "heatmap@resnet_small-morphology"} & ran, log
     assert "control" not in ran, log
 
 
@@ -222,7 +225,7 @@ def test_a_bad_param_stops_before_work_naming_the_key(repo):
     params = read_params(repo)
     params["xai"]["smoothgrad"]["noise"] = 3
     write_params(repo, params)
-    proc = run(repo, "dvc", "repro", "heatmap@vgg_small", check=False)
+    proc = run(repo, "dvc", "repro", "heatmap@vgg_small-morphology", check=False)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "params.yaml: xai.smoothgrad.noise = 3.0: expected a number in [0.0, 1.0]" in out, out[-3000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from galaxy_xai import barlength, evaluation, statistics
+from galaxy_xai.config import MODEL_KINDS, MORPHOLOGY
 from stages import gridsearch, measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -400,7 +402,8 @@ def render_bars(length_px: np.ndarray, size: int, rng: np.random.Generator) -> n
 
 @pytest.fixture
 def project(tmp_path):
-    """params.yaml, data/prepared/bars.csv and data/heatmaps/<model>.npz for 24 val + 30 test galaxies."""
+    """params.yaml, data/prepared/bars.csv and data/heatmaps/<kind>/<model>.npz for 24 val + 30 test
+    galaxies: the models' maps show the bars, their twins' maps are noise."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["images"]["size_px"] = 32
     params["xai"]["permutations"] = 200
@@ -424,17 +427,20 @@ def project(tmp_path):
     (tmp_path / "data/prepared").mkdir(parents=True)
     bars.to_csv(tmp_path / "data/prepared/bars.csv", index=False)
     heatmaps = tmp_path / "data/heatmaps"
-    heatmaps.mkdir(parents=True)
     objid = np.concatenate([bars.objid[:n_val], bars.objid[n_val:], bars.objid[n_val:]])
     split = np.array(["val"] * n_val + ["test"] * 2 * n_test, dtype="<U4")
     draw = np.array([0] * n_val + [0] * n_test + [1] * n_test, dtype=np.int8)
     length_map_px = np.concatenate([true_px424[:n_val], true_px424[n_val:], true_px424[n_val:]]) * size / crop
     # The grey input shows the same bars on a sky of 0.05: the image-only control can measure them too.
     grey = (0.05 + 0.5 * render_bars(length_map_px, size, np.random.default_rng(9))).astype(np.float16)
-    for k, model in enumerate(params["models"]):
-        maps = render_bars(length_map_px, size, np.random.default_rng(10 + k)).astype(np.float16)
+    for (k, model), kind in itertools.product(enumerate(params["models"]), MODEL_KINDS):
+        if kind == MORPHOLOGY:
+            maps = render_bars(length_map_px, size, np.random.default_rng(10 + k)).astype(np.float16)
+        else:
+            maps = np.random.default_rng(20 + k).uniform(0, 1, (len(objid), size, size)).astype(np.float16)
+        (heatmaps / kind).mkdir(parents=True, exist_ok=True)
         np.savez(
-            heatmaps / f"{model}.npz",
+            heatmaps / kind / f"{model}.npz",
             maps=maps,
             objid=objid,
             split=split,
@@ -569,6 +575,27 @@ def test_gridsearch_and_measure_stages(project, linearity):
     chosen_row = next(r for r in result["estimators"] if (r["map_source"], r["estimator"]) == (chosen["map_source"], chosen["estimator"]))
     assert chosen_row["rho_image"] == pytest.approx(result["rho_image"])
 
+    # The twins: every saliency setting measured on their (noise) maps too; the gate passes settings
+    # that beat the random-weights twin, and the chosen one is among them.
+    saliency_rows = table[~is_image]
+    for kind in ("random_weights", "permuted_labels"):
+        assert saliency_rows[f"rho_image_{kind}"].notna().all() and table.loc[is_image, f"rho_image_{kind}"].isna().all()
+        np.testing.assert_allclose(saliency_rows[f"minus_{kind}"], saliency_rows["rho_image"] - saliency_rows[f"rho_image_{kind}"])
+    gate = chosen["gate"]
+    assert gate["twins"] == ["random_weights"] and gate["of"] == len(saliency_rows)
+    assert gate["passed"] == int((saliency_rows["minus_random_weights_low"] > 0).sum()) > 0
+    assert chosen["minus_random_weights_low"] > 0
+    for kind in ("random_weights", "permuted_labels"):
+        twin = result["controls"][kind]
+        assert twin["setting"]["map_source"] == chosen["map_source"] and twin["n"] == 30
+        assert twin["spearman_truth_image"] == pytest.approx(statistics.spearman(per_galaxy[f"{kind}_px424"], per_galaxy["true_px424"]))
+        assert twin["difference"]["spearman_truth_image"]["verdict"] == "beats"  # noise maps measure nothing
+    # Absolute accuracy beside the ranks.
+    for reference in ("catalogue", "truth"):
+        for key in ("median_abs_rel_error", "within_20pct", "median_ratio"):
+            lo, hi = result[f"{key}_{reference}_ci95"]
+            assert lo <= result[f"{key}_{reference}"] <= hi
+
 
 def test_measure_rejects_a_missing_chosen_entry(project, tmp_path, capfd):
     (tmp_path / "bad.json").write_text("{}")
@@ -585,7 +612,7 @@ def test_measure_rejects_a_missing_chosen_entry(project, tmp_path, capfd):
 
 def test_gridsearch_names_the_missing_heatmap_file(project, capfd):
     shutil.rmtree(project / "data/heatmaps")
-    (project / "data/heatmaps").mkdir()
+    (project / "data/heatmaps/morphology").mkdir(parents=True)
     with pytest.raises(SystemExit) as stop:
         gridsearch.main(
             cli(project, params="params.yaml", heatmaps="data/heatmaps", bars="data/prepared/bars.csv")
@@ -593,5 +620,5 @@ def test_gridsearch_names_the_missing_heatmap_file(project, capfd):
         )
     assert stop.value.code == 2
     # The stage's logging (force=True) replaces caplog's handler: its one line goes to stderr.
-    assert re.search(r"heatmaps/\w+_small\.npz: heatmap file of model '\w+_small' not found", capfd.readouterr().err)
+    assert re.search(r"heatmaps/morphology/\w+_small\.npz: heatmap file of model '\w+_small' not found", capfd.readouterr().err)
     assert not any((project / name).exists() for name in ("m.json", "t.csv", "t.md"))

@@ -213,7 +213,6 @@ def test_stage_without_truth_writes_skipped(tmp_path):
         ({"explainers": {"model": "nope"}}, "explainers.model = 'nope': expected one of the models"),
         ({"explainers": {"galaxies": 4, "figure_galaxies": 5}}, "explainers.figure_galaxies = 5: expected at most"),
         ({"explainers": {"galaxies": 8, "cascade_galaxies": 9}}, "explainers.cascade_galaxies = 9: expected at most"),
-        ({"explainers": {"permuted_epochs": -1}}, "explainers.permuted_epochs = -1: expected an integer in [0, 10000]"),
     ],
 )
 def test_stage_stops_on_bad_params(tmp_path, capfd, change, message):

@@ -8,6 +8,7 @@ stages on the tiny data folder of :mod:`tests.fixtures` (2 shards + merge vs one
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from galaxy_xai import heatmaps
+from galaxy_xai.config import MODEL_KINDS
 from stages import heatmap as heatmap_stage
 from stages import merge_heatmaps as merge_stage
 from stages import prepare as prepare_stage
@@ -291,15 +293,15 @@ def test_each_model_has_one_stage_per_shard_and_the_merge_reads_only_the_shard_c
     stages = expanded_stages(tmp_path)
     models = list(params["models"])
     shard_stages = {name for name in stages if name.startswith("heatmap_shard@")}
-    assert shard_stages == {f"heatmap_shard@{m}-{i}" for m in models for i in range(3)}
-    for model in models:
-        merge = stages[f"heatmap@{model}"]
-        assert merge["params"] == ["heatmap.shards"] and merge["outs"] == [f"data/heatmaps/{model}.npz"]
-        assert f"data/heatmap_shards/{model}" in merge["deps"]
+    assert shard_stages == {f"heatmap_shard@{m}-{k}-{i}" for m in models for k in MODEL_KINDS for i in range(3)}
+    for model, kind in itertools.product(models, MODEL_KINDS):
+        merge = stages[f"heatmap@{model}-{kind}"]
+        assert merge["params"] == ["heatmap.shards"] and merge["outs"] == [f"data/heatmaps/{kind}/{model}.npz"]
+        assert f"data/heatmap_shards/{kind}/{model}" in merge["deps"]
         for i in range(3):
-            shard = stages[f"heatmap_shard@{model}-{i}"]
-            assert "heatmap.shards" in shard["params"]
-            assert shard["outs"] == [f"data/heatmap_shards/{model}/{i}.npz"]
+            shard = stages[f"heatmap_shard@{model}-{kind}-{i}"]
+            assert "heatmap.shards" in shard["params"] and f"models/{kind}/{model}.keras" in shard["deps"]
+            assert shard["outs"] == [f"data/heatmap_shards/{kind}/{model}/{i}.npz"]
             assert f"--shard {i} " in shard["cmd"] and f"--model {model} " in shard["cmd"]
     # Downstream stages read the merged files only.
     for name, stage in stages.items():
@@ -315,7 +317,7 @@ def test_dvc_links_each_models_shards_to_its_merge_only(tmp_path):
     proc = subprocess.run([dvc, "dag", "--dot"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     edges = set(re.findall(r'"([^"]+)" -> "([^"]+)"', proc.stdout))
-    for model in params["models"]:
-        into_merge = {a for a, b in edges if b == f"heatmap@{model}"}
-        assert into_merge == {f"heatmap_shard@{model}-0", f"heatmap_shard@{model}-1", "prepare", "check_params"}
-        assert ("heatmap@" + model, "gridsearch") in edges
+    for model, kind in itertools.product(params["models"], MODEL_KINDS):
+        into_merge = {a for a, b in edges if b == f"heatmap@{model}-{kind}"}
+        assert into_merge == {f"heatmap_shard@{model}-{kind}-0", f"heatmap_shard@{model}-{kind}-1", "prepare", "check_params"}
+        assert (f"heatmap@{model}-{kind}", "gridsearch") in edges

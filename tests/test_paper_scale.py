@@ -47,7 +47,7 @@ TINY_COUNTS = {
     # ResNet50V2 / Xception) per galaxy, whatever the counts (~12 min here for 4 galaxies): left out.
     # The cascade and the permuted-label model are tested at 64 px (tests/test_e2e.py): off here.
     "explainers": {
-        "galaxies": 4, "deletion_steps": 2, "figure_galaxies": 2, "cascade_galaxies": 0, "permuted_epochs": 0,
+        "galaxies": 4, "deletion_steps": 2, "figure_galaxies": 2, "cascade_galaxies": 0,
         "methods": ["smoothgrad", "vanilla", "gradcam", "smoothgrad_sq", "vargrad", "integrated_gradients", "occlusion",
                     "gradcam_pp"],
     },
@@ -161,7 +161,7 @@ def test_the_paper_configuration_runs_end_to_end_at_tiny_counts(tmp_path):
     for arch in PAPER_ARCHS:
         metrics = json.loads((repo / f"metrics/train/{arch}.json").read_text())
         assert metrics, arch
-        heatmap = np.load(repo / f"data/heatmaps/{arch}.npz")
+        heatmap = np.load(repo / f"data/heatmaps/morphology/{arch}.npz")
         assert heatmap["maps"].shape[1:] == (224, 224), arch
     grid = json.loads((repo / "metrics/gridsearch.json").read_text())
     assert grid["linearity"] == "abs_pearson"
