@@ -52,7 +52,7 @@ from galaxy_xai import (
 )
 from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
-from galaxy_xai.io import atomic_path, write_json
+from galaxy_xai.io import atomic_path, load_model, write_json
 from stages._common import exit_on_bad_input, start
 
 
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     names, skipped = explainer_study.runnable(cfg.xai, cfg.images.size_px, study_cfg.methods)
     for name, why in skipped.items():
         log.warning("explainer %s left out: %s", name, why)
-    model = keras.models.load_model(args.models / f"{model_name}.keras", compile=False)
     with exit_on_bad_input(log):
+        model = load_model(args.models / f"{model_name}.keras", compile=False)
         permuted = permuted_label_model(args, cfg, model_name, log) if study_cfg.permuted_epochs else None
     images = load_images(sample["image_path"].tolist(), cfg.images)
     bar_geometry = {

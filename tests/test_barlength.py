@@ -313,7 +313,7 @@ def test_read_choice_and_measure_choice_agree_with_the_grid(tmp_path):
 
 
 def test_read_choice_names_the_file_and_the_problem(tmp_path):
-    with pytest.raises(ValueError, match="missing.json: expected the gridsearch stage's JSON"):
+    with pytest.raises(ValueError, match="missing.json: not found; expected the gridsearch stage's JSON"):
         barlength.read_choice(tmp_path / "missing.json", ["a"])
     bad = _write_choice(tmp_path / "bad.json", map_source="nope", x_input=False, corr_threshold=0.8, len_threshold=10)
     with pytest.raises(ValueError, match="bad.json: chosen map_source 'nope' is not one of"):

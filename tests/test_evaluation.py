@@ -597,6 +597,38 @@ def test_gridsearch_names_the_missing_heatmap_file(project, capfd):
     assert not any((project / name).exists() for name in ("m.json", "t.csv", "t.md"))
 
 
+def _break_heatmaps(path: Path, how: str) -> None:
+    """Make one heatmap file truncated, or give one test galaxy's map a NaN (issue #28)."""
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:50_000])
+        return
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["maps"][-1, 3, 4] = np.nan  # the last test galaxy, draw 1
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("how", ["truncated", "nan"])
+def test_gridsearch_and_measure_name_a_broken_heatmap_file(project, capfd, how):
+    common = cli(project, params="params.yaml", heatmaps="data/heatmaps", bars="data/prepared/bars.csv")
+    gridsearch.main(common + cli(project, metrics="g.json", table="g.csv", table2="g.md"))
+    model = next(iter(yaml.safe_load((project / "params.yaml").read_text())["models"]))
+    path = project / "data/heatmaps" / f"{model}.npz"
+    _break_heatmaps(path, how)
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        measure.main(common + cli(project, gridsearch="g.json", metrics="m.json", table="t.csv"))
+    assert stop.value.code == 2
+    err = capfd.readouterr().err
+    expected = {
+        "truncated": f"{path}: not a zip archive (truncated, or another format); expected a heatmap file (.npz) "
+        "written by the heatmap stage",
+        "nan": f"{path}: 1 maps with NaN or infinite values, first objid 1053 (split 'test', draw 1); expected finite values",
+    }[how]
+    assert expected in err and "Traceback" not in err
+    assert not (project / "m.json").exists()
+
+
 # --- resampling in bounded memory (issue #28: 10^7 permutations or resamples asked for 47.7 GiB) -------
 
 

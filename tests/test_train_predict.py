@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import keras
 import numpy as np
@@ -190,6 +191,21 @@ def test_predict_writes_nothing_when_a_prediction_fails(trained, tmp_path, monke
     with pytest.raises(RuntimeError, match="simulated crash"):
         predict_stage.main(_predict_args(trained, tmp_path / "metrics", tmp_path / "predictions"))
     assert not (tmp_path / "predictions").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_predict_names_a_truncated_model_file(trained, tmp_path, capsys):
+    """`head -c 50000 vgg_small.keras > models/vgg_small.keras` gave Keras' 'File not found' for a file that exists."""
+    models = tmp_path / "models"
+    shutil.copytree(trained["root"] / "models", models)
+    (models / "vgg_small.keras").write_bytes((trained["root"] / "models" / "vgg_small.keras").read_bytes()[:50_000])
+    args = _predict_args(trained, tmp_path / "metrics", tmp_path / "predictions")
+    args[args.index("--models") + 1] = str(models)
+    with pytest.raises(SystemExit) as exit_:
+        predict_stage.main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{models / 'vgg_small.keras'}: not a zip archive (truncated, or another format); expected a Keras model" in err
+    assert "File not found" not in err and not (tmp_path / "metrics").exists()
 
 
 def test_bar_auc_known_answer():
