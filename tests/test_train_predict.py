@@ -18,6 +18,7 @@ from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
 from stages import control as control_stage
 from stages import predict as predict_stage
 from stages import train as train_stage
+from tests.e2e import model_entry
 from tests.fixtures import params_file, tree_labels, truncate, write_jpeg
 
 SMALL = ("vgg_small", "resnet_small")  # two models make an ensemble; xception_small trains below
@@ -67,7 +68,7 @@ def project(tmp_path_factory):
             "data": {"path": str(data)},
             "images": {"crop_px": 212, "size_px": SIZE_PX},
             "models": {
-                name: {"arch": name, "epochs": 2, "batch_size": 8, "learning_rate": 0.002, "weights": None}
+                name: model_entry(name, epochs=2, batch_size=8, learning_rate=0.002, weights=None)
                 for name in SMALL
             },
         },
@@ -247,7 +248,7 @@ def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--model nope: not a key of models" in err and "vgg_small, resnet_small" in err
     params = params_file(
-        tmp_path / "params.yaml", {"images": {"size_px": 64}, "models": {"big": {"arch": "xception"}}}
+        tmp_path / "params.yaml", {"images": {"size_px": 64}, "models": {"big": model_entry("xception")}}
     )
     args = ["--params", str(params), "--model", "big", "--table", str(tmp_path / "missing.csv")]
     with pytest.raises(SystemExit) as exit_:
