@@ -16,14 +16,18 @@ the same maps as one device); under ``multi_worker`` only the chief writes.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from galaxy_xai.watchdog import hold_sigterm
 
-from galaxy_xai import distribute, explainers, heatmaps
-from galaxy_xai.images import load_images
-from galaxy_xai.io import load_model
-from galaxy_xai.prepared import read_bars
-from stages._common import exit_on_bad_input, start
+hold_sigterm()  # before TensorFlow starts its threads: a multi-worker start-up stays stoppable by SIGTERM
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from galaxy_xai import distribute, explainers, heatmaps  # noqa: E402
+from galaxy_xai.images import load_images  # noqa: E402
+from galaxy_xai.io import load_model  # noqa: E402
+from galaxy_xai.prepared import read_bars  # noqa: E402
+from stages._common import exit_on_bad_input, start  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +43,9 @@ def main(argv: list[str] | None = None) -> None:
 
     with exit_on_bad_input(log):
         # First: a multi-worker strategy must exist before TensorFlow runs any op.
-        strategy = distribute.select_strategy(cfg.heatmap.distribute, key="heatmap.distribute")
+        strategy = distribute.select_strategy(
+            cfg.heatmap.distribute, key="heatmap.distribute", timeout_s=cfg.limits.worker_timeout_s
+        )
         explainer = explainers.from_config(cfg.xai)
         bars = read_bars(args.bars, columns=("objid", "image_path", "xai_split"))
         n_shards = len(cfg.heatmap.shards)

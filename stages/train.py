@@ -15,11 +15,15 @@ Under ``train.distribute: multi_worker`` every machine runs this same command wi
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from galaxy_xai.watchdog import hold_sigterm
 
-from galaxy_xai import catalogue, distribute, io, models, prepared, training
-from stages._common import exit_on_bad_input, start
+hold_sigterm()  # before TensorFlow starts its threads: a multi-worker start-up stays stoppable by SIGTERM
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from galaxy_xai import catalogue, distribute, io, models, prepared, training  # noqa: E402
+from stages._common import exit_on_bad_input, start  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with exit_on_bad_input(log):
         # First: a multi-worker strategy must exist before TensorFlow runs any op.
-        strategy = distribute.select_strategy(cfg.train.distribute)
+        strategy = distribute.select_strategy(cfg.train.distribute, timeout_s=cfg.limits.worker_timeout_s)
         if args.model not in cfg.models:
             raise ValueError(
                 f"--model {args.model}: not a key of models in {args.params}; allowed: {', '.join(cfg.models)}"
