@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from galaxy_xai import barlength, catalogue, splits
+from galaxy_xai import barlength, catalogue, splits, statistics
 from galaxy_xai.config import Config, ConfigError
 
 SYNTHETIC_SKY = "data/raw"
@@ -86,6 +86,9 @@ INTERVALS = {"gridsearch": 10, "measure": 40, "figure": 15, "explainers": 70}
 
 CORES = 2
 """Cores of the calibration machine."""
+
+RESAMPLE_BYTES = 3 * 8 * statistics.RESAMPLE_VALUES
+"""Memory of one chunk of resamples (indices, gathered values, ranks), whatever xai.bootstrap is."""
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,6 @@ def gradients_per_map(cfg: Config, method: str, arch: ArchCost) -> float:
     return 1.0  # vanilla gradients, Grad-CAM, Grad-CAM++
 
 
-def _stage(stage: str, seconds: float, peak_bytes: float, driver: str) -> StageCost:
-    return StageCost(stage, seconds, peak_bytes, driver)
-
-
 def _training_cost(cfg: Config, arch: ArchCost, epochs: int, n_train: int, n_val: int, batch: int) -> tuple[float, float]:
     """(seconds, peak bytes) of training one model ``epochs`` epochs at the configured input size."""
     px = cfg.images.size_px
@@ -182,26 +181,32 @@ def estimate(cfg: Config, sizes: Sizes) -> list[StageCost]:
     morph = sizes.split(sizes.labelled, {"train": 1.0, "val": p.val_fraction, "test": p.test_fraction}, "morphology split")
     xai_split = sizes.split(sizes.bars, {"test": 1.0, "val": p.xai_val_fraction}, "bar-catalogue XAI split")
     models = list(cfg.models)
+    sky, workers = cfg.synthetic, min(cfg.synthetic.workers, CORES)
+    rendered = sky.n_labelled + sky.n_unlabelled + sky.n_bars + 2 * sky.n_coadd_repeats
+    decoded = sizes.labelled + sizes.bars
     out = [
-        _stage("synthesize", (cfg.synthetic.n_labelled + cfg.synthetic.n_unlabelled + cfg.synthetic.n_bars
-                              + 2 * cfg.synthetic.n_coadd_repeats) * SECONDS["render"] / min(cfg.synthetic.workers, CORES),
-               0.4e9 * min(cfg.synthetic.workers, CORES), "synthetic.n_labelled + n_unlabelled + n_bars galaxies rendered"),
-        _stage("prepare", (sizes.labelled + sizes.bars) * (SECONDS["decode"] if p.check_images else 1e-4),
-               1e3 * (sizes.labelled + sizes.bars), "JPEGs decoded"),
+        StageCost("synthesize", rendered * SECONDS["render"] / workers, 0.4e9 * workers,
+                  "synthetic.n_labelled + n_unlabelled + n_bars galaxies rendered"),
+        StageCost("prepare", decoded * (SECONDS["decode"] if p.check_images else 1e-4), 1e3 * decoded, "JPEGs decoded"),
     ]  # fmt: skip
     for name in models:
         m = cfg.models[name]
         seconds, peak = _training_cost(cfg, _arch(cfg, name), m.epochs, morph["train"], morph["val"], m.batch_size)
-        out.append(_stage(f"train@{name}", SECONDS["stage"] + seconds, peak,
-                          f"models.{name}.epochs = {m.epochs} x {morph['train']} training images"))  # fmt: skip
+        out.append(StageCost(f"train@{name}", SECONDS["stage"] + seconds, peak,
+                             f"models.{name}.epochs = {m.epochs} x {morph['train']} training images"))  # fmt: skip
     forward = sum(_arch(cfg, n).forward for n in models) * _pixels(px)
-    out.append(_stage("predict", SECONDS["stage"] + (sizes.labelled + sizes.unlabelled) * forward,
-                      max(_arch(cfg, n).base_bytes for n in models), "every labelled and Kaggle test image"))  # fmt: skip
+    out.append(StageCost("predict", SECONDS["stage"] + (sizes.labelled + sizes.unlabelled) * forward,
+                         max(_arch(cfg, n).base_bytes for n in models), "every labelled and Kaggle test image"))  # fmt: skip
     out += _xai_stages(cfg, xai_split, models)
     out += [_control(cfg, sizes.bars), _explainers(cfg, xai_split["test"], morph["train"], models)]
-    out.append(_stage("figure", SECONDS["figure"] + _interval_seconds("figure", xai.bootstrap, xai_split["test"]),
-                      out[-3].peak_bytes, f"xai.bootstrap = {xai.bootstrap}"))  # fmt: skip
+    out.append(StageCost("figure", SECONDS["figure"] + _interval_seconds("figure", xai.bootstrap, xai_split["test"]),
+                         _stored_bytes(cfg, xai_split), f"xai.bootstrap = {xai.bootstrap}"))  # fmt: skip
     return out
+
+
+def _stored_bytes(cfg: Config, xai_split: dict[str, int]) -> float:
+    """One model's heatmap file: float16 maps and grey inputs, the validation galaxies once, the test ones twice."""
+    return (xai_split["val"] + 2 * xai_split["test"]) * 2 * 2 * cfg.images.size_px**2
 
 
 def _xai_stages(cfg: Config, xai_split: dict[str, int], models: Sequence[str]) -> list[StageCost]:
@@ -209,8 +214,7 @@ def _xai_stages(cfg: Config, xai_split: dict[str, int], models: Sequence[str]) -
     xai, px = cfg.xai, cfg.images.size_px
     n_val, n_test = xai_split["val"], xai_split["test"]
     stochastic = xai.method in ("smoothgrad", "smoothgrad_sq", "vargrad")
-    n_maps = n_val + n_test * (2 if stochastic else 1)
-    map_bytes = 2 * 2 * px * px  # float16 map and grey input
+    n_maps = n_val + n_test * (2 if stochastic else 1)  # a deterministic explainer's draw 1 is a copy
     out = []
     heat_seconds, heat_peak = 0.0, 0.0
     for name in models:
@@ -219,23 +223,23 @@ def _xai_stages(cfg: Config, xai_split: dict[str, int], models: Sequence[str]) -
         per_shard = math.ceil((n_val + n_test) / len(cfg.heatmap.shards))
         batch = xai.smoothgrad.batch_size * px * px * arch.bytes_per_px
         heat_peak = max(heat_peak, arch.base_bytes + batch + per_shard * px * px * 3 * 4 * 2)
-    out.append(_stage("heatmap", heat_seconds, heat_peak, f"{n_maps} maps x {len(models)} models of xai.method = {xai.method}"))
+    out.append(StageCost("heatmap", heat_seconds, heat_peak, f"{n_maps} maps x {len(models)} models of xai.method = {xai.method}"))
     sources = barlength.map_sources(models)
     grid = xai.grid
     settings = len(barlength.grid_settings(sources, grid.estimators, grid.x_input, grid.mask, grid.corr_threshold,
                                            grid.len_threshold, grid.fourier_fraction, grid.fourier_floor))  # fmt: skip
-    stored = len(models) * n_maps * map_bytes
+    stored = len(models) * _stored_bytes(cfg, xai_split) + RESAMPLE_BYTES
     boots = xai.bootstrap
-    out.append(_stage(
+    out.append(StageCost(
         "gridsearch",
         settings * n_val * SECONDS["setting_map"] * _pixels(px) ** 2 + 1.25 * boots * settings * n_val * SECONDS["grid_value"]
         + _interval_seconds("gridsearch", boots, n_val),
-        stored + 3 * 8 * 2**24, f"{settings} settings x {n_val} validation maps; xai.bootstrap = {boots}"))  # fmt: skip
-    out.append(_stage(
+        stored, f"{settings} settings x {n_val} validation maps; xai.bootstrap = {boots}"))  # fmt: skip
+    out.append(StageCost(
         "measure",
         n_test * SECONDS["isophote"] * _pixels(px) ** 2 + _interval_seconds("measure", boots, n_test)
         + 2 * xai.permutations * n_test * SECONDS["permutation_value"],
-        stored + 3 * 8 * 2**24, f"xai.bootstrap = {boots}, xai.permutations = {xai.permutations} on {n_test} test galaxies"))  # fmt: skip
+        stored, f"xai.bootstrap = {boots}, xai.permutations = {xai.permutations} on {n_test} test galaxies"))  # fmt: skip
     out.append(_rotation(cfg, n_test, models))
     return out
 
@@ -244,8 +248,8 @@ def _rotation(cfg: Config, n_test: int, models: Sequence[str]) -> StageCost:
     rot, px = cfg.xai.rotation, cfg.images.size_px
     maps = min(rot.galaxies, n_test) * len(rot.angles_deg) * 2  # the rotation check and its noise control
     seconds = sum(maps * gradients_per_map(cfg, cfg.xai.method, _arch(cfg, n)) * _arch(cfg, n).gradient for n in models)
-    return _stage("rotation", SECONDS["stage"] + seconds * _pixels(px), max(_arch(cfg, n).base_bytes for n in models),
-                  f"xai.rotation.galaxies = {rot.galaxies} x {len(rot.angles_deg)} angles")  # fmt: skip
+    return StageCost("rotation", SECONDS["stage"] + seconds * _pixels(px), max(_arch(cfg, n).base_bytes for n in models),
+                     f"xai.rotation.galaxies = {rot.galaxies} x {len(rot.angles_deg)} angles")  # fmt: skip
 
 
 def _control(cfg: Config, n_bars: int) -> StageCost:
@@ -253,8 +257,8 @@ def _control(cfg: Config, n_bars: int) -> StageCost:
     per_fold = n_bars * (1 - 1 / c.folds)  # each fold's model learns from the other folds' galaxies
     seconds, peak = _training_cost(cfg, ARCH_COSTS[c.model.arch], c.model.epochs, int(per_fold * 0.8),
                                    int(per_fold * 0.2), c.model.batch_size)  # fmt: skip
-    return _stage("control", SECONDS["stage"] + c.folds * seconds, peak,
-                  f"control.folds = {c.folds} x control.model.epochs = {c.model.epochs}")  # fmt: skip
+    return StageCost("control", SECONDS["stage"] + c.folds * seconds, peak,
+                     f"control.folds = {c.folds} x control.model.epochs = {c.model.epochs}")  # fmt: skip
 
 
 def _explainers(cfg: Config, n_test: int, n_train: int, models: Sequence[str]) -> StageCost:
@@ -272,9 +276,9 @@ def _explainers(cfg: Config, n_test: int, n_train: int, models: Sequence[str]) -
         m = cfg.models[name]
         seconds += _training_cost(cfg, arch, ex.permuted_epochs, n_train, 0, m.batch_size)[0]
     peak = arch.base_bytes + galaxies * len(ex.methods) * 3 * px * px * 4 + cfg.xai.smoothgrad.batch_size * px * px * arch.bytes_per_px
-    return _stage("explainers", SECONDS["stage"] + seconds, peak,
-                  f"explainers.galaxies = {galaxies} x {len(ex.methods)} explainers x {models_explained} models"
-                  f" + cascade {ex.cascade_galaxies} x {arch.learnt_layers} layers")  # fmt: skip
+    return StageCost("explainers", SECONDS["stage"] + seconds, peak,
+                     f"explainers.galaxies = {galaxies} x {len(ex.methods)} explainers x {models_explained} models"
+                     f" + cascade {ex.cascade_galaxies} x {arch.learnt_layers} layers")  # fmt: skip
 
 
 def check_counts(cfg: Config, sizes: Sizes) -> None:
