@@ -49,13 +49,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from galaxy_xai.config import LINEARITIES
-from galaxy_xai.units import IMAGE_PX
+from galaxy_xai.units import PAPER_MAP_PX, scale_len_threshold  # noqa: F401 - part of this module's API
 
 THRESHOLDS = np.arange(0.5, 1.0, 0.0001)
 """The published threshold scan T_h (5,000 values from 0.5 to 0.9999)."""
-
-PAPER_MAP_PX = 224
-"""Map side for which the paper's T_l grid (10-50 pixels) was chosen (maps of the whole image)."""
 
 _RECHECK_TOL = 1e-9
 """|r| this close to T_c is recomputed exactly as the published code does (prefix-sum r is ~1e-15 off)."""
@@ -316,22 +313,3 @@ def bar_lengths_grid(
     for i, one in enumerate(maps):
         out[i] = _lengths_of_scan(_scan(_as_map(one, f"saliency_maps[{i}]")), tc, tl, linearity)
     return out
-
-
-def scale_len_threshold(len_threshold_224: float, map_px: int, crop_px: int | None = None) -> int:
-    """T_l for our maps from the paper's value for its 224-px maps of the whole 424-px image.
-
-    T_l is a number of pixels, i.e. an area on the sky, so it scales with the area of a map pixel:
-    the paper's pixel spans 424 / 224 image pixels, ours ``crop_px / map_px`` (``crop_px`` in 424-px
-    pixels, None for the whole image). Rounded, and at least 2 (below two pixels there is no
-    correlation to test and no length to measure). For the default 64-px maps of a 160-px crop the
-    factor is (64 / 224 x 424 / 160)^2 = 0.57: T_l = 10 -> 6 px.
-    """
-    crop = IMAGE_PX if crop_px is None else crop_px
-    if map_px < 1 or len_threshold_224 < 0 or not 0 < crop <= IMAGE_PX:
-        raise ValueError(
-            f"scale_len_threshold: expected map_px >= 1, T_l >= 0 and 0 < crop_px <= {IMAGE_PX}, "
-            f"got {map_px}, {len_threshold_224}, {crop_px}"
-        )
-    pixel_area = (map_px / PAPER_MAP_PX * IMAGE_PX / crop) ** 2
-    return max(2, round(len_threshold_224 * pixel_area))

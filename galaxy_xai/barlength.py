@@ -33,7 +33,6 @@ Shapes: one map is ``(H, W)``; a stack is ``(n, H, W)``. Lengths are in pixels o
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from tqdm import tqdm
 from galaxy_xai import profiles, units
 from galaxy_xai.algorithm1 import _check_linearity, _grid_arrays, bar_lengths_grid, scale_len_threshold
 from galaxy_xai.config import ESTIMATORS, MASKS, MEAN_SOURCES
+from galaxy_xai.io import read_json
 from galaxy_xai.maps import normalise_maps, ring_means, within_radius
 
 MEAN_MAP, MEAN_LENGTH = MEAN_SOURCES
@@ -463,11 +463,11 @@ def map_source_lengths(
 
 def _gridsearch_entry(path: str | Path, key: str):
     """``key`` of the gridsearch stage's JSON; ValueError naming the file if it is missing or unreadable."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)[key]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: expected the gridsearch stage's JSON with a {key!r} entry ({err})") from None
+    expected = f"the gridsearch stage's JSON with a {key!r} entry"
+    document = read_json(path, expected)
+    if not isinstance(document, dict) or key not in document:
+        raise ValueError(f"{path}: expected {expected}")
+    return document[key]
 
 
 def _setting(path: str | Path, key: str, record, models: Sequence[str]) -> Choice:

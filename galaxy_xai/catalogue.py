@@ -21,6 +21,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from galaxy_xai.io import read_csv
 from galaxy_xai.units import IMAGE_PX
 
 # --- file layout, relative to ``data.path`` -------------------------------------------------------
@@ -130,17 +131,20 @@ def require_path(data_dir: str | os.PathLike, name: str, kind: str = "file") -> 
 
 def _read_csv(path: Path, columns: list[str], text_columns: list[str]) -> pd.DataFrame:
     """The ``columns`` of a CSV in that order (extra columns ignored); ``text_columns`` read as text."""
+    expected = f"a CSV with columns {', '.join(columns[:6])}{', ...' if len(columns) > 6 else ''}"
     try:
-        header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        header = [str(c) for c in read_csv(path, expected, nrows=0).columns]
         missing = [c for c in columns if c not in header]
         if missing:
             raise layout_error(
                 f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header[:12])}"
                 f"{', ...' if len(header) > 12 else ''})"
             )
-        frame = pd.read_csv(path, usecols=columns, dtype={c: str for c in text_columns})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV: {err}") from None
+        frame = read_csv(path, expected, usecols=columns, dtype={c: str for c in text_columns})
+    except DataError:
+        raise
+    except ValueError as err:  # the reader's message names the file and what was expected
+        raise DataError(str(err)) from None
     return frame[columns].reset_index(drop=True)
 
 
@@ -401,7 +405,7 @@ def read_truth(data_dir: str | os.PathLike) -> pd.DataFrame | None:
     path = Path(data_dir) / TRUTH_CSV
     if not path.is_file():
         return None
-    truth = pd.read_csv(path, dtype={"set": str, "id": np.int64, "kind": str})
+    truth = read_csv(path, "the synthetic sky's truth table", dtype={"set": str, "id": np.int64, "kind": str})
     missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
     if missing:
         raise DataError(

@@ -1,12 +1,16 @@
 """One typed, validated configuration object built from ``params.yaml``.
 
-Every stage calls :func:`load_config` first, so a typo, a wrong type or an out-of-range value
-stops the run before any heavy work, with a message naming the key and what was expected::
+Every stage calls :func:`load_config` first, so a typo, a wrong type, an out-of-range value, a
+missing key or a broken rule between keys stops the run before any heavy work, with a message
+naming the key and what was expected::
 
     ConfigError: params.yaml: xai.smoothgrad.noise = 2.0: expected a number in [0, 1]
 
 The dataclasses below are the params reference: each field's ``help`` metadata is what
-docs/params.md lists. Nothing else in the package reads ``params.yaml``; the config object is passed down.
+docs/params.md lists. The values live in ``params.yaml`` (and ``configs/paper.yaml``), which give
+every key: the code only validates, and a key left out is an error, never a silent default. (The
+dataclasses' own defaults serve code and tests that build one section directly; a params file never
+falls back on them.) Nothing else in the package reads ``params.yaml``; the config object is passed down.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import yaml
 
 from galaxy_xai.galaxyzoo import CLASS_COLUMNS
-from galaxy_xai.units import IMAGE_PX
+from galaxy_xai.units import IMAGE_PX, PAPER_MAP_PX, scale_len_threshold
 
 
 class ConfigError(ValueError):
@@ -258,6 +262,20 @@ class ExplainersConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    warn_hours: float = _f(
+        1.0, "check_params warns when its estimate of the whole run (every stage from nothing, on the 2-core CPU "
+        "it is calibrated on; docs/pipeline.md) is longer than this many hours", 0.0, 1e6)
+    max_hours: float | None = _f(
+        24.0, "check_params refuses a run estimated longer than this many hours, before any stage starts; "
+        "null: no limit (the switch for a long run on purpose, or on GPUs, where the CPU estimate does not apply)",
+        0.0, 1e6)
+    worker_timeout_s: float = _f(
+        300.0, "multi_worker (train.distribute, heatmap.distribute): seconds to wait for every worker TF_CONFIG "
+        "names before stopping with the address of the missing one", 1.0, 86_400.0)
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = _f(42, "seeds the synthetic sky, the splits, the SmoothGrad noise and the resamples of the statistics (training: train.seed)", 0, 2**31 - 1)
     data: DataConfig = field(default_factory=DataConfig)
@@ -270,6 +288,7 @@ class Config:
     heatmap: HeatmapConfig = field(default_factory=HeatmapConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     explainers: ExplainersConfig = field(default_factory=ExplainersConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,9 +314,13 @@ def _convert(value: Any, tp: Any, key: str, meta: dict) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        for arg in args:
-            if arg is type(None):
-                continue
+        others = [arg for arg in args if arg is not type(None)]
+        if len(others) == 1 and len(args) == 2:  # X | None: X's message (with its range), "or null"
+            try:
+                return _convert(value, others[0], key, meta)
+            except ConfigError as err:
+                raise ConfigError(f"{err} or null") from None
+        for arg in others:
             try:
                 return _convert(value, arg, key, meta)
             except ConfigError:
@@ -337,6 +360,15 @@ def _convert(value: Any, tp: Any, key: str, meta: dict) -> Any:
     return value
 
 
+def _missing_key(key: str, f: dataclasses.Field, tp: Any) -> ConfigError:
+    """The error for a key a params file leaves out: what it is and where its value belongs."""
+    what = f.metadata.get("help") or ("a section" if dataclasses.is_dataclass(tp) else _type_name(tp))
+    return ConfigError(
+        f"{key}: missing key ({what}); a params file gives every key, with no default in the code: "
+        "copy it from the committed params.yaml (docs/params.md lists them all)"
+    )
+
+
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     where = prefix or "the top level"
     if raw is None:
@@ -349,10 +381,11 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
         raise ConfigError(f"{key}: unknown key; allowed keys of {where}: {', '.join(fields)}")
+    missing = [name for name in fields if name not in raw]
+    if missing:
+        raise _missing_key(f"{prefix}.{missing[0]}" if prefix else missing[0], fields[missing[0]], hints[missing[0]])
     kwargs = {}
     for name, f in fields.items():
-        if name not in raw:
-            continue
         key = f"{prefix}.{name}" if prefix else name
         value = _convert(raw[name], hints[name], key, dict(f.metadata))
         choices = f.metadata.get("choices")
@@ -447,6 +480,42 @@ def _check_grid_preference(cfg: Config) -> None:
         )
 
 
+def max_len_threshold(map_px: int, crop_px: int | None) -> int:
+    """The largest T_l (pixels of the paper's 224-px maps of the whole image) whose scaled value
+    (:func:`galaxy_xai.units.scale_len_threshold`) is below the ``map_px`` x ``map_px`` pixels of a map.
+
+    A larger floor exceeds every candidate count, so Algorithm 1 would stop at its first threshold
+    on every map: the bar is never isolated, yet the setting would be scored and could be chosen.
+    """
+    crop = IMAGE_PX if crop_px is None else crop_px
+    most = int(map_px * map_px / (map_px / PAPER_MAP_PX * IMAGE_PX / crop) ** 2) + 2
+    while most > 0 and scale_len_threshold(most, map_px, crop_px) >= map_px * map_px:
+        most -= 1
+    return most
+
+
+def _check_pixel_sizes(cfg: Config) -> None:
+    """Thresholds and lengths in map pixels fit the maps of ``images.size_px`` pixels."""
+    size, crop = cfg.images.size_px, cfg.images.crop_px
+    grid = cfg.xai.grid
+    if "algorithm1" in grid.estimators:
+        most = max_len_threshold(size, crop)
+        for i, t_l in enumerate(grid.len_threshold):
+            if t_l > most:
+                raise ConfigError(
+                    f"xai.grid.len_threshold[{i}] = {t_l}: expected at most {most}: T_l is scaled from the paper's "
+                    f"224-px maps of the whole image to {scale_len_threshold(t_l, size, crop)} pixels of our "
+                    f"{size} x {size} maps (images.size_px = {size}, images.crop_px = {crop}), which have {size * size}: "
+                    "Algorithm 1 would stop at its first threshold on every map"
+                )
+    sigma = cfg.xai.integrated_gradients.blur_sigma
+    if sigma > size:
+        raise ConfigError(
+            f"xai.integrated_gradients.blur_sigma = {sigma!r}: expected at most images.size_px = {size} map pixels "
+            "(a wider blur is the image's flat mean)"
+        )
+
+
 def _check_heatmap(cfg: Config) -> None:
     """``heatmap.shards`` names each shard once, in order: 0, 1, ..., n - 1."""
     shards = cfg.heatmap.shards
@@ -456,11 +525,18 @@ def _check_heatmap(cfg: Config) -> None:
         )
 
 
-def _check(cfg: Config) -> None:
-    """Rules that involve several keys."""
-    s = cfg.synthetic
-    check_synthetic_sizes(s.n_labelled, s.n_unlabelled, s.n_bars, s.n_coadd_repeats)
-    p = cfg.prepare
+SPLIT_NEEDS = {
+    "test_fraction": "the predict stage scores Table 1 on the morphology test split",
+    "val_fraction": "the train stage stops early on the morphology validation split",
+}
+"""Why each morphology split fraction must be above 0 (the bar-catalogue fractions have positive minima)."""
+
+
+def _check_splits(p: PrepareConfig) -> None:
+    """Every split gets a positive fraction, and the fractions of one table leave room for each other."""
+    for key, why in SPLIT_NEEDS.items():
+        if getattr(p, key) <= 0:
+            raise ConfigError(f"prepare.{key} = {getattr(p, key)!r}: expected a number above 0: {why}")
     if p.test_fraction + p.val_fraction >= 1:
         raise ConfigError("prepare.test_fraction + prepare.val_fraction: expected a sum below 1")
     if p.control_train_fraction + p.control_val_fraction >= 1:
@@ -472,6 +548,13 @@ def _check(cfg: Config) -> None:
             "prepare.control_*_fraction: the control test split must fit inside the XAI test split "
             f"(1 - xai_val_fraction = {1 - p.xai_val_fraction:.3f})"
         )
+
+
+def _check(cfg: Config) -> None:
+    """Rules that involve several keys."""
+    s = cfg.synthetic
+    check_synthetic_sizes(s.n_labelled, s.n_unlabelled, s.n_bars, s.n_coadd_repeats)
+    _check_splits(cfg.prepare)
     im = cfg.images
     if im.brightness_min > im.brightness_max:
         raise ConfigError("images.brightness_min: expected at most images.brightness_max")
@@ -481,6 +564,7 @@ def _check(cfg: Config) -> None:
         if not name.replace("_", "").isalnum():
             raise ConfigError(f"models.{name}: expected a name of letters, digits and underscores")
     _check_model_inputs(cfg)
+    _check_pixel_sizes(cfg)
     _check_explainer(cfg)
     _check_explainers_study(cfg)
     _check_grid_preference(cfg)
@@ -590,9 +674,10 @@ def params_markdown(cfg: Config) -> str:
         "",
         "Every key of `params.yaml`, with its value in the committed file (`models.<name>` rows: the first "
         "model's) and its meaning, generated from `galaxy_xai/config.py` by `python -m galaxy_xai.config > "
-        "docs/params.md`. `check_params` validates them all before any stage works: an unknown key, a wrong "
-        "type, an out-of-range value, a duplicate key or a broken cross-key rule stops `dvc repro` with "
-        "`params.yaml: <key> = <value>: expected ...`.",
+        "docs/params.md`. `check_params` validates them all before any stage works: an unknown or missing key "
+        "(the values live in params.yaml, the code has no defaults), a wrong type, an out-of-range value, a "
+        "duplicate key or a broken cross-key rule stops `dvc repro` with `params.yaml: <key> = <value>: expected "
+        "...`; then it estimates the run's time and memory (`limits`, docs/pipeline.md).",
         "",
         "| key | in params.yaml | meaning |",
         "|---|---|---|",

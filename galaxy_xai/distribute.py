@@ -19,6 +19,12 @@ their gradients, so a distributed run follows the single-device run with the sam
 float rounding; tests/test_distribute.py). Under ``multi_worker`` every worker runs the whole stage,
 since the collective ops need all of them, but only the chief's files are outputs
 (:func:`worker_paths`).
+
+TensorFlow's start-up of ``multi_worker`` waits for every worker in native code, without a time
+limit, and takes SIGTERM over: a worker that never started left a stage silent and unkillable but
+by SIGKILL. Here the start-up waits at most ``limits.worker_timeout_s`` and then stops naming the
+workers that do not answer, and a SIGTERM stops it at once (:func:`peers_deadline`, with the
+watchdog process of :mod:`galaxy_xai.watchdog`); once started, SIGTERM ends the stage as usual.
 """
 
 from __future__ import annotations
@@ -26,14 +32,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import tensorflow as tf
 
+from galaxy_xai import watchdog
 from galaxy_xai.config import DISTRIBUTE
+
+log = logging.getLogger(__name__)
 
 TASK_TYPES = ("chief", "worker")
 """The ``TF_CONFIG`` task types that train under MultiWorkerMirroredStrategy (at most one chief)."""
@@ -75,6 +88,51 @@ def cluster_tasks(tf_config: str | None) -> int:
     return len(addresses["chief"]) + len(addresses["worker"])
 
 
+def cluster_peers(tf_config: str | None) -> list[tuple[str, str]]:
+    """The other tasks of the ``TF_CONFIG`` JSON text (checked by :func:`cluster_tasks`) as
+    (name, "host:port"), e.g. ``[("worker 1", "host2:2222")]``; [] when it names no cluster."""
+    if not cluster_tasks(tf_config):
+        return []
+    spec = json.loads(tf_config)
+    own = (spec["task"]["type"], spec["task"].get("index", 0))
+    return [
+        (f"{kind} {index}", address)
+        for kind in TASK_TYPES
+        for index, address in enumerate(spec["cluster"].get(kind, []))
+        if (kind, index) != own
+    ]
+
+
+@contextlib.contextmanager
+def peers_deadline(timeout_s: float | None, key: str, tf_config: str | None = None) -> Iterator[None]:
+    """Bound the wait for the other workers of ``TF_CONFIG`` that the block starts (the creation of a
+    MultiWorkerMirroredStrategy): after ``timeout_s`` seconds, or on a SIGTERM, a watchdog process
+    (:mod:`galaxy_xai.watchdog`) prints one line naming the parameter ``key`` and the workers that do
+    not answer and kills this process. Afterwards SIGTERM has its default action again (TensorFlow
+    installs a handler that swallows it). The SIGTERM check needs the stage to have called
+    :func:`galaxy_xai.watchdog.hold_sigterm` before importing TensorFlow (stages/train.py and
+    stages/heatmap.py do). ``timeout_s`` None or no other worker: the block runs unguarded.
+    """
+    peers = cluster_peers(os.environ.get("TF_CONFIG") if tf_config is None else tf_config)
+    if timeout_s is None or not peers or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    log.info(
+        "%s = multi_worker: waiting up to %g s (limits.worker_timeout_s) for %s",
+        key, timeout_s, ", ".join(f"{name} ({address})" for name, address in peers),
+    )  # fmt: skip
+    guard = subprocess.Popen(
+        [sys.executable, watchdog.__file__, str(os.getpid()), str(timeout_s), key, json.dumps(peers)],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        yield
+    finally:
+        guard.stdin.close()  # the wait is over: the watchdog exits
+        guard.wait()
+        watchdog.release_sigterm(default_action=True)
+
+
 def strategy_name(distribute: str, env: Mapping[str, str] = os.environ, key: str = "train.distribute") -> str:
     """The strategy ``distribute`` (a :data:`DISTRIBUTE` value) resolves to: ``none``,
     ``mirrored`` or ``multi_worker`` (see the module docstring for ``auto``).
@@ -109,17 +167,26 @@ def on_one_machine(distribute: str, key: str = "train.distribute") -> str:
     return "none" if strategy_name(distribute, key=key) == "multi_worker" else distribute
 
 
-def select_strategy(distribute: str, key: str = "train.distribute") -> tf.distribute.Strategy:
+def select_strategy(
+    distribute: str, key: str = "train.distribute", timeout_s: float | None = None
+) -> tf.distribute.Strategy:
     """The strategy of the parameter ``key`` = ``distribute`` (:func:`strategy_name`).
 
     ``mirrored`` uses every visible GPU, else the CPU's logical devices. A process has one
     strategy of each kind: later calls return the same one (two strategies would number their
     collective ops alike and clash). ``multi_worker`` must be selected before TensorFlow runs its
-    first op (TensorFlow configures its collective ops at start-up), e.g. first thing in a stage.
+    first op (TensorFlow configures its collective ops at start-up), e.g. first thing in a stage;
+    its start-up waits at most ``timeout_s`` seconds (``limits.worker_timeout_s``) for the other
+    workers (:func:`peers_deadline`; None: as long as TensorFlow waits).
     """
     name = strategy_name(distribute, key=key)
     if name == "multi_worker":
-        return _multi_worker_strategy()
+        if _multi_worker_strategy.cache_info().currsize:
+            return _multi_worker_strategy()
+        with peers_deadline(timeout_s, key):
+            return _multi_worker_strategy()
+    if threading.current_thread() is threading.main_thread():
+        watchdog.release_sigterm()  # held for a multi-worker start that is not happening
     if name == "mirrored":
         return _mirrored_strategy()
     return tf.distribute.get_strategy()

@@ -132,8 +132,11 @@ def ensemble_curve(
     means, sizes = subset_means(lengths[usable], rng)
     reference = reference[usable]
     curve = _curve_by_size(statistics.spearman_columns(means, reference), sizes)
-    indices = statistics.bootstrap_indices(len(reference), n_boot, rng)
-    curves = _curve_by_size(statistics.resampled_correlations(means, reference, indices, "spearman"), sizes)
+    curves = statistics.bootstrap_apply(
+        len(reference), n_boot, rng,
+        lambda idx: _curve_by_size(statistics.resampled_correlations(means, reference, idx, "spearman"), sizes),
+        columns=means.shape[1],
+    )  # fmt: skip
     a, b = fit_curve(curve)
     a_boot, b_boot = fit_curve(curves)
     doubled_k = 2 * n_members

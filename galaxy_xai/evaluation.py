@@ -19,7 +19,7 @@ from galaxy_xai.statistics import (
     ACCURACY_SCORES,
     CORRELATION_SCORES,
     accuracy_scores,
-    bootstrap_indices,
+    bootstrap_apply,
     correlation_scores,
     decile_errors,
     fit_through_origin,
@@ -132,8 +132,11 @@ def choice_stability(
     scaled, reference = columns * f[:, None], catalogue * f
     methods = table["map_source"].to_numpy()
     chosen = int(chosen_positions(pearson_columns(scaled, reference), methods))
-    indices = bootstrap_indices(catalogue.size, n_boot, rng)
-    picks = chosen_positions(resampled_correlations(scaled, reference, indices), methods)
+    picks = bootstrap_apply(
+        catalogue.size, n_boot, rng,
+        lambda idx: chosen_positions(resampled_correlations(scaled, reference, idx), methods),
+        columns=scaled.shape[1],
+    )  # fmt: skip
     counts = np.bincount(picks, minlength=len(table))
     frequency = counts / n_boot
     per_method = pd.Series(counts).groupby(methods, sort=False).sum().sort_values(ascending=False, kind="stable")

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from galaxy_xai.config import MODEL_KINDS
-from galaxy_xai.io import write_npz
+from galaxy_xai.io import read_npz, write_npz
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +121,39 @@ def heatmap_set(
     }
 
 
+HEATMAP_FILE = "a heatmap file (.npz) written by the heatmap stage"
+SHARD_FILE = "a heatmap shard (.npz) written by the heatmap_shard stage"
+
+
+def nonfinite_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    """Which stored map (or grey input) holds NaN or infinite values, named by objid, split and draw;
+    None if every value is finite. (An explainer that met a NaN gradient would store such a map, and
+    a later stage would fail on it far from its cause.)"""
+    for key in ("maps", "grey"):
+        values = np.asarray(arrays[key])
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            return (
+                f"{int(bad.sum())} {key} with NaN or infinite values, first objid {int(arrays['objid'][row])} "
+                f"(split {str(arrays['split'][row])!r}, draw {int(arrays['draw'][row])}); expected finite values"
+            )
+    return None
+
+
+def _check_finite(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    if problem := nonfinite_problem(arrays):
+        raise ValueError(f"{path}: {problem}")
+
+
 def write_heatmaps(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Write one model's heatmap file (uncompressed, atomically) from :func:`heatmap_set`'s arrays.
 
-    ValueError if ``arrays`` does not hold exactly :data:`ARRAYS`.
+    ValueError if ``arrays`` does not hold exactly :data:`ARRAYS` or a map is not finite.
     """
     if set(arrays) != set(ARRAYS):
         raise ValueError(f"{path}: heatmap arrays {sorted(arrays)}, expected {sorted(ARRAYS)}")
+    _check_finite(path, arrays)
     write_npz(path, **{name: arrays[name] for name in ARRAYS})
 
 
@@ -145,7 +171,8 @@ def read_heatmaps(
     """Maps of ``models`` for ``objids`` (in that order) of one split and noise draw.
 
     Returns ({model: maps (n, H, W) float16}, grey (n, H, W) float16 from the first model's file).
-    Raises ValueError naming the file when a galaxy is missing or repeated, or shapes disagree.
+    Raises ValueError naming the file when it is missing or unreadable (:func:`galaxy_xai.io.read_npz`),
+    a galaxy is missing or repeated, one of its maps is not finite (naming the objid), or shapes disagree.
     """
     objids = np.asarray(objids, dtype=np.int64)
     maps: dict[str, np.ndarray] = {}
@@ -154,24 +181,25 @@ def read_heatmaps(
         path = Path(heatmap_dir) / f"{name}.npz"
         if not path.is_file():
             raise ValueError(f"{path}: heatmap file of model {name!r} not found")
-        with np.load(path) as npz:
-            missing_keys = set(ROW_ARRAYS) - set(npz.files)
-            if missing_keys:
-                raise ValueError(f"{path}: missing arrays {sorted(missing_keys)}")
-            select = (npz["split"] == split) & (npz["draw"] == draw)
-            ids = npz["objid"][select]
-            if np.unique(ids).size != ids.size:
-                raise ValueError(f"{path}: objid repeated within split={split!r}, draw={draw}")
-            position = {int(o): i for i, o in enumerate(ids)}
-            absent = [int(o) for o in objids if int(o) not in position]
-            if absent:
-                raise ValueError(
-                    f"{path}: no {split!r} map (draw {draw}) for {len(absent)} galaxies, e.g. objid {absent[0]}"
-                )
-            where = np.flatnonzero(select)[[position[int(o)] for o in objids]]
-            maps[name] = npz["maps"][where]
-            if grey is None:
-                grey = npz["grey"][where]
+        npz = read_npz(path, HEATMAP_FILE)
+        missing_keys = set(ROW_ARRAYS) - set(npz)
+        if missing_keys:
+            raise ValueError(f"{path}: missing arrays {sorted(missing_keys)}")
+        select = (npz["split"] == split) & (npz["draw"] == draw)
+        ids = npz["objid"][select]
+        if np.unique(ids).size != ids.size:
+            raise ValueError(f"{path}: objid repeated within split={split!r}, draw={draw}")
+        position = {int(o): i for i, o in enumerate(ids)}
+        absent = [int(o) for o in objids if int(o) not in position]
+        if absent:
+            raise ValueError(
+                f"{path}: no {split!r} map (draw {draw}) for {len(absent)} galaxies, e.g. objid {absent[0]}"
+            )
+        where = np.flatnonzero(select)[[position[int(o)] for o in objids]]
+        _check_finite(path, {key: npz[key][where] for key in ROW_ARRAYS})
+        maps[name] = npz["maps"][where]
+        if grey is None:
+            grey = npz["grey"][where]
         if maps[name].shape != maps[models[0]].shape:
             raise ValueError(f"{path}: maps of shape {maps[name].shape}, expected {maps[models[0]].shape}")
     if grey is None:
@@ -206,6 +234,7 @@ def write_heatmap_shard(path: str | Path, arrays: dict[str, np.ndarray], shard: 
     of that shard's rows) with its index and count (:data:`SHARD_ARRAYS`)."""
     if set(arrays) != set(ARRAYS):
         raise ValueError(f"{path}: heatmap arrays {sorted(arrays)}, expected {sorted(ARRAYS)}")
+    _check_finite(path, arrays)
     index = {"shard": np.array(shard, dtype=np.int64), "shards": np.array(n_shards, dtype=np.int64)}
     write_npz(path, **{name: arrays[name] for name in ARRAYS}, **index)
 
@@ -213,16 +242,15 @@ def write_heatmap_shard(path: str | Path, arrays: dict[str, np.ndarray], shard: 
 def read_heatmap_shard(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of a shard file (:data:`ARRAYS` and :data:`SHARD_ARRAYS`), loaded into memory.
 
-    ValueError naming the file when it is missing or its arrays are not exactly those.
+    ValueError naming the file when it is missing, unreadable (:func:`galaxy_xai.io.read_npz`: empty,
+    truncated, another format), its arrays are not exactly those, or a map is not finite (naming the objid).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: heatmap shard not found (run its heatmap_shard stage)")
-    with np.load(path) as npz:
-        expected = {*ARRAYS, *SHARD_ARRAYS}
-        if set(npz.files) != expected:
-            raise ValueError(f"{path}: arrays {sorted(npz.files)}, expected {sorted(expected)}")
-        return {name: npz[name] for name in npz.files}
+    arrays = read_npz(path, SHARD_FILE, arrays={*ARRAYS, *SHARD_ARRAYS})
+    _check_finite(path, arrays)
+    return arrays
 
 
 def _shard_problem(arrays: dict[str, np.ndarray], objids: np.ndarray, splits: np.ndarray) -> str | None:

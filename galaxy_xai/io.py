@@ -1,4 +1,10 @@
-"""Atomic, deterministic writers shared by every stage.
+"""Atomic, deterministic writers shared by every stage, and the one reader of each file format.
+
+Readers (:func:`read_npz`, :func:`load_model`, :func:`read_csv`, :func:`read_json`) turn any
+failure to decode a file (missing, empty, truncated, another format, corrupt inside) into a
+``ValueError`` that names the file and what was expected, so a stage stops with one line instead of
+a library's traceback. They never unpickle and never run code stored in a file, and their messages
+never suggest doing so (NumPy's and Keras' own errors advise ``allow_pickle`` / ``safe_mode=False``).
 
 Every output is written to a temporary file in the destination folder and then renamed, so a
 crash never leaves a half-written file that DVC could hash as a valid output. Temporaries are
@@ -19,7 +25,8 @@ import re
 import secrets
 import shutil
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +274,112 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Write arrays to an uncompressed ``.npz`` atomically (uncompressed: fast to read back)."""
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
+
+
+# --- readers ------------------------------------------------------------------------------------
+
+_DECODE_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
+"""What the libraries raise on a truncated, corrupt or foreign file (NumPy, zipfile, pandas, json)."""
+
+_UNSAFE_HINTS = ("allow_pickle", "safe_mode", "pickle")
+"""Words of a library's message that would point the user at unsafe loading."""
+
+
+def _reason(err: BaseException) -> str:
+    """A library's error as one short line, without advice to load unsafely."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if any(hint in text for hint in _UNSAFE_HINTS):
+        return "it holds Python objects or code, which this project never writes and will not load"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _present(path: Path, expected: str) -> None:
+    """ValueError naming ``path`` unless it is a non-empty file."""
+    if not path.is_file():
+        raise ValueError(f"{path}: not found; expected {expected}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes); expected {expected}")
+
+
+def _zip_problem(path: Path) -> str | None:
+    """Why ``path`` is not an intact zip archive (.npz and .keras are zips), or None.
+
+    Every entry's CRC is checked, so a file cut short or damaged inside is caught here rather than
+    halfway through a stage.
+    """
+    if not zipfile.is_zipfile(path):
+        return "not a zip archive (truncated, or another format)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (*_DECODE_ERRORS, RuntimeError) as err:
+        return f"a damaged zip archive ({_reason(err)})"
+    return None if bad is None else f"a damaged zip archive (entry {bad!r} fails its checksum)"
+
+
+def read_npz(path: str | os.PathLike, expected: str, arrays: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at ``path``, loaded into memory.
+
+    ``expected`` says what the file should be (e.g. "a heatmap shard written by the heatmap_shard
+    stage"); ``arrays``, if given, the exact set of array names. ValueError naming the file and that
+    expectation when it is missing, empty, not an intact archive, holds Python objects (never
+    unpickled), or another set of arrays.
+    """
+    path = Path(path)
+    _present(path, expected)
+    if problem := _zip_problem(path):
+        raise ValueError(f"{path}: {problem}; expected {expected}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            loaded = {name: npz[name] for name in npz.files}
+    except _DECODE_ERRORS as err:
+        raise ValueError(f"{path}: unreadable arrays ({_reason(err)}); expected {expected}") from None
+    if arrays is not None and set(loaded) != set(arrays):
+        raise ValueError(f"{path}: arrays {sorted(loaded)}, expected {sorted(arrays)} ({expected})")
+    return loaded
+
+
+def load_model(path: str | os.PathLike, compile: bool = True, expected: str = "a Keras model written by the train stage") -> Any:
+    """The Keras model in the ``.keras`` archive at ``path`` (Keras' safe mode: no stored code runs).
+
+    ValueError naming the file when it is missing, empty, not an intact archive, or Keras cannot
+    rebuild a model from it; restore it with ``dvc checkout`` / ``dvc pull`` or rerun its stage.
+    """
+    path = Path(path)
+    what = f"{expected} (.keras); rerun its stage or restore it with dvc checkout / dvc pull"
+    _present(path, what)
+    if problem := _zip_problem(path):
+        raise ValueError(f"{path}: {problem}; expected {what}")
+    import keras  # here, not at the top: the TensorFlow-free stages import this module
+
+    try:
+        return keras.models.load_model(path, compile=compile, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - Keras raises many kinds on a bad archive; all mean "unreadable"
+        raise ValueError(f"{path}: Keras cannot load it ({_reason(err)}); expected {what}") from None
+
+
+def read_csv(path: str | os.PathLike, expected: str, **kwargs: Any) -> pd.DataFrame:
+    """``pandas.read_csv(path, **kwargs)``; ValueError naming the file and ``expected`` when it is
+    missing, empty, not UTF-8 text or not parseable as CSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: not found; expected {expected}")
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+        raise ValueError(f"{path}: not a readable CSV ({_reason(err)}); expected {expected}") from None
+
+
+def read_json(path: str | os.PathLike, expected: str) -> Any:
+    """The JSON document at ``path``; ValueError naming the file and ``expected`` when it is missing
+    or not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: not found; expected {expected}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path}: not valid JSON ({_reason(err)}); expected {expected}") from None
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -228,7 +228,7 @@ def mean_intervals(
         values = values[np.isfinite(values)]
         mean = float(values.mean()) if values.size else float("nan")
         if values.size >= 2:
-            draws = values[statistics.bootstrap_indices(values.size, n_boot, rng)].mean(axis=1)
+            draws = statistics.bootstrap_apply(values.size, n_boot, rng, lambda idx, v=values: v[idx].mean(axis=1))
             interval = statistics.percentile_interval(draws)
         else:
             interval = (float("nan"), float("nan"))

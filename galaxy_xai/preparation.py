@@ -46,7 +46,10 @@ from galaxy_xai.config import PrepareConfig
 from galaxy_xai.drops import (
     BARS_DROP_REASONS,
     DROP_COLUMNS,
+    KEYED_FILES,
     MORPHOLOGY_DROP_REASONS,
+    conflict_drops,
+    dedupe_file,
     dedupe_gz2sample,
     dedupe_mapping,
     drop_rows,
@@ -54,6 +57,7 @@ from galaxy_xai.drops import (
     flag,
     ids_by_reason,
     mapping_drops,
+    repeat_counts,
 )
 from galaxy_xai.splits import CONTROL_SPLITS, MORPHOLOGY_SPLITS, XAI_SPLITS, split_bars, split_morphology
 from galaxy_xai.units import IMAGE_PX
@@ -134,16 +138,14 @@ def prepare_morphology(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Labelled galaxies -> (morphology table, drop table, counts).
 
-    Drops, in order: repeated GalaxyIDs (first kept), rows breaking the decision tree by more than
+    Drops, in order: GalaxyIDs repeated with different vote fractions (every row; an exact repeat is
+    kept once, :func:`galaxy_xai.drops.dedupe_rows`), rows breaking the decision tree by more than
     ``cfg.tree_tolerance`` (left out of every split: their targets are not vote fractions), and
     galaxies whose image is missing or does not decode. The table has GalaxyID, image_path, the 37
     :data:`CLASS_COLUMNS` and ``split``, sorted by GalaxyID.
     """
-    drops = []
-    frame, dropped = drop_rows(
-        labels, flag(labels["GalaxyID"].duplicated(), "duplicate_id"), "GalaxyID", LABELS_CSV
-    )
-    drops.append(dropped)
+    frame, conflicts = dedupe_file(labels, LABELS_CSV)
+    drops = [conflict_drops(conflicts, "GalaxyID", "duplicate_id", LABELS_CSV)]
 
     violation = tree_violation(frame[CLASS_COLUMNS].to_numpy())
     broken = violation > cfg.tree_tolerance
@@ -195,22 +197,22 @@ def prepare_bars(
     seed: int,
     truth: pd.DataFrame | None = None,
     progress: bool = True,
+    crop_px: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Hoyle bar catalogue -> (bar table, drop table, counts).
 
     Joins hoyle objid -> ``mapping`` (one row per objid: see :func:`dedupe_mapping`) -> asset_id ->
     image, and hoyle objid -> gz2sample OBJID (one row per OBJID: see :func:`dedupe_gz2sample`) ->
     PETROR90_R (arcsec), REDSHIFT. A galaxy is dropped for the first of :data:`BARS_DROP_REASONS` it
-    meets; ``implausible_length`` is a bar longer than the 424-px image side. Lengths: ``length_px424`` from ``length_scaled``
+    meets: ``duplicate_objid`` an objid repeated with different lengths (an exact repeat is kept once),
+    ``implausible_length`` a bar longer than the side of the image the models see (``crop_px``, the
+    centre crop in 424-px pixels; None: the whole 424-px image). Lengths: ``length_px424`` from ``length_scaled``
     (:func:`units.scaled_to_px424`), ``length_kpc`` from that with PETROR90_R and REDSHIFT
     (:func:`units.px424_to_kpc`), the same chain measured lengths go through. With ``truth`` (the
     synthetic sky's truth table) adds ``true_length_px424`` and ``true_length_kpc``.
     """
-    drops = []
-    frame, dropped = drop_rows(
-        hoyle, flag(hoyle["objid"].duplicated(), "duplicate_objid"), "objid", HOYLE_CSV
-    )
-    drops.append(dropped)
+    frame, conflicts = dedupe_file(hoyle, HOYLE_CSV)
+    drops = [conflict_drops(conflicts, "objid", "duplicate_objid", HOYLE_CSV)]
     frame, dropped = drop_rows(
         frame,
         flag(~_finite_positive(frame["length_scaled"]), "bad_length_scaled"),
@@ -219,15 +221,18 @@ def prepare_bars(
         details=frame["length_scaled"].astype(str).to_numpy(),
     )
     drops.append(dropped)
-    # A bar longer than the image side cannot be a bar of this galaxy: a unit or typing error.
+    # A bar longer than the image side cannot be a bar of this galaxy (a unit or typing error), and
+    # one longer than the crop's side is not whole in what the models see: no map can measure it.
     length_px424 = units.scaled_to_px424(frame["length_scaled"].to_numpy())
+    side = IMAGE_PX if crop_px is None else crop_px
+    seen = "" if crop_px is None else " (images.crop_px: the crop the models see)"
     frame, dropped = drop_rows(
         frame,
-        flag(length_px424 > IMAGE_PX, "implausible_length"),
+        flag(length_px424 > side, "implausible_length"),
         "objid",
         HOYLE_CSV,
         details=[
-            f"length_scaled = {s:g} -> length_px424 = {px:g} > {IMAGE_PX}"
+            f"length_scaled = {s:g} -> length_px424 = {px:g} > {side}{seen}"
             for s, px in zip(frame["length_scaled"], length_px424, strict=True)
         ],
     )
@@ -360,11 +365,13 @@ def prepare_data(
     truth: pd.DataFrame | None = None,
     progress: bool = True,
     log: logging.Logger | None = None,
+    crop_px: int | None = None,
 ) -> PreparedData:
     """Read, validate, join and split everything in ``data_dir`` (the real layout).
 
     All CSVs are read and checked before any image is decoded, so a missing file or column stops
     the run at once. Raises DataError for unusable files; drops (and lists) unusable galaxies.
+    ``crop_px`` (``images.crop_px``): bars longer than the crop the models see are dropped.
     """
     log = log or logging.getLogger(__name__)
     data_dir = Path(data_dir)
@@ -401,14 +408,22 @@ def prepare_data(
         )
     kept_mapping, repeated = dedupe_mapping(mapping)
     bars, bars_dropped, bars_counts = prepare_bars(
-        hoyle, kept_mapping, gz2sample, data_dir, cfg, seed, truth, progress
+        hoyle, kept_mapping, gz2sample, data_dir, cfg, seed, truth, progress, crop_px
     )
     log.info(
         "bars: kept %d of %d galaxies, dropped %s", len(bars), len(hoyle), _nonzero(bars_counts["dropped"])
     )
 
+    files = _file_counts(data_dir, labels, mapping, repeated, gz2sample, hoyle)
+    for name, (id_column, _, conflicting) in KEYED_FILES.items():
+        if files[name]["duplicate_rows"]:
+            log.warning(
+                "%s: %d rows repeat an earlier %s: exact repeats kept once, %d %ss whose rows disagree dropped "
+                "(their values in dropped.csv)", name, files[name]["duplicate_rows"], id_column, files[name][conflicting],
+                id_column,
+            )  # fmt: skip
     metrics = {
-        "files": _file_counts(data_dir, labels, mapping, repeated, gz2sample, hoyle),
+        "files": files,
         "morphology": morph_counts,
         "bars": bars_counts,
         "dropped_ids": {
@@ -437,7 +452,7 @@ def _file_counts(
 ) -> dict:
     """Rows read per file, JPEGs per image folder, and the repeats in the mapping and gz2sample."""
     return {
-        LABELS_CSV: {"rows": len(labels)},
+        LABELS_CSV: {"rows": len(labels), **repeat_counts(labels, LABELS_CSV)},
         TRAIN_IMAGES: {"jpegs": count_files(data_dir / TRAIN_IMAGES)},
         TEST_IMAGES: {"jpegs": count_files(data_dir / TEST_IMAGES)},
         GZ2_MAPPING_CSV: {
@@ -449,12 +464,8 @@ def _file_counts(
             },
         },
         GZ2_IMAGES: {"jpegs": count_files(data_dir / GZ2_IMAGES)},
-        GZ2_SAMPLE_CSV: {
-            "rows": len(gz2sample),
-            "duplicate_rows": int(gz2sample["OBJID"].duplicated().sum()),
-            "conflicting_objids": len(dedupe_gz2sample(gz2sample)[1]),
-        },
-        HOYLE_CSV: {"rows": len(hoyle)},
+        GZ2_SAMPLE_CSV: {"rows": len(gz2sample), **repeat_counts(gz2sample, GZ2_SAMPLE_CSV)},
+        HOYLE_CSV: {"rows": len(hoyle), **repeat_counts(hoyle, HOYLE_CSV)},
     }
 
 

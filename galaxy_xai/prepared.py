@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galaxy_xai.io import write_csv
+from galaxy_xai.io import read_csv, write_csv
 
 MORPHOLOGY_CSV = "morphology.csv"
 BARS_CSV = "bars.csv"
@@ -41,7 +41,7 @@ def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: prepared table not found (run the prepare stage first)")
-    table = pd.read_csv(path)
+    table = read_csv(path, "a table written by the prepare stage")
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")

@@ -13,10 +13,11 @@ score with its interval, a setting, a paired difference; nothing here computes a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from galaxy_xai.io import read_json
 
 PAPER = {"rho": 0.76, "control_rho": 0.59}
 
@@ -279,12 +280,19 @@ class RunMetrics:
         """The files of ``metrics_dir`` (the pipeline's ``metrics/``)."""
         folder = Path(metrics_dir)
 
+        expected = "a metrics file of the pipeline's stages (run dvc repro)"
+
         def metrics(name: str) -> dict:
-            return json.loads((folder / name).read_text())
+            return read_json(folder / name, expected)
+
+        def text(name: str) -> str:
+            if not (folder / name).is_file():
+                raise ValueError(f"{folder / name}: not found; expected {expected}")
+            return (folder / name).read_text()
 
         return cls(
-            (folder / "table1.md").read_text(),
-            (folder / "table2.md").read_text(),
+            text("table1.md"),
+            text("table2.md"),
             *(metrics(f"{name}.json") for name in ("morphology", "gridsearch", "barlengths", "control", "rotation")),
             (folder / "explainers.md").read_text() if (folder / "explainers.md").is_file() else "",
         )

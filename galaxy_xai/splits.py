@@ -21,16 +21,17 @@ CONTROL_SPLITS = ("train", "val", "test")
 """Labels of the bar table's ``control_split`` column (the paper's single split of the control CNN)."""
 
 
-def _split_sizes(n: int, fractions: dict[str, float], what: str) -> dict[str, int]:
+def split_sizes(n: int, fractions: dict[str, float], what: str) -> dict[str, int]:
     """Rows per split: round(fraction * n) for all but the first split, which takes the rest.
 
-    A split is empty only if its fraction is 0; otherwise an empty split raises DataError.
+    Every split is used by a later stage, so an empty one raises DataError naming it (before any
+    stage trains), e.g. a validation fraction that rounds to no galaxy.
     """
     names = list(fractions)
     sizes = {name: int(round(fractions[name] * n)) for name in names[1:]}
     sizes = {names[0]: n - sum(sizes.values()), **sizes}
     for name, size in sizes.items():
-        if size < 1 and fractions[name] > 0:
+        if size < 1:
             raise DataError(
                 f"{what}: the {name!r} split would be empty ({n} galaxies, fraction {fractions[name]:.3g} -> "
                 f"{size}); use more data or change the prepare.*_fraction params"
@@ -49,7 +50,7 @@ def _shuffled_positions(ids: np.ndarray, rng: np.random.Generator) -> np.ndarray
 def split_morphology(ids: np.ndarray, test_fraction: float, val_fraction: float, seed: int) -> np.ndarray:
     """Random train/val/test labels, shape (n,) of str, aligned with the unique ``ids``."""
     ids = np.asarray(ids, dtype=np.int64)
-    sizes = _split_sizes(
+    sizes = split_sizes(
         len(ids), {"train": 1.0, "val": val_fraction, "test": test_fraction}, "morphology split"
     )
     order = _shuffled_positions(ids, np.random.default_rng(seed))
@@ -75,9 +76,9 @@ def split_bars(
     """
     objids = np.asarray(objids, dtype=np.int64)
     n = len(objids)
-    xai = _split_sizes(n, {"test": 1.0, "val": xai_val_fraction}, "bar-catalogue XAI split")
+    xai = split_sizes(n, {"test": 1.0, "val": xai_val_fraction}, "bar-catalogue XAI split")
     control_test_fraction = 1.0 - control_train_fraction - control_val_fraction
-    control = _split_sizes(
+    control = split_sizes(
         n,
         {"train": control_train_fraction, "val": control_val_fraction, "test": control_test_fraction},
         "bar-catalogue control split",

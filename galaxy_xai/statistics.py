@@ -18,7 +18,7 @@ measurement errors and RMSEs. The study's tables built from these live in :mod:`
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -78,6 +78,22 @@ def rho_paper(measured, catalogue, petror90_r) -> float:
     return pearson(measured * factor, catalogue * factor)
 
 
+RESAMPLE_VALUES = 1 << 24
+"""Most galaxy indices (or shuffled lengths) one step of a resampling holds at once: 16.8 M values,
+134 MB as int64 or float64. Resamples are drawn and scored in consecutive chunks of rows below this
+bound, so memory stays flat however many are asked for; NumPy's Generator draws the same numbers in
+consecutive chunks as in one call (tests/test_evaluation.py checks it), so the results do not depend
+on the bound, and the default sizes (1,000 x 640) fit in one chunk anyway."""
+
+
+def row_chunks(n_rows: int, row_values: int, max_values: int | None = None) -> Iterator[slice]:
+    """Consecutive slices of ``range(n_rows)``, each of at most ``max_values // row_values`` rows (at
+    least 1); ``max_values`` defaults to :data:`RESAMPLE_VALUES`."""
+    step = max(1, (RESAMPLE_VALUES if max_values is None else max_values) // max(row_values, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
 def permutation_null(
     measured, catalogue, factor, n_permutations: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -86,13 +102,17 @@ def permutation_null(
     ``measured``, ``catalogue``: lengths (n,); ``factor``: per-galaxy factor (n,) applied to both
     after shuffling (PETROR90_R for the paper's convention; ones for image units). Each row is an
     independent permutation drawn from ``rng``; the mean is the rho the shared factor alone gives.
+    The permutations are drawn in chunks of :data:`RESAMPLE_VALUES` (the same draws as one call).
     """
     measured, catalogue = _vectors(measured, catalogue, "measured, catalogue")
     factor = np.broadcast_to(np.asarray(factor, dtype=np.float64), measured.shape)
     if n_permutations < 1:
         raise ValueError(f"n_permutations = {n_permutations}: expected at least 1")
-    shuffled = rng.permuted(np.broadcast_to(measured, (n_permutations, measured.size)), axis=1)
-    return pearson_columns((shuffled * factor).T, catalogue * factor)
+    null = np.empty(n_permutations)
+    for rows in row_chunks(n_permutations, measured.size):
+        shuffled = rng.permuted(np.broadcast_to(measured, (rows.stop - rows.start, measured.size)), axis=1)
+        null[rows] = pearson_columns((shuffled * factor).T, catalogue * factor)
+    return null
 
 
 def permutation_p_value(observed: float, null: np.ndarray) -> float:
@@ -136,13 +156,40 @@ def _correlation(statistic: str):
     return CORRELATIONS[statistic]
 
 
-def bootstrap_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Galaxy indices of ``n_boot`` resamples of ``n`` galaxies with replacement: (n_boot, n) ints."""
+def _check_bootstrap(n: int, n_boot: int) -> None:
     if n_boot < 1:
         raise ValueError(f"n_boot = {n_boot}: expected at least 1 bootstrap resample")
     if n < 2:
         raise ValueError(f"bootstrap: expected at least 2 galaxies, got {n}")
+
+
+def bootstrap_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Galaxy indices of ``n_boot`` resamples of ``n`` galaxies with replacement: (n_boot, n) ints.
+
+    All in memory at once: the study's resamplings go through :func:`bootstrap_apply`, which draws
+    the same indices chunk by chunk.
+    """
+    _check_bootstrap(n, n_boot)
     return rng.integers(0, n, size=(n_boot, n))
+
+
+def bootstrap_apply(
+    n: int, n_boot: int, rng: np.random.Generator, statistic: Callable[[np.ndarray], np.ndarray], columns: int = 1
+) -> np.ndarray:
+    """``statistic`` of ``n_boot`` resamples of ``n`` galaxies, evaluated chunk by chunk: (n_boot, ...).
+
+    ``statistic`` maps the galaxy indices of b resamples (b, n) to their values (b, ...); the
+    indices are those of :func:`bootstrap_indices` with the same ``rng``, drawn in consecutive
+    chunks of rows so that a chunk holds at most :data:`RESAMPLE_VALUES` indices and at most as many
+    of the ``columns`` values per resample ``statistic`` returns. Memory stays flat whatever
+    ``n_boot`` is; the results equal one call on all the indices.
+    """
+    _check_bootstrap(n, n_boot)
+    parts = [
+        statistic(rng.integers(0, n, size=(rows.stop - rows.start, n)))
+        for rows in row_chunks(n_boot, max(n, columns))
+    ]
+    return np.concatenate(parts)
 
 
 def resampled_correlations(
@@ -172,6 +219,17 @@ def resampled_correlations(
         gathered_b = np.repeat(b[idx].T, k, axis=1)
         out[start : start + len(idx)] = corr(gathered_a, gathered_b).reshape(len(idx), k)
     return out
+
+
+def bootstrap_correlations(
+    a: np.ndarray, b: np.ndarray, n_boot: int, rng: np.random.Generator, statistic: str = "pearson"
+) -> np.ndarray:
+    """The correlation of each column of ``a`` (n, k) with ``b`` (n,) on ``n_boot`` bootstrap
+    resamples of the galaxies drawn from ``rng``: (n_boot, k), via :func:`bootstrap_apply`."""
+    a = np.asarray(a, dtype=np.float64)
+    return bootstrap_apply(
+        a.shape[0], n_boot, rng, lambda idx: resampled_correlations(a, b, idx, statistic), columns=a.shape[1]
+    )
 
 
 def percentile_interval(draws, level: float = CI_LEVEL) -> tuple[float, float]:
@@ -219,7 +277,7 @@ def bootstrap_ci(
     multiplies both lengths of a galaxy and travels with it in the resamples; None for image units.
     """
     x, y = _scaled(x, y, factor, "bootstrap_ci: x, y")
-    draws = resampled_correlations(x[:, None], y, bootstrap_indices(x.size, n_boot, rng), statistic)
+    draws = bootstrap_correlations(x[:, None], y, n_boot, rng, statistic)
     return percentile_interval(draws[:, 0])
 
 
@@ -264,7 +322,7 @@ def paired_bootstrap_difference(
     b, _ = _scaled(b, reference, factor, "paired_bootstrap_difference: b, reference")
     columns = np.column_stack([a, b])
     point = _correlation(statistic)(columns, ref)
-    draws = resampled_correlations(columns, ref, bootstrap_indices(ref.size, n_boot, rng), statistic)
+    draws = bootstrap_correlations(columns, ref, n_boot, rng, statistic)
     interval = percentile_interval(draws[:, 0] - draws[:, 1])
     return PairedDifference(float(point[0] - point[1]), interval, verdict(interval))
 

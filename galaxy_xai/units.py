@@ -9,6 +9,9 @@ Conventions (the same for the synthetic sky and the real data):
 * Hoyle et al.'s ``length_scaled`` is taken as the bar's full length in units of the galaxy's
   Petrosian diameter ``2 * PETROR90_R``. On a GZ2 image that diameter is ``2 * R90_PX = 100`` px, so
   ``length_px424 = 100 * length_scaled`` independently of the galaxy's size and distance.
+* Algorithm 1's pixel-count floor T_l is given, as in the paper, in pixels of 224-px maps of the
+  whole image; a count of pixels is an area, so it scales with the area of a map pixel
+  (:func:`scale_len_threshold`).
 * Physical lengths use the angular-diameter distance of a flat LambdaCDM cosmology with
   H0 = 100 h km/s/Mpc and Omega_m = 0.3, so kpc come out in h^-1 kpc as in the Hoyle catalogue.
 
@@ -30,6 +33,9 @@ ARCSEC_PER_PX_PER_R90 = 0.02
 
 R90_PX = 1.0 / ARCSEC_PER_PX_PER_R90
 """Petrosian R90 of every galaxy in 424-px pixels (50)."""
+
+PAPER_MAP_PX = 224
+"""Map side for which the paper's T_l grid (10-50 pixels) was chosen (maps of the whole image)."""
 
 OMEGA_M = 0.3
 
@@ -94,3 +100,22 @@ def px424_to_kpc(length_px424, petror90_r_arcsec, redshift):
 def map_px_to_kpc(length_map_px, map_px: int, crop_px: int | None, petror90_r_arcsec, redshift):
     """Map pixels -> h^-1 kpc: the whole chain in one call."""
     return px424_to_kpc(map_px_to_px424(length_map_px, map_px, crop_px), petror90_r_arcsec, redshift)
+
+
+def scale_len_threshold(len_threshold_224: float, map_px: int, crop_px: int | None = None) -> int:
+    """T_l for our maps from the paper's value for its 224-px maps of the whole 424-px image.
+
+    T_l is a number of pixels, i.e. an area on the sky, so it scales with the area of a map pixel:
+    the paper's pixel spans 424 / 224 image pixels, ours ``crop_px / map_px`` (``crop_px`` in 424-px
+    pixels, None for the whole image). Rounded, and at least 2 (below two pixels there is no
+    correlation to test and no length to measure). For the default 64-px maps of a 160-px crop the
+    factor is (64 / 224 x 424 / 160)^2 = 0.57: T_l = 10 -> 6 px.
+    """
+    crop = IMAGE_PX if crop_px is None else crop_px
+    if map_px < 1 or len_threshold_224 < 0 or not 0 < crop <= IMAGE_PX:
+        raise ValueError(
+            f"scale_len_threshold: expected map_px >= 1, T_l >= 0 and 0 < crop_px <= {IMAGE_PX}, "
+            f"got {map_px}, {len_threshold_224}, {crop_px}"
+        )
+    pixel_area = (map_px / PAPER_MAP_PX * IMAGE_PX / crop) ** 2
+    return max(2, round(len_threshold_224 * pixel_area))

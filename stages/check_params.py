@@ -2,9 +2,12 @@
 
 This stage depends on params.yaml as a whole file, so any edit (even a misspelt top-level section
 that no other stage tracks, like ``xia:``) reruns it and a bad key stops ``dvc repro`` here, with
-the config's message naming the key. Its output has constant content, so every other stage can
-depend on it without rerunning when a param they do not read changes: a rerun writes the same
-bytes, and DVC compares hashes. Light on purpose: no TensorFlow import.
+the config's message naming the key. Then it estimates the run's time and memory from the sizes
+the params imply (:func:`galaxy_xai.cost.check_budget`): it logs the estimate, warns past
+``limits.warn_hours`` and stops past ``limits.max_hours`` (``null``: no limit), before any work.
+Its output has constant content, so every other stage can depend on it without rerunning when a
+param they do not read changes: a rerun writes the same bytes, and DVC compares hashes. Light on
+purpose: no TensorFlow import.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from galaxy_xai import cost
+from galaxy_xai.config import ConfigError
 from galaxy_xai.io import write_text
 from stages._common import start
 
@@ -22,7 +27,12 @@ OK_TEXT = "params.yaml passed validation (galaxy_xai.config)\n"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="marker file to write, e.g. data/params.ok")
-    args, _cfg, log = start("check_params", parser, argv)
+    args, cfg, log = start("check_params", parser, argv)
+    try:
+        cost.check_budget(cfg, log)
+    except ConfigError as err:
+        log.error("%s: %s", args.params, err)
+        raise SystemExit(2) from None
     write_text(args.out, OK_TEXT)
     log.info("%s: valid; wrote %s", args.params, args.out)
 

@@ -36,14 +36,13 @@ import argparse
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from galaxy_xai import barlength, catalogue, evaluation, explainer_study, prepared
 from galaxy_xai.config import TWINS
 from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
-from galaxy_xai.io import atomic_path, write_metrics
+from galaxy_xai.io import atomic_path, load_model, write_metrics
 from stages._common import exit_on_bad_input, start
 
 
@@ -100,14 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     names, skipped = explainer_study.runnable(cfg.xai, cfg.images.size_px, study_cfg.methods)
     for name, why in skipped.items():
         log.warning("explainer %s left out: %s", name, why)
-    model = keras.models.load_model(args.models / f"{model_name}.keras", compile=False)
     with exit_on_bad_input(log):
-        twins = {}
-        for kind in TWINS:
-            path = args.twins / kind / f"{model_name}.keras"
-            if not path.is_file():
-                raise ValueError(f"{path}: twin not found (run twins@{model_name} first)")
-            twins[kind] = keras.models.load_model(path, compile=False)
+        model = load_model(args.models / f"{model_name}.keras", compile=False)
+        twins = {
+            kind: load_model(args.twins / kind / f"{model_name}.keras", compile=False, expected=f"the {kind} twin written by the twins stage")
+            for kind in TWINS
+        }
     images = load_images(sample["image_path"].tolist(), cfg.images)
     bar_geometry = {
         "length_px424": sample["length_px424"].to_numpy(dtype=np.float64),

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 
 from galaxy_xai import (
     barlength,
@@ -101,19 +100,25 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(cfg.seed)
     names = list(cfg.models)
 
-    run = report.RunMetrics.read(args.metrics_dir)
     with exit_on_bad_input(log):
+        run = report.RunMetrics.read(args.metrics_dir)
         choice = barlength.read_choice(args.metrics_dir / "gridsearch.json", names)
         bars = prepared.read_bars(args.prepared / "bars.csv", columns=("objid", "image_path", "xai_split", "length_px424"))
-    measured = pd.read_csv(args.plots_dir / "barlengths.csv")
-    control_all = pd.read_csv(args.plots_dir / "control" / "predictions.csv")
+        models = {n: io.load_model(args.models / f"{n}.keras", compile=False) for n in names}
+        measured = io.read_csv(args.plots_dir / "barlengths.csv", "the measure stage's per-galaxy lengths")
+        control_all = io.read_csv(args.plots_dir / "control" / "predictions.csv", "the control stage's predictions")
+        curves = {
+            n: io.read_csv(args.plots_dir / "train" / n / "learning_curve.tsv", "a train stage's learning curve", sep="\t")
+            for n in names
+        }
+        morphology = io.read_csv(args.prepared / "morphology.csv", "the prepare stage's morphology table")
+        ensemble = io.read_csv(args.predictions / "ensemble.csv", "the predict stage's ensemble predictions")
+        grid = io.read_csv(args.plots_dir / "gridsearch.csv", "the gridsearch stage's table")
     # Every bar galaxy has an out-of-fold prediction; the figures show the XAI test galaxies, as for the saliency maps.
     control = control_all[control_all["xai_split"] == "test"] if "xai_split" in control_all else control_all
-    models = {n: keras.models.load_model(args.models / f"{n}.keras", compile=False) for n in names}
     explainer = figures.explainer_name(cfg.xai.method, explainers.from_config(cfg.xai).attribution)
 
     # Figure 2: learning curves.
-    curves = {n: pd.read_csv(args.plots_dir / "train" / n / "learning_curve.tsv", sep="\t") for n in names}
     figures.save(figures.learning_curves(curves), args.out / "fig2_learning_curves.png")
     log.info("figure 2: learning curves of %s", ", ".join(names))
 
@@ -187,9 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     # Figure 5: the ensemble's two largest smooth-vs-features disagreements with the volunteers.
-    joined = figures.largest_disagreements(
-        pd.read_csv(args.prepared / "morphology.csv"), pd.read_csv(args.predictions / "ensemble.csv")
-    )
+    joined = figures.largest_disagreements(morphology, ensemble)
     images5 = load_images(joined["image_path"].tolist(), cfg.images)
     smooth = mean_maps(models, images5, "Class1.1", cfg, cfg.seed)
     featured = mean_maps(models, images5, "Class1.2", cfg, cfg.seed)
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("figure 5: GalaxyIDs %s", ", ".join(map(str, joined["GalaxyID"])))
 
     # The grid search at a glance.
-    figures.save(figures.grid_heatmaps(pd.read_csv(args.plots_dir / "gridsearch.csv"), value="rho_image"), args.out / "gridsearch.png")
+    figures.save(figures.grid_heatmaps(grid, value="rho_image"), args.out / "gridsearch.png")
 
     shared = comparison.control_comparisons(measured, control_all, cfg.xai.bootstrap, np.random.default_rng(cfg.seed))
     io.write_json(args.comparison, shared)

@@ -19,15 +19,18 @@ the same maps as one device); under ``multi_worker`` only the chief writes.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from galaxy_xai.watchdog import hold_sigterm
 
-import keras
+hold_sigterm()  # before TensorFlow starts its threads: a multi-worker start-up stays stoppable by SIGTERM
 
-from galaxy_xai import distribute, explainers, heatmaps
-from galaxy_xai.images import load_images
-from galaxy_xai.prepared import read_bars
-from stages._common import exit_on_bad_input, start
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from galaxy_xai import distribute, explainers, heatmaps  # noqa: E402
+from galaxy_xai.images import load_images  # noqa: E402
+from galaxy_xai.io import load_model  # noqa: E402
+from galaxy_xai.prepared import read_bars  # noqa: E402
+from stages._common import exit_on_bad_input, start  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,9 +46,9 @@ def main(argv: list[str] | None = None) -> None:
 
     with exit_on_bad_input(log):
         # First: a multi-worker strategy must exist before TensorFlow runs any op.
-        strategy = distribute.select_strategy(cfg.heatmap.distribute, key="heatmap.distribute")
-        if not args.model_file.is_file():
-            raise ValueError(f"{args.model_file}: model file not found (run the train stage first)")
+        strategy = distribute.select_strategy(
+            cfg.heatmap.distribute, key="heatmap.distribute", timeout_s=cfg.limits.worker_timeout_s
+        )
         explainer = explainers.from_config(cfg.xai)
         bars = read_bars(args.bars, columns=("objid", "image_path", "xai_split"))
         n_shards = len(cfg.heatmap.shards)
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             bars = bars.iloc[heatmaps.shard_rows(len(bars), args.shard, n_shards)]
             log.info("shard %d of %d: %d of the bar-catalogue galaxies", args.shard, n_shards, len(bars))
         with strategy.scope():  # the model's variables on every replica's device
-            model = keras.models.load_model(args.model_file, compile=False)
+            model = load_model(args.model_file, compile=False)
         log.info("loaded %s (%s, %d parameters)", args.model_file, model.name, model.count_params())
         images = load_images(bars["image_path"].tolist(), cfg.images)
         log.info("decoded %d bar-catalogue images %s from %s", len(images), images.shape[1:], args.bars)

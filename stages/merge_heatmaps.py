@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=Path, required=True, help="folder of the model's shard files <i>.npz")
     parser.add_argument("--bars", type=Path, required=True, help="bar catalogue (data/prepared/bars.csv)")
     parser.add_argument("--out", type=Path, required=True, help="output array file (.npz)")
-    args, cfg, log = start("heatmap", parser, argv)
+    args, cfg, log = start("merge_heatmaps", parser, argv)
 
     with exit_on_bad_input(log):
         paths = [args.shards / f"{i}.npz" for i in range(len(cfg.heatmap.shards))]

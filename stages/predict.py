@@ -21,11 +21,9 @@ and ``data.path`` (``truth.csv`` and the Kaggle test folder). The scoring is
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from galaxy_xai import catalogue, io, morphology, prepared, training
@@ -51,7 +49,7 @@ def log_skipped(kaggle: catalogue.KaggleTestImages, log: logging.Logger, shown: 
 
 def read_epochs(train_metrics: Path, name: str) -> int | None:
     path = train_metrics / f"{name}.json"
-    return json.loads(path.read_text())["epochs_run"] if path.is_file() else None
+    return io.read_json(path, "the train stage's metrics")["epochs_run"] if path.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         if missing:
             raise ValueError(f"trained model(s) not found: {', '.join(missing)} (run the train stages first)")
         truth = catalogue.read_truth(data_dir)  # the synthetic sky's; None on real data
+        loaded = {name: io.load_model(args.models / f"{name}.keras") for name in cfg.models}
     # Scanned before any prediction: a file TensorFlow could not read is skipped and listed, not fatal.
     kaggle = catalogue.kaggle_test_images(data_dir)
     if kaggle is not None:
@@ -83,10 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     split = table["split"].to_numpy(dtype=str)
     y_true = table[catalogue.CLASS_COLUMNS].to_numpy(dtype=np.float64)
 
-    loaded = {}
     predicted: dict[str, np.ndarray] = {}
     for name in cfg.models:
-        loaded[name] = keras.models.load_model(args.models / f"{name}.keras")
         predicted[name] = training.predict(loaded[name], paths, cfg.images)
         log.info("%s: predicted %d galaxies", name, len(paths))
     predictions = morphology.with_ensemble_and_baselines(predicted, y_true, split)

@@ -2,9 +2,10 @@
 
 Reads ``data.path`` (the synthetic sky or the real Kaggle + GZ2 + Hoyle files) and writes
 ``<out>/morphology.csv``, ``<out>/bars.csv``, ``<out>/dropped.csv`` (every dropped row and why) and
-the counts to ``--metrics``. Params: ``data.path``, ``seed`` (every split) and ``prepare``
+the counts to ``--metrics``. Params: ``data.path``, ``seed`` (every split), ``prepare``
 (``test_fraction``, ``val_fraction``, ``xai_val_fraction``, ``control_train_fraction``,
-``control_val_fraction``, ``tree_tolerance``, ``check_images``). A missing file or column, or a
+``control_val_fraction``, ``tree_tolerance``, ``check_images``) and ``images.crop_px`` (a catalogue
+bar longer than the crop the models see is dropped as ``implausible_length``). A missing file or column, or a
 value that is not a number, stops the stage with exit status 2 and a message naming the file, line
 and column; so does a split that the drops leave empty, with how many rows were dropped and why.
 """
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_bad_input(log):  # catalogue.DataError is a ValueError
         # truth.csv exists only in the synthetic sky; with it bars.csv also gets the true lengths.
         truth = catalogue.read_truth(data_dir)
-        prepared = preparation.prepare_data(data_dir, cfg.prepare, cfg.seed, truth=truth, log=log)
+        prepared = preparation.prepare_data(
+            data_dir, cfg.prepare, cfg.seed, truth=truth, log=log, crop_px=cfg.images.crop_px
+        )
 
     write_prepared(args.out, prepared.morphology, prepared.bars, prepared.dropped)
     write_json(args.metrics, prepared.metrics)

@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import keras
-
 from galaxy_xai import barlength, evaluation, prepared, stability
-from galaxy_xai.io import write_csv, write_json
+from galaxy_xai.io import load_model, write_csv, write_json
 from stages._common import exit_on_bad_input, start
 
 ELONGATION_TARGET = 0.08
@@ -49,8 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         ]
         if missing:
             raise ValueError(f"model file(s) not found: {', '.join(missing)} (run the train stage first)")
+        models = {n: load_model(args.models / f"{n}.keras", compile=False) for n in needed}
     sample = test.iloc[stability.pick_rows(len(test), rot.galaxies, cfg.seed)].reset_index(drop=True)
-    models = {n: keras.models.load_model(args.models / f"{n}.keras", compile=False) for n in needed}
     log.info(
         "%d test galaxies x angles %s deg; setting %s",
         len(sample),

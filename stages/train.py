@@ -16,12 +16,16 @@ Under ``train.distribute: multi_worker`` every machine runs this same command wi
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from galaxy_xai.watchdog import hold_sigterm
 
-from galaxy_xai import distribute, io, prepared, training
-from galaxy_xai.galaxyzoo import CLASS_COLUMNS
-from stages._common import exit_on_bad_input, morphology_model_config, start
+hold_sigterm()  # before TensorFlow starts its threads: a multi-worker start-up stays stoppable by SIGTERM
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from galaxy_xai import distribute, io, prepared, training  # noqa: E402
+from galaxy_xai.galaxyzoo import CLASS_COLUMNS  # noqa: E402
+from stages._common import exit_on_bad_input, morphology_model_config, start  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with exit_on_bad_input(log):
         # First: a multi-worker strategy must exist before TensorFlow runs any op.
-        strategy = distribute.select_strategy(cfg.train.distribute)
+        strategy = distribute.select_strategy(cfg.train.distribute, timeout_s=cfg.limits.worker_timeout_s)
         model_cfg = morphology_model_config(cfg, args.model, args.params)
         table = prepared.read_table(args.table, ["image_path", "split", *CLASS_COLUMNS])
 

@@ -14,11 +14,23 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+def committed_params() -> dict:
+    """The committed params.yaml as a mapping."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def model_entry(arch: str, **changes) -> dict:
+    """A complete ``models.<name>`` entry (a params file gives every key): the committed file's first
+    model with ``arch`` and ``changes``."""
+    first = next(iter(committed_params()["models"].values()))
+    return {**first, "arch": arch, **changes}
+
+
 TINY_PARAMS = {
     "synthetic": {"n_labelled": 90, "n_unlabelled": 4, "n_bars": 36, "n_coadd_repeats": 2, "workers": 1},
     "images": {"crop_px": 212, "size_px": 40},
     "models": {
-        name: {"arch": name, "epochs": 2, "batch_size": 16, "learning_rate": 0.002, "weights": None}
+        name: model_entry(name, epochs=2, batch_size=16, learning_rate=0.002, weights=None)
         for name in ("vgg_small", "resnet_small", "xception_small")
     },
     "xai": {
@@ -32,7 +44,8 @@ TINY_PARAMS = {
 
 
 def merge(base: dict, change: dict) -> dict:
-    """Deep-merge ``change`` into a copy of ``base``."""
+    """Deep-merge ``change`` into a copy of ``base`` (``models`` is replaced whole: give complete
+    entries, e.g. :func:`model_entry`)."""
     out = copy.deepcopy(base)
     for key, value in change.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "models":
@@ -40,6 +53,11 @@ def merge(base: dict, change: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def complete(change: dict) -> dict:
+    """The committed params.yaml with ``change`` deep-merged in: a complete params mapping."""
+    return merge(committed_params(), change)
 
 
 def tracked_files(root: Path = ROOT) -> list[str]:
@@ -81,8 +99,7 @@ def make_repo(dest: Path, params_change: dict) -> Path:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target)
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), params_change)
-    write_params(dest, params)
+    write_params(dest, complete(params_change))
     run(dest, "git", "init", "-q")
     run(dest, "git", "add", "-A")
     run(dest, "git", "commit", "-q", "-m", "e2e")

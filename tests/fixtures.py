@@ -18,7 +18,7 @@ from PIL import Image
 
 from galaxy_xai import catalogue as cat
 from galaxy_xai import units
-from tests.e2e import merge
+from tests.e2e import complete
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -196,7 +196,5 @@ def make_data_folder(
 
 def params_file(path: Path, change: dict) -> Path:
     """Write the project's params.yaml with ``change`` deep-merged in (a full, valid params file)."""
-    path.write_text(
-        yaml.safe_dump(merge(yaml.safe_load((ROOT / "params.yaml").read_text()), change), sort_keys=False)
-    )
+    path.write_text(yaml.safe_dump(complete(change), sort_keys=False))
     return path

@@ -313,7 +313,7 @@ def test_read_choice_and_measure_choice_agree_with_the_grid(tmp_path):
 
 
 def test_read_choice_names_the_file_and_the_problem(tmp_path):
-    with pytest.raises(ValueError, match="missing.json: expected the gridsearch stage's JSON"):
+    with pytest.raises(ValueError, match="missing.json: not found; expected the gridsearch stage's JSON"):
         barlength.read_choice(tmp_path / "missing.json", ["a"])
     bad = _write_choice(tmp_path / "bad.json", map_source="nope", x_input=False, corr_threshold=0.8, len_threshold=10)
     with pytest.raises(ValueError, match="bad.json: chosen map_source 'nope' is not one of"):
@@ -556,6 +556,7 @@ def test_read_choice_reads_the_image_choice_and_the_best_settings(tmp_path):
 
 def test_the_grid_keys_name_the_bad_item():
     from galaxy_xai.config import ConfigError, config_from_dict
+    from tests.e2e import complete
 
     for key, value, message in (
         ("estimators", ["algorithm1", "moments"], "xai.grid.estimators[1] = 'moments': expected one of algorithm1, fourier"),
@@ -563,8 +564,8 @@ def test_the_grid_keys_name_the_bad_item():
         ("fourier_fraction", [1.0], "xai.grid.fourier_fraction[0] = 1.0: expected a number in [0.01, 0.99]"),
     ):
         with pytest.raises(ConfigError, match=re.escape(message)):
-            config_from_dict({"models": {"m": {"arch": "vgg_small"}}, "xai": {"grid": {key: value}}})
-    grid = config_from_dict({"models": {"m": {"arch": "vgg_small"}}, "xai": {"grid": {"estimators": ["algorithm1"]}}}).xai.grid
+            config_from_dict(complete({"xai": {"grid": {key: value}}}))
+    grid = config_from_dict(complete({"xai": {"grid": {"estimators": ["algorithm1"]}}})).xai.grid
     assert grid.estimators == ["algorithm1"] and grid.mask == ["none", "r90"]
 
 

@@ -339,7 +339,7 @@ def test_every_bar_catalogue_quirk_is_dropped_counted_and_listed(data):
     write_jpeg(images / f"{data.asset_ids[12]}.jpg", seed=0, px=100)
     edit_csv(sample, lambda f: f[f["OBJID"] != str(ids[13])])
     edit_csv(data.path / cat.GZ2_MAPPING_CSV, lambda f: f[f["objid"] != str(ids[14])])
-    edit_csv(hoyle, lambda f: pd.concat([f, f[f["objid"] == str(ids[15])]]))  # a second row for ids[15]
+    edit_csv(hoyle, lambda f: pd.concat([f, f[f["objid"] == str(ids[15])].assign(length_scaled="0.9")]))  # disagrees
     set_cell(hoyle, "objid", ids[16], "length_scaled", "nan")
 
     prepared = run(data)
@@ -348,7 +348,7 @@ def test_every_bar_catalogue_quirk_is_dropped_counted_and_listed(data):
     assert prepared.metrics["dropped_ids"]["bars"] == {
         r: sorted(expected.get(r, [])) for r in drops.BARS_DROP_REASONS
     }
-    gone = {i for v in expected.values() for i in v} - {ids[15]}  # ids[15]'s first row is kept
+    gone = {i for v in expected.values() for i in v}  # ids[15]'s two rows disagree: neither is kept
     assert set(prepared.bars["objid"]) == set(ids) - gone
     assert prepared.metrics["bars"]["rows"] == len(ids) - len(gone)
     table = prepared.dropped.query("table == 'bars'")
@@ -364,7 +364,7 @@ def test_every_morphology_quirk_is_dropped_counted_and_listed(data):
 
     def change(frame):
         frame.loc[frame["GalaxyID"] == str(ids[0]), "Class3.1"] = "0.9"  # breaks sum(Class3) = Class2.2
-        return pd.concat([frame, frame[frame["GalaxyID"] == str(ids[1])]])  # a repeated GalaxyID
+        return pd.concat([frame, frame[frame["GalaxyID"] == str(ids[1])]])  # an exact repeat: kept once
 
     edit_csv(labels, change)
     (data.path / cat.TRAIN_IMAGES / f"{ids[2]}.jpg").unlink()
@@ -374,7 +374,7 @@ def test_every_morphology_quirk_is_dropped_counted_and_listed(data):
     metrics = prepared.metrics["morphology"]
     assert metrics["rows_read"] == len(ids) + 1
     assert metrics["dropped"] == {
-        "duplicate_id": 1,
+        "duplicate_id": 0,
         "tree_violation": 1,
         "missing_image": 1,
         "not_a_jpeg": 0,
@@ -467,6 +467,68 @@ def test_conflicting_gz2sample_rows_are_dropped_whatever_the_file_order(data, co
     assert (files["duplicate_rows"], files["conflicting_objids"]) == (3, 2)
 
 
+def test_a_repeated_id_keeps_an_exact_repeat_once_and_drops_a_conflict_with_both_values(data):
+    """Issue #28: a repeated GalaxyID / Hoyle objid kept the first row and dropped the other with an
+    empty detail, whether the rows agreed or not; gz2sample.csv already told the two apart."""
+    gids, objids = data.galaxy_ids, data.objids
+    labels, hoyle = data.path / cat.LABELS_CSV, data.path / cat.HOYLE_CSV
+    before = run(data)
+
+    def repeat_labels(frame):
+        row = lambda gid: frame[frame["GalaxyID"] == str(gid)]  # noqa: E731
+        # ids 4 and 5: exact repeats; id 6: the repeat (listed first) moves 0.1 from Class1.1 to Class1.2
+        changed = row(gids[6]).assign(**{"Class1.1": str(float(row(gids[6])["Class1.1"].iloc[0]) - 0.1),
+                                         "Class1.2": str(float(row(gids[6])["Class1.2"].iloc[0]) + 0.1)})
+        return pd.concat([changed, frame, row(gids[4]), row(gids[5])])
+
+    edit_csv(labels, repeat_labels)
+    edit_csv(hoyle, lambda f: pd.concat([f, f[f["objid"] == str(objids[5])],
+                                         f[f["objid"] == str(objids[6])].assign(length_scaled="0.4321")]))
+    after = run(data)
+
+    assert set(after.morphology["GalaxyID"]) == set(before.morphology["GalaxyID"]) - {gids[6]}
+    assert set(after.bars["objid"]) == set(before.bars["objid"]) - {objids[6]}
+    kept = after.morphology.set_index("GalaxyID").loc[gids[4], cat.CLASS_COLUMNS]
+    pd.testing.assert_series_equal(kept, before.morphology.set_index("GalaxyID").loc[gids[4], cat.CLASS_COLUMNS])
+    dropped = after.dropped.set_index("reason")
+    label_row = dropped.loc["duplicate_id"]
+    original = cat.read_labels(data.path).query("GalaxyID == @gids[6]").iloc[-1]
+    assert (label_row["table"], label_row["id"], label_row["file"]) == ("morphology", gids[6], cat.LABELS_CSV)
+    # Both values of each column that disagrees, in file order; the 35 that agree are not listed.
+    assert label_row["detail"] == (
+        f"Class1.1 = {original['Class1.1'] - 0.1} | {original['Class1.1']}; "
+        f"Class1.2 = {original['Class1.2'] + 0.1} | {original['Class1.2']}"
+    )
+    hoyle_row = dropped.loc["duplicate_objid"]
+    length = float(cat.read_hoyle(data.path).query("objid == @objids[6]")["length_scaled"].iloc[0])
+    assert (hoyle_row["table"], hoyle_row["id"], hoyle_row["file"]) == ("bars", objids[6], cat.HOYLE_CSV)
+    assert hoyle_row["detail"].endswith(f"length_scaled = {length} | 0.4321")
+    files = after.metrics["files"]
+    assert files[cat.LABELS_CSV] == {"rows": len(gids) + 3, "duplicate_rows": 3, "conflicting_galaxy_ids": 1}
+    assert files[cat.HOYLE_CSV] == {"rows": len(objids) + 2, "duplicate_rows": 2, "conflicting_objids": 1}
+    assert after.metrics["morphology"]["dropped"]["duplicate_id"] == 1
+    assert after.metrics["dropped_ids"]["bars"]["duplicate_objid"] == [objids[6]]
+
+
+def test_a_bar_longer_than_the_crop_the_models_see_is_dropped(data):
+    """Issue #28: length_scaled 3.0 (300 px) was kept although the models see a 160-px crop."""
+    ids = data.objids
+    set_cell(data.path / cat.HOYLE_CSV, "objid", ids[0], "length_scaled", "3.0")  # 300 px: inside 424, not 160
+    set_cell(data.path / cat.HOYLE_CSV, "objid", ids[1], "length_scaled", "1.6")  # 160 px: as long as the crop
+    assert ids[0] in set(run(data).bars["objid"])  # no crop: the whole 424-px image
+    prepared = preparation.prepare_data(data.path, CFG, SEED, progress=False, crop_px=160)
+    assert prepared.metrics["dropped_ids"]["bars"]["implausible_length"] == [ids[0]]
+    assert ids[1] in set(prepared.bars["objid"])
+    row = prepared.dropped.query("reason == 'implausible_length'")
+    assert row["detail"].iloc[0] == "length_scaled = 3 -> length_px424 = 300 > 160 (images.crop_px: the crop the models see)"
+
+
+def test_every_split_must_get_a_galaxy(data):
+    """A validation fraction that rounds to no galaxy stops prepare, not the train stage."""
+    with pytest.raises(cat.DataError, match=r"morphology split: the 'val' split would be empty .* fraction 0.001 -> 0"):
+        run(data, val_fraction=0.001)
+
+
 def test_when_every_label_row_is_dropped_the_error_says_how_many_and_why(data):
     edit_csv(data.path / cat.LABELS_CSV, lambda f: f.assign(**{"Class1.1": "5"}))  # breaks every row
     with pytest.raises(cat.DataError) as err:
@@ -507,8 +569,8 @@ def test_when_every_bar_is_dropped_the_error_says_how_many_and_why(data):
     n = len(ids)
     assert str(err.value) == (
         f"bar-catalogue split: all {n} rows of {cat.HOYLE_CSV} were dropped ({n - 1} missing_image: no JPEG "
-        "at the expected path; 1 implausible_length: length_scaled puts the bar beyond the 424-px image "
-        "(length_px424 > 424)); nothing left to split"
+        "at the expected path; 1 implausible_length: length_scaled puts the bar beyond the image the models see "
+        "(length_px424 > images.crop_px, or > 424 without a crop)); nothing left to split"
     )
 
 
@@ -623,8 +685,9 @@ def test_an_empty_split_is_a_clear_error():
         splits.split_morphology(unique_ids(5), 0.2, 0.05, seed=0)
     with pytest.raises(cat.DataError, match="control split: the 'val' split would be empty"):
         splits.split_bars(unique_ids(3), 0.34, 0.64, 0.16, seed=0)
-    # A fraction of exactly 0 asks for no galaxies in that split.
-    assert set(splits.split_morphology(unique_ids(5), 0.0, 0.2, seed=0)) == {"train", "val"}
+    # Every split is read by a later stage: a fraction of 0 is refused too (the config refuses it first).
+    with pytest.raises(cat.DataError, match="morphology split: the 'test' split would be empty"):
+        splits.split_morphology(unique_ids(5), 0.0, 0.2, seed=0)
 
 
 def test_prepared_splits_are_deterministic_and_follow_the_seed(data):

@@ -124,9 +124,76 @@ def test_the_model_input_is_at_most_the_image_it_is_cut_from():
     assert config_from_dict(with_change("images.size_px", 160)).images.size_px == 160
 
 
-def test_bootstrap_defaults_to_1000_resamples():
-    assert load_config(ROOT / "params.yaml").xai.bootstrap == 1000
-    assert config_from_dict({"models": RAW["models"]}).xai.bootstrap == 1000
+def without(path: str) -> dict:
+    """The committed params with the key at the dotted ``path`` left out."""
+    raw = copy.deepcopy(RAW)
+    *parents, leaf = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    del node[leaf]
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        # Issue #28: a deleted xai.method ran the code's default (smoothgrad), not the documented value.
+        ("xai.method", "xai.method: missing key (explainer: smoothgrad, vanilla"),
+        ("seed", "seed: missing key (seeds the synthetic sky"),
+        ("xai.smoothgrad", "xai.smoothgrad: missing key (a section)"),
+        ("models.vgg_small.seed_offset", "models.vgg_small.seed_offset: missing key (added to train.seed"),
+        ("control.model.epochs", "control.model.epochs: missing key (maximum epochs"),
+        ("limits", "limits: missing key (a section)"),
+        ("models", "models: missing key"),
+    ],
+)
+def test_a_missing_key_is_an_error_not_a_default_of_the_code(path, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(without(path), source="params.yaml")
+    assert str(err.value).startswith(f"params.yaml: {message}")
+    assert "copy it from the committed params.yaml" in str(err.value)
+
+
+def test_the_paper_file_gives_every_key_too():
+    cfg = load_config(ROOT / "configs" / "paper.yaml")
+    assert cfg.xai.bootstrap == 1000 and cfg.limits.max_hours is None
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        # A floor beyond the pixels of a map: Algorithm 1 isolates nothing, yet the setting was scored.
+        ("xai.grid.len_threshold", [10, 1_000_000], "xai.grid.len_threshold[1] = 1000000: expected at most 7144: T_l "
+         "is scaled from the paper's 224-px maps of the whole image to 573265 pixels of our 64 x 64 maps"),
+        ("xai.integrated_gradients.blur_sigma", 65.0, "xai.integrated_gradients.blur_sigma = 65.0: expected at most "
+         "images.size_px = 64 map pixels"),
+        # Each split non-empty: val_fraction 0 passed check_params and prepare and failed when train started.
+        ("prepare.val_fraction", 0, "prepare.val_fraction = 0.0: expected a number above 0: the train stage stops early"),
+        ("prepare.test_fraction", 0.0, "prepare.test_fraction = 0.0: expected a number above 0: the predict stage"),
+        # The range, not only the type, of a key that may be null.
+        ("images.crop_px", 0, "images.crop_px = 0: expected an integer in [16, 424] or null"),
+        ("explainers.model", 3, "explainers.model = 3: expected a string or null"),
+    ],
+)
+def test_cross_key_rules_of_pixels_and_splits(path, value, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(with_change(path, value), source="params.yaml")
+    assert str(err.value) == f"params.yaml: {message}" or message in str(err.value), str(err.value)
+
+
+def test_the_largest_len_threshold_still_leaves_a_map_pixel_to_isolate():
+    from galaxy_xai.config import max_len_threshold
+    from galaxy_xai.units import scale_len_threshold
+
+    for map_px, crop_px in ((64, 160), (64, None), (224, None), (40, 212), (16, 424)):
+        most = max_len_threshold(map_px, crop_px)
+        assert scale_len_threshold(most, map_px, crop_px) < map_px**2 <= scale_len_threshold(most + 1, map_px, crop_px)
+    assert config_from_dict(with_change("xai.grid.len_threshold", [7144])).xai.grid.len_threshold == [7144]
+    # The Fourier estimator alone has no T_l to check.
+    fourier_only = with_change("xai.grid.len_threshold", [1_000_000])
+    fourier_only["xai"]["grid"].update(estimators=["fourier"], prefer_estimator=None)
+    assert config_from_dict(fourier_only).xai.grid.estimators == ["fourier"]
 
 
 def test_a_minimum_input_is_declared_once_for_every_architecture():
@@ -135,7 +202,8 @@ def test_a_minimum_input_is_declared_once_for_every_architecture():
 
     assert tuple(MIN_INPUT_PX) == ARCHITECTURES
     assert {arch: spec.min_input_px for arch, spec in models.SPECS.items()} == MIN_INPUT_PX
-    cfg = config_from_dict(with_change("images.size_px", 71) | {"models": {"big": {"arch": "xception"}}})
+    big = {**RAW["models"]["vgg_small"], "arch": "xception"}
+    cfg = config_from_dict(with_change("images.size_px", 71) | {"models": {"big": big}})
     assert cfg.images.size_px == 71
 
 
@@ -168,10 +236,11 @@ def test_duplicate_keys_are_an_error_naming_the_key_and_lines(tmp_path, text, me
 
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
     params = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text()
     params.write_text(
-        "models:\n"
-        "  a: &base {arch: vgg_small, epochs: 3}\n"
-        "  b:\n    <<: *base\n    epochs: 5\n"
+        text[: text.index("\nmodels:")] + "\nmodels:\n"
+        "  a: &base {arch: vgg_small, epochs: 3, batch_size: 32, learning_rate: 0.001, weights: null, seed_offset: 0}\n"
+        "  b:\n    <<: *base\n    epochs: 5\n" + text[text.index("\ntrain:") :]
     )
     cfg = load_config(params)
     assert (cfg.models["a"].epochs, cfg.models["b"].epochs, cfg.models["b"].arch) == (3, 5, "vgg_small")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,145 @@ def test_single_device_strategy_is_the_chief():
     assert distribute.is_chief(strategy)
     with distribute.worker_paths(strategy, "a/model.keras", "b") as paths:
         assert paths == (Path("a/model.keras"), Path("b"))
+
+
+# --- a worker that never starts: bounded wait, SIGTERM (issue #28) ------------------------------------
+
+
+def test_cluster_peers_are_the_other_tasks():
+    assert distribute.cluster_peers(None) == []
+    assert distribute.cluster_peers(_tf_config(3, {"type": "worker", "index": 1})) == [
+        ("worker 0", "localhost:2222"), ("worker 2", "localhost:2224")]
+    assert distribute.cluster_peers(_tf_config(1, {"type": "chief", "index": 0}, chief=True)) == [
+        ("worker 0", "localhost:2222")]
+
+
+def _sleeper(block_sigterm: bool) -> subprocess.Popen:
+    """A stand-in for a stage stuck in native code: sleeps (blocking SIGTERM, as a held stage does)."""
+    code = "import signal, time\n"
+    if block_sigterm:
+        code += "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+    code += "print('ready', flush=True)\ntime.sleep(60)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def _watch(parent: subprocess.Popen, timeout_s: float, peers: list) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "galaxy_xai" / "watchdog.py"), str(parent.pid), str(timeout_s), "train.distribute",
+         json.dumps(peers)],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_the_watchdog_stops_a_wait_past_its_time_naming_the_worker_that_does_not_answer():
+    port = _free_ports(1)[0]
+    listening = socket.socket()
+    listening.bind(("localhost", 0))
+    listening.listen()
+    peers = [["worker 0", f"localhost:{listening.getsockname()[1]}"], ["worker 2", f"localhost:{port}"]]
+    stuck = _sleeper(block_sigterm=False)
+    try:
+        guard = _watch(stuck, 1.0, peers)
+        assert guard.wait(timeout=30) == 2 and stuck.wait(timeout=10) == -9
+    finally:
+        stuck.kill()
+        listening.close()
+    assert guard.stderr.read().rstrip().endswith(
+        f"distribute | train.distribute = multi_worker: no answer from worker 2 (localhost:{port}) within "
+        "limits.worker_timeout_s = 1 s; start the same stage there with its own TF_CONFIG task, or raise "
+        "limits.worker_timeout_s"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="pending signals are read from /proc (Linux)")
+def test_the_watchdog_stops_the_wait_on_sigterm_and_lets_a_finished_wait_go():
+    stuck = _sleeper(block_sigterm=True)  # as TensorFlow's threads, which inherit the held SIGTERM
+    try:
+        guard = _watch(stuck, 600.0, [["worker 1", "localhost:1"]])
+        time.sleep(0.5)
+        stuck.terminate()
+        assert guard.wait(timeout=30) == 2 and stuck.wait(timeout=10) == -9
+        assert "SIGTERM while waiting for the other workers of TF_CONFIG; stopping" in guard.stderr.read()
+    finally:
+        stuck.kill()
+    running = _sleeper(block_sigterm=False)
+    try:
+        guard = _watch(running, 600.0, [["worker 1", "localhost:1"]])
+        guard.stdin.close()  # the strategy started: the watchdog goes, the stage lives on
+        assert guard.wait(timeout=30) == 0 and running.poll() is None
+    finally:
+        running.kill()
+
+
+def test_sigterm_is_held_only_under_a_cluster():
+    from galaxy_xai import watchdog
+
+    assert not watchdog.hold_sigterm({}) and not watchdog.hold_sigterm({"TF_CONFIG": _tf_config(1)})
+    assert not watchdog.hold_sigterm({"TF_CONFIG": "{not json"})
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    try:
+        assert watchdog.hold_sigterm({"TF_CONFIG": _tf_config(2)})
+        assert signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    finally:
+        watchdog.release_sigterm()
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+
+
+def _lonely_worker(tmp_path: Path, timeout_s: float) -> tuple[subprocess.Popen, int]:
+    """``python -m stages.train`` as worker 0 of a two-worker TF_CONFIG whose worker 1 never starts."""
+    from tests.fixtures import params_file
+
+    params = params_file(tmp_path / "params.yaml", {"train": {"distribute": "multi_worker"},
+                                                    "limits": {"worker_timeout_s": timeout_s}})  # fmt: skip
+    ports = _free_ports(2)
+    cluster = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": 0}}
+    env = {**os.environ, "TF_CONFIG": json.dumps(cluster), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", "--params", str(params), "--model", "vgg_small",
+         "--table", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "m.keras"),
+         "--metrics", str(tmp_path / "m.json"), "--plots", str(tmp_path / "plots")],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return proc, ports[1]
+
+
+@pytest.mark.distributed
+def test_a_worker_that_never_starts_stops_the_stage_naming_it(tmp_path):
+    """Issue #28: train printed nothing and was still waiting after 10 minutes."""
+    proc, port = _lonely_worker(tmp_path, 2.0)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert f"train.distribute = multi_worker: waiting up to 2 s (limits.worker_timeout_s) for worker 1 (localhost:{port})" in err
+    assert f"no answer from worker 1 (localhost:{port}) within limits.worker_timeout_s = 2 s" in err
+    assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.distributed
+def test_sigterm_stops_a_stage_waiting_for_its_workers(tmp_path):
+    """Issue #28: the waiting stage ignored SIGTERM (TensorFlow's handler took it): kill -9 was needed."""
+    proc, _ = _lonely_worker(tmp_path, 600.0)
+    lines = []
+    try:
+        for line in proc.stderr:  # until the stage says it waits
+            lines.append(line)
+            if "waiting up to 600 s" in line:
+                break
+        assert "waiting up to 600 s" in lines[-1], "".join(lines)
+        time.sleep(1.0)
+        began = time.monotonic()
+        proc.terminate()
+        lines += proc.stderr.readlines()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - began < 10 and proc.returncode != 0
+    assert "SIGTERM while waiting for the other workers of TF_CONFIG; stopping" in "".join(lines)
 
 
 # --- the distributed runs (subprocesses) --------------------------------------------------------------
@@ -185,7 +326,8 @@ def _worker(mode: str, out: Path) -> None:
             mirrored_maps=mirrored_maps,
         )
     else:  # a worker of TF_CONFIG's cluster; its strategy first, before TensorFlow runs an op
-        strategy = distribute.select_strategy("multi_worker")
+        # With a time limit, as the stages start it: the watchdog goes once both workers have joined.
+        strategy = distribute.select_strategy("multi_worker", timeout_s=240)
         shared = out.parent / "curve.tsv"  # the stage's output: only the chief's stays
         with distribute.worker_paths(strategy, shared) as (curve_path,):
             curve, weights, counted = _fit("multi_worker", curve_path)

@@ -622,3 +622,103 @@ def test_gridsearch_names_the_missing_heatmap_file(project, capfd):
     # The stage's logging (force=True) replaces caplog's handler: its one line goes to stderr.
     assert re.search(r"heatmaps/morphology/\w+_small\.npz: heatmap file of model '\w+_small' not found", capfd.readouterr().err)
     assert not any((project / name).exists() for name in ("m.json", "t.csv", "t.md"))
+
+
+def _break_heatmaps(path: Path, how: str) -> None:
+    """Make one heatmap file truncated, or give one test galaxy's map a NaN (issue #28)."""
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:50_000])
+        return
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["maps"][-1, 3, 4] = np.nan  # the last test galaxy, draw 1
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("how", ["truncated", "nan"])
+def test_gridsearch_and_measure_name_a_broken_heatmap_file(project, capfd, how):
+    common = cli(project, params="params.yaml", heatmaps="data/heatmaps", bars="data/prepared/bars.csv")
+    gridsearch.main(common + cli(project, metrics="g.json", table="g.csv", table2="g.md"))
+    model = next(iter(yaml.safe_load((project / "params.yaml").read_text())["models"]))
+    path = project / "data/heatmaps" / f"{model}.npz"
+    _break_heatmaps(path, how)
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        measure.main(common + cli(project, gridsearch="g.json", metrics="m.json", table="t.csv"))
+    assert stop.value.code == 2
+    err = capfd.readouterr().err
+    expected = {
+        "truncated": f"{path}: not a zip archive (truncated, or another format); expected a heatmap file (.npz) "
+        "written by the heatmap stage",
+        "nan": f"{path}: 1 maps with NaN or infinite values, first objid 1053 (split 'test', draw 1); expected finite values",
+    }[how]
+    assert expected in err and "Traceback" not in err
+    assert not (project / "m.json").exists()
+
+
+# --- resampling in bounded memory (issue #28: 10^7 permutations or resamples asked for 47.7 GiB) -------
+
+
+@pytest.mark.parametrize("n", [2, 7, 320, 640, 100_003])
+@pytest.mark.parametrize("rows_per_chunk", [1, 3, 64, 999])
+def test_numpy_draws_in_consecutive_chunks_equal_one_draw(n, rows_per_chunk):
+    """What chunked resampling relies on: the Generator gives the same numbers, and leaves the same
+    state, whether rows of indices or of permutations are drawn at once or chunk by chunk."""
+    rows, width = 1000, min(n, 50)
+    one = np.random.default_rng(5)
+    chunked = np.random.default_rng(5)
+    whole = one.integers(0, n, size=(rows, width))
+    parts = [chunked.integers(0, n, size=(s.stop - s.start, width))
+             for s in statistics.row_chunks(rows, width, rows_per_chunk * width)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    values = np.arange(width, dtype=np.float64)
+    whole = one.permuted(np.broadcast_to(values, (rows, width)), axis=1)
+    parts = [chunked.permuted(np.broadcast_to(values, (s.stop - s.start, width)), axis=1)
+             for s in statistics.row_chunks(rows, width, rows_per_chunk * width)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert one.random() == chunked.random()
+
+
+def _resampled_results(rng_seed: int = 3) -> dict:
+    """Every resampling of the study on one small set of galaxies, from one seed."""
+    reference, measured = correlated(60, 0.8, 21)
+    other = measured + np.random.default_rng(22).normal(size=60)
+    factor = np.random.default_rng(23).lognormal(0, 0.3, 60)
+    columns = np.column_stack([measured, other, reference + np.random.default_rng(24).normal(size=60)])
+    rng = np.random.default_rng(rng_seed)
+    from galaxy_xai import ensemble, localisation
+
+    return {
+        "null": statistics.permutation_null(measured, reference, factor, 500, rng),
+        "ci": statistics.bootstrap_ci(measured, reference, "spearman", 400, rng, factor),
+        "paired": statistics.paired_bootstrap_difference(measured, other, reference, "pearson", 400, rng),
+        "stability": evaluation.choice_stability(grid_of(columns), columns, reference, 300, rng),
+        "ensemble": ensemble.ensemble_curve(columns, reference, 300, rng),
+        "means": localisation.mean_intervals({"a": measured, "b": other}, 300, rng),
+    }
+
+
+def test_resampling_in_small_chunks_gives_the_results_of_one_chunk(monkeypatch):
+    whole = _resampled_results()
+    monkeypatch.setattr(statistics, "RESAMPLE_VALUES", 130)  # a few resamples per chunk
+    chunked = _resampled_results()
+    np.testing.assert_array_equal(chunked.pop("null"), whole.pop("null"))
+    assert chunked == whole
+
+
+def test_resampling_memory_stays_flat_however_many_resamples(monkeypatch):
+    """10^7 permutations of 640 galaxies asked for a (10^7, 640) array; now a chunk at a time."""
+    import tracemalloc
+
+    monkeypatch.setattr(statistics, "RESAMPLE_VALUES", 20_000)
+    reference, measured = correlated(400, 1.0, 4)
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    try:
+        null = statistics.permutation_null(measured, reference, 1.0, 20_000, rng)  # 64 MB at once
+        statistics.bootstrap_ci(measured, reference, "pearson", 20_000, rng)  # 64 MB of indices at once
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert null.shape == (20_000,)
+    assert peak < 8e6, f"peak {peak / 1e6:.1f} MB"

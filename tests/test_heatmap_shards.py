@@ -268,6 +268,60 @@ def test_the_merge_stage_names_a_missing_or_stale_shard(project, capsys):
     assert not (root / "partial.npz").exists()
 
 
+SHARD_BREAKAGES = {
+    "truncated": (lambda data: data[: len(data) // 2], "not a zip archive (truncated, or another format)"),
+    "zero bytes": (lambda data: b"", "empty file (0 bytes)"),
+    "random bytes": (lambda data: np.random.default_rng(0).bytes(len(data)), "not a zip archive"),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(SHARD_BREAKAGES))
+def test_the_merge_stage_names_an_unreadable_shard(project, capsys, breakage):
+    """A truncated shard gave BadZipFile, a zero-byte one EOFError, random bytes advice to unpickle."""
+    root, params = project
+    folder = root / f"broken-{breakage.replace(' ', '-')}"
+    run_heatmap(root, params[1], folder / "0.npz", shard=0)
+    change, reason = SHARD_BREAKAGES[breakage]
+    (folder / "0.npz").write_bytes(change((folder / "0.npz").read_bytes()))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_merge(root, params[1], folder, root / "merged.npz")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"merge_heatmaps | {folder / '0.npz'}: {reason}" in err, err
+    assert "expected a heatmap shard (.npz) written by the heatmap_shard stage" in err
+    assert "allow_pickle" not in err and "Traceback" not in err
+    assert not (root / "merged.npz").exists()
+
+
+def test_the_merge_stage_names_the_galaxy_of_a_nan_map(project, capsys):
+    root, params = project
+    folder = root / "nan"
+    run_heatmap(root, params[1], folder / "0.npz", shard=0)
+    arrays = load(folder / "0.npz")
+    arrays["maps"][2, 5, 5] = np.inf
+    np.savez(folder / "0.npz", **arrays)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run_merge(root, params[1], folder, root / "merged.npz")
+    objid = int(arrays["objid"][2])
+    assert (f"{folder / '0.npz'}: 1 maps with NaN or infinite values, first objid {objid} (split "
+            in capsys.readouterr().err)
+
+
+def test_the_shard_stage_names_a_truncated_model_file(project, tmp_path, capsys):
+    root, params = project
+    model_file = tmp_path / "tiny.keras"
+    model_file.write_bytes((root / "tiny.keras").read_bytes()[:5000])
+    argv = ["--model", "tiny", "--model-file", str(model_file), "--bars", str(root / "prepared" / "bars.csv"),
+            "--out", str(tmp_path / "out.npz"), "--params", str(params[1])]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        heatmap_stage.main(argv)
+    assert exit_info.value.code == 2
+    assert f"{model_file}: not a zip archive (truncated, or another format)" in capsys.readouterr().err
+    assert not (tmp_path / "out.npz").exists()
+
+
 def test_the_shard_stage_rejects_a_shard_outside_the_params(project, capsys):
     root, params = project
     with pytest.raises(SystemExit) as exit_info:

@@ -207,3 +207,111 @@ def test_shared_object_ids_are_renumbered_consistently():
     assert io._number_shared_objects(config) == (
         b'{"a": {"shared_object_id": 1}, "b": {"shared_object_id": 2}, "c": {"shared_object_id": 1}}'
     )
+
+
+# --- readers: every decode failure names the file and what was expected (issue #28) -------------------
+
+UNSAFE_WORDS = ("allow_pickle", "safe_mode", "pickle")
+
+
+def _damaged(data: bytes) -> bytes:
+    """The bytes with a run in the middle overwritten: a disk or copy error inside an intact-looking zip."""
+    middle = len(data) // 2
+    return data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]) + data[middle + 64 :]
+
+
+BREAKAGES = {
+    "truncated": lambda data: data[: len(data) // 2],  # head -c of a longer file
+    "empty": lambda data: b"",
+    "random bytes": lambda data: np.random.default_rng(0).bytes(4096),
+    "damaged inside": _damaged,
+}
+
+
+def assert_names_the_file(err: pytest.ExceptionInfo, path: Path, expected: str) -> None:
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and expected in message, message
+    assert not any(word in message for word in UNSAFE_WORDS), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_broken_npz_is_an_error_naming_the_file(tmp_path, breakage):
+    good = tmp_path / "good.npz"
+    io.write_npz(good, maps=np.zeros((40, 64, 64), dtype=np.float16), objid=np.arange(40))
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(BREAKAGES[breakage](good.read_bytes()))
+    with pytest.raises(ValueError) as err:
+        io.read_npz(bad, "a heatmap shard")
+    assert_names_the_file(err, bad, "expected a heatmap shard")
+    assert set(io.read_npz(good, "a heatmap shard", arrays={"maps", "objid"})) == {"maps", "objid"}
+
+
+def test_an_npz_of_python_objects_is_refused_without_a_hint_to_unpickle(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, maps=np.array([{"a": 1}], dtype=object))  # np.save pickles object arrays
+    with pytest.raises(ValueError) as err:
+        io.read_npz(path, "maps")
+    assert_names_the_file(err, path, "Python objects")
+    with pytest.raises(ValueError, match=r"arrays \['maps'\], expected \['grey', 'maps'\]"):
+        io.read_npz(_saved(tmp_path / "plain.npz", maps=np.zeros(2)), "maps", arrays={"maps", "grey"})
+
+
+def _saved(path: Path, **arrays) -> Path:
+    io.write_npz(path, **arrays)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_bytes(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("model") / "m.keras"
+    io.save_model(models.build_model("vgg_small", 16, seed=0), path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_broken_keras_file_is_an_error_naming_the_file(tmp_path, model_bytes, breakage):
+    """A truncated .keras used to give Keras' 'File not found' for a file that exists."""
+    bad = tmp_path / "vgg_small.keras"
+    bad.write_bytes(BREAKAGES[breakage](model_bytes))
+    with pytest.raises(ValueError) as err:
+        io.load_model(bad, compile=False)
+    assert_names_the_file(err, bad, "expected a Keras model written by the train stage (.keras)")
+    with pytest.raises(ValueError, match="not found; expected a Keras model"):
+        io.load_model(tmp_path / "absent.keras")
+    good = tmp_path / "good.keras"
+    good.write_bytes(model_bytes)
+    assert io.load_model(good, compile=False).count_params() > 0
+
+
+def test_a_keras_file_with_code_is_refused_without_a_hint_to_run_it(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(ValueError) as err:
+        io.load_model(path)
+    assert_names_the_file(err, path, "Python objects or code")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "not a readable CSV"), (b"a,b\n1,2,3,4\n5\n\"", "not a readable CSV"), (b"\xff\xfe\x00bad", "not a readable CSV")],
+)
+def test_a_broken_csv_is_an_error_naming_the_file(tmp_path, content, reason):
+    path = tmp_path / "bars.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        io.read_csv(path, "the bar catalogue")
+    assert_names_the_file(err, path, reason)
+    assert "expected the bar catalogue" in str(err.value)
+
+
+def test_a_broken_json_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "gridsearch.json"
+    path.write_text('{"chosen": ')
+    with pytest.raises(ValueError) as err:
+        io.read_json(path, "the gridsearch stage's JSON")
+    assert_names_the_file(err, path, "not valid JSON")
+    with pytest.raises(ValueError, match="absent.json: not found; expected x"):
+        io.read_json(tmp_path / "absent.json", "x")

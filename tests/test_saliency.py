@@ -429,7 +429,7 @@ def stage_inputs(tmp_path):
     bars.to_csv(tmp_path / "bars.csv", index=False)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["images"]["size_px"] = 24
-    params["xai"]["smoothgrad"] = {"samples": 4, "noise": 0.2, "batch_size": 8}
+    params["xai"]["smoothgrad"].update({"samples": 4, "noise": 0.2, "batch_size": 8})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     config_from_dict(params)  # the modified params are valid
     return tmp_path, objids
@@ -496,7 +496,7 @@ def test_stage_reports_a_missing_model_file_and_needs_every_path(stage_inputs, c
     with pytest.raises(SystemExit) as exit_info:
         run_stage(tmp_path)
     assert exit_info.value.code == 2
-    assert "tiny.keras: model file not found (run the train stage first)" in capsys.readouterr().err
+    assert "tiny.keras: not found; expected a Keras model written by the train stage" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # dvc.yaml passes every path; none has a default
         heatmap_stage.main(["--model", "tiny", "--model-file", "m.keras", "--out", "m.npz"])
     assert exit_info.value.code == 2 and "--bars" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from galaxy_xai.heatmaps import draw_seed
 from galaxy_xai.images import load_images
 from galaxy_xai.models import build_model
 from galaxy_xai.stability import lengths_table, noise_lengths, pick_rows, rotation_lengths
+from tests.e2e import complete, model_entry
 from tests.fixtures import write_jpeg
 
 
@@ -23,11 +24,15 @@ def _jpegs(folder, n: int) -> list[str]:
 def test_rotation_lengths_shape_units_and_reproducibility(tmp_path):
     paths = _jpegs(tmp_path, 3)
     cfg = config_from_dict(
-        {
-            "models": {"m": {"arch": "vgg_small"}},
+        complete({
+            "models": {"m": model_entry("vgg_small")},
             "images": {"crop_px": 212, "size_px": 32},
-            "xai": {"smoothgrad": {"samples": 2, "batch_size": 8}, "rotation": {"angles_deg": [0, 90, 0]}},
-        }
+            "xai": {
+                "method": "smoothgrad",  # stochastic: the noise control's draws differ
+                "smoothgrad": {"samples": 2, "batch_size": 8},
+                "rotation": {"angles_deg": [0, 90, 0]},
+            },
+        })
     )
     model = build_model("vgg_small", 32, seed=1)
     choice = barlength.Choice("m", x_input=True, corr_threshold=0.6, len_threshold=20)
@@ -69,11 +74,11 @@ def test_pick_rows_is_a_sorted_seeded_pick():
 def test_noise_control_of_a_deterministic_explainer_is_explained_once(tmp_path, monkeypatch):
     paths = _jpegs(tmp_path, 2)
     cfg = config_from_dict(
-        {
-            "models": {"m": {"arch": "vgg_small"}},
+        complete({
+            "models": {"m": model_entry("vgg_small")},
             "images": {"crop_px": 212, "size_px": 32},
             "xai": {"method": "integrated_gradients", "integrated_gradients": {"steps": 2, "symmetries": 1}},
-        }
+        })
     )
     model = build_model("vgg_small", 32, seed=1)
     choice = barlength.Choice("m", x_input=False, corr_threshold=0.6, len_threshold=20)

@@ -15,6 +15,7 @@ from galaxy_xai import catalogue, units
 from galaxy_xai.synthetic import population, render, volunteers
 from galaxy_xai.synthetic.sky import write_sky
 from stages import synthesize
+from tests.fixtures import params_file
 
 SIZES = dict(n_labelled=8, n_unlabelled=2, n_bars=5, n_coadd_repeats=2)
 
@@ -24,10 +25,7 @@ def sky(tmp_path_factory):
     """A tiny sky written by the stage (1 worker) and the same sky from write_sky (2 workers)."""
     root = tmp_path_factory.mktemp("sky")
     params = root / "params.yaml"
-    params.write_text(
-        "seed: 11\nsynthetic: {n_labelled: 8, n_unlabelled: 2, n_bars: 5, n_coadd_repeats: 2, workers: 1}\n"
-        "models: {vgg_small: {arch: vgg_small}}\n"
-    )
+    params_file(params, {"seed": 11, "synthetic": {"n_labelled": 8, "n_unlabelled": 2, "n_bars": 5, "n_coadd_repeats": 2, "workers": 1}})
     synthesize.main(["--out", str(root / "one"), "--params", str(params)])
     write_sky(root / "two", seed=11, workers=2, **SIZES)
     return root

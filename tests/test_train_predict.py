@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
 from stages import control as control_stage
 from stages import predict as predict_stage
 from stages import train as train_stage
+from tests.e2e import model_entry
 from tests.fixtures import params_file, tree_labels, truncate, write_jpeg
 
 SMALL = ("vgg_small", "resnet_small")  # two models make an ensemble; xception_small trains below
@@ -66,7 +68,7 @@ def project(tmp_path_factory):
             "data": {"path": str(data)},
             "images": {"crop_px": 212, "size_px": SIZE_PX},
             "models": {
-                name: {"arch": name, "epochs": 2, "batch_size": 8, "learning_rate": 0.002, "weights": None}
+                name: model_entry(name, epochs=2, batch_size=8, learning_rate=0.002, weights=None)
                 for name in SMALL
             },
         },
@@ -194,6 +196,21 @@ def test_predict_writes_nothing_when_a_prediction_fails(trained, tmp_path, monke
     assert not (tmp_path / "predictions").exists() and not (tmp_path / "metrics").exists()
 
 
+def test_predict_names_a_truncated_model_file(trained, tmp_path, capsys):
+    """`head -c 50000 vgg_small.keras > models/vgg_small.keras` gave Keras' 'File not found' for a file that exists."""
+    models = tmp_path / "models"
+    shutil.copytree(trained["root"] / "models", models)
+    (models / "vgg_small.keras").write_bytes((trained["root"] / "models" / "vgg_small.keras").read_bytes()[:50_000])
+    args = _predict_args(trained, tmp_path / "metrics", tmp_path / "predictions")
+    args[args.index("--models") + 1] = str(models)
+    with pytest.raises(SystemExit) as exit_:
+        predict_stage.main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{models / 'vgg_small.keras'}: not a zip archive (truncated, or another format); expected a Keras model" in err
+    assert "File not found" not in err and not (tmp_path / "metrics").exists()
+
+
 def test_bar_auc_known_answer():
     truth = pd.DataFrame(
         {
@@ -235,7 +252,7 @@ def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--model nope: not a key of models" in err and "vgg_small, resnet_small" in err
     params = params_file(
-        tmp_path / "params.yaml", {"images": {"size_px": 64}, "models": {"big": {"arch": "xception"}}}
+        tmp_path / "params.yaml", {"images": {"size_px": 64}, "models": {"big": model_entry("xception")}}
     )
     args = ["--params", str(params), "--model", "big", "--table", str(tmp_path / "missing.csv")]
     with pytest.raises(SystemExit) as exit_:
