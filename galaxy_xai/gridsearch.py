@@ -177,10 +177,9 @@ def twin_differences(
     (the difference) and its 95% interval ``minus_twin_low`` / ``minus_twin_high``.
     """
     catalogue = np.asarray(catalogue, dtype=np.float64)
-    indices = statistics.bootstrap_indices(catalogue.size, n_boot, rng)
-    model_draws = statistics.resampled_correlations(lengths_px424, catalogue, indices)
-    twin_draws = statistics.resampled_correlations(twin_lengths_px424, catalogue, indices)
-    low, high = statistics.percentile_intervals(model_draws - twin_draws)
+    settings = np.shape(lengths_px424)[1]
+    draws = statistics.bootstrap_correlations(np.hstack([lengths_px424, twin_lengths_px424]), catalogue, n_boot, rng)
+    low, high = statistics.percentile_intervals(draws[:, :settings] - draws[:, settings:])
     twin = statistics.pearson_columns(twin_lengths_px424, catalogue)
     return pd.DataFrame(
         {

@@ -460,9 +460,12 @@ def accuracy_scores(measured, reference, n_boot: int, rng: np.random.Generator, 
     m, r = _vectors(measured, reference, "accuracy_scores: measured, reference")
     if np.any(r <= 0):
         raise ValueError("accuracy_scores: expected reference lengths > 0")
-    idx = bootstrap_indices(m.size, n_boot, rng)
+    scores = list(ACCURACY_SCORES.values())
+    draws = bootstrap_apply(
+        m.size, n_boot, rng, lambda idx: np.stack([score(m[idx], r[idx], 1) for score in scores], axis=1), len(scores)
+    )
     out: dict = {}
-    for name, score in ACCURACY_SCORES.items():
+    for column, (name, score) in enumerate(ACCURACY_SCORES.items()):
         out[f"{name}{suffix}"] = float(score(m, r, None))
-        out[f"{name}{suffix}_ci95"] = list(percentile_interval(score(m[idx], r[idx], 1)))
+        out[f"{name}{suffix}_ci95"] = list(percentile_interval(draws[:, column]))
     return out

@@ -20,14 +20,16 @@ Params: those of ``train@<model>`` (``images``, ``train``, ``models.<model>``).
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from galaxy_xai.watchdog import hold_sigterm
 
-import keras
+hold_sigterm()  # before TensorFlow starts its threads: a multi-worker start-up stays stoppable by SIGTERM
 
-from galaxy_xai import distribute, io, prepared, sanity, training
-from galaxy_xai.galaxyzoo import CLASS_COLUMNS
-from stages._common import exit_on_bad_input, morphology_model_config, start
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from galaxy_xai import distribute, io, prepared, sanity, training  # noqa: E402
+from galaxy_xai.galaxyzoo import CLASS_COLUMNS  # noqa: E402
+from stages._common import exit_on_bad_input, morphology_model_config, start  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,12 +46,10 @@ def main(argv: list[str] | None = None) -> None:
 
     with exit_on_bad_input(log):
         # First: a multi-worker strategy must exist before TensorFlow runs any op.
-        strategy = distribute.select_strategy(cfg.train.distribute)
+        strategy = distribute.select_strategy(cfg.train.distribute, timeout_s=cfg.limits.worker_timeout_s)
         model_cfg = morphology_model_config(cfg, args.model, args.params)
-        if not args.trained.is_file():
-            raise ValueError(f"{args.trained}: model file not found (run train@{args.model} first)")
         table = prepared.read_table(args.table, ["image_path", "split", *CLASS_COLUMNS])
-        trained = keras.models.load_model(args.trained, compile=False)
+        trained = io.load_model(args.trained, compile=False)
     seed = training.model_seed(cfg.train, model_cfg)
 
     random_twin = sanity.randomised_copy(trained, None, seed)
