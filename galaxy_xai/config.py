@@ -220,6 +220,7 @@ class OcclusionConfig:
 class XaiConfig:
     method: str = _f("smoothgrad", f"explainer: {', '.join(METHODS)}", choices=METHODS)
     target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)", choices=tuple(CLASS_COLUMNS))
+    contrast: str | None = _f(None, "an answer whose pre-activation score is subtracted from the target's (Class3.2: explain 'bar' rather than 'no bar'); null: the target alone (paper)", choices=(None, *CLASS_COLUMNS))
     attribution: str = _f("input_x_gradient", "how gradients become a map: abs_gradient (paper: channel max of abs) or input_x_gradient (positive part of input x gradient)", choices=ATTRIBUTIONS)
     linearity: str = _f("elongation", "Algorithm 1 stopping rule: abs_pearson (paper) or elongation (rotation-invariant)", choices=LINEARITIES)
     permutations: int = _f(1000, "shuffles for the rho null baseline", 1, 10_000_000)

@@ -4,8 +4,10 @@ batch-size invariance, shapes and ranges. Tiny models only (16 px): the file run
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,14 +15,19 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from galaxy_xai.config import XaiConfig
-from galaxy_xai.explainers.core import finish_maps, score_model
+from galaxy_xai import explainers
+from galaxy_xai.config import XaiConfig, load_config
+from galaxy_xai.explainers.core import contrastive, finish_maps, score_model
+from galaxy_xai.explainers.gradcam import GradCam
 from galaxy_xai.explainers.gradcampp import GradCamPlusPlus
+from galaxy_xai.explainers.gradients import Vanilla
 from galaxy_xai.explainers.integrated import IntegratedGradients, baselines, integrated_gradients
 from galaxy_xai.explainers.noisetunnel import SmoothGradSquared, VarGrad
 from galaxy_xai.explainers.occlusion import Occlusion, patch_masks
 from galaxy_xai.explainers.scorecam import ScoreCam, interpolation_matrix
 from tests.test_saliency import BAR, PX, galaxies, linear_model, tiny_cnn
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +335,34 @@ def test_every_new_explainer_builds_from_the_config():
     assert built[0].samples == xai.smoothgrad.samples and built[1].symmetries == xai.smoothgrad.symmetries
     assert built[2] == IntegratedGradients(BAR, steps=8, baseline="axisymmetric", blur_sigma=4.0, symmetries=4)
     assert built[3] == Occlusion(BAR, patch=8, stride=4)
+
+
+# --- the contrastive target (xai.contrast) ----------------------------------------------------------
+
+
+def test_a_contrastive_model_scores_each_answer_minus_the_contrast():
+    model = tiny_cnn()
+    images = np.random.default_rng(0).uniform(0, 1, (4, *model.input_shape[1:])).astype(np.float32)
+    contrasted = contrastive(model, 1)
+    plain = score_model(model)(images).numpy()
+    np.testing.assert_allclose(score_model(contrasted)(images).numpy(), plain - plain[:, 1:2], atol=1e-6)
+    assert contrastive(model, 1) is contrasted and contrastive(model, None) is model  # cached: one trace per model
+    with pytest.raises(ValueError, match="contrast = 99: expected an output index"):
+        contrastive(model, 99)
+
+
+@pytest.mark.parametrize("explainer", [IntegratedGradients(0, steps=4, baseline="black"), GradCam(0), Vanilla(0)], ids=lambda e: e.name)
+def test_every_explainer_explains_the_contrast_when_asked(explainer):
+    model = tiny_cnn()
+    images = np.random.default_rng(1).uniform(0, 1, (3, *model.input_shape[1:])).astype(np.float32)
+    with_contrast = dataclasses.replace(explainer, contrast=1)
+    np.testing.assert_array_equal(with_contrast(model, images), explainer(contrastive(model, 1), images))
+    assert not np.array_equal(with_contrast(model, images), explainer(model, images))
+
+
+def test_the_contrast_applies_to_the_target_only():
+    xai = load_config(ROOT / "params.yaml").xai
+    xai = dataclasses.replace(xai, method="vanilla", contrast="Class3.2")
+    assert explainers.from_config(xai).contrast == explainers.class_index("Class3.2")
+    assert explainers.from_config(xai, target="Class5.3").contrast is None  # figure 1's other answers: alone
+    assert explainers.from_config(dataclasses.replace(xai, contrast=None)).contrast is None

@@ -55,12 +55,18 @@ generator. Each noise sample is keyed by ``(seed, key of the galaxy, sample inde
 galaxy's map depends only on the seed and its key (by default its position), never on
 ``batch_size`` or on which other galaxies share a batch.
 
+With ``xai.contrast`` (e.g. Class3.2, "no bar") every explainer explains the target's score minus
+the contrast's (:func:`~galaxy_xai.explainers.core.contrastive`): what makes the model say "bar"
+rather than "no bar".
+
 A new explainer is a module with an :class:`~galaxy_xai.explainers.core.Explainer` subclass (its
-``name``, ``from_config`` and ``__call__``) and one entry in :data:`EXPLAINERS` (and its name in
+``name``, ``from_config`` and ``explain``) and one entry in :data:`EXPLAINERS` (and its name in
 :data:`galaxy_xai.config.METHODS`); the shared pieces are in :mod:`galaxy_xai.explainers.core`.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from galaxy_xai.config import METHODS, XaiConfig
 from galaxy_xai.explainers.core import Explainer, class_index
@@ -87,8 +93,11 @@ EXPLAINERS: dict[str, type[Explainer]] = {
 
 
 def from_config(xai: XaiConfig, target: str | None = None) -> Explainer:
-    """The explainer of ``xai.method`` with the settings of ``xai``, explaining ``xai.target`` (or
-    ``target``, a Galaxy Zoo answer such as ``"Class5.3"``)."""
+    """The explainer of ``xai.method`` with the settings of ``xai``, explaining ``xai.target`` against
+    ``xai.contrast`` (if set), or ``target`` alone (another Galaxy Zoo answer such as ``"Class5.3"``)."""
     if xai.method not in EXPLAINERS:
         raise ValueError(f"method = {xai.method!r}: expected one of {', '.join(METHODS)}")
-    return EXPLAINERS[xai.method].from_config(xai, class_index(target or xai.target))
+    explainer = EXPLAINERS[xai.method].from_config(xai, class_index(target or xai.target))
+    if xai.contrast is None or (target or xai.target) != xai.target:
+        return explainer  # the contrast is the target's: another answer (figure 1's) is explained alone
+    return dataclasses.replace(explainer, contrast=class_index(xai.contrast))

@@ -57,13 +57,15 @@ class Explainer:
     Subclasses set :attr:`name` (their ``xai.method`` value), implement ``__call__`` and
     :meth:`from_config`, and are listed in :data:`galaxy_xai.explainers.EXPLAINERS`. ``batch_size``:
     the most images (or noisy copies) that go through the model at once; it bounds peak memory and
-    never changes a map.
+    never changes a map. ``contrast``: an output index whose pre-activation score is subtracted from
+    the explained one (``xai.contrast``; None: the output alone).
     """
 
     name: ClassVar[str]
     index: int
     _: dataclasses.KW_ONLY
     batch_size: int = DEFAULT_BATCH_SIZE
+    contrast: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -95,12 +97,49 @@ class Explainer:
         """Maps float32 (n, H, W) in [0, 1] of ``images`` float (n, H, W, C) model inputs.
 
         ``seed`` and ``keys`` (one non-negative integer per image naming its noise stream) only
-        matter to stochastic explainers; ``progress`` shows a progress bar.
+        matter to stochastic explainers; ``progress`` shows a progress bar. With a ``contrast``
+        answer the explained score is the target's minus the contrast's (:func:`contrastive`).
         """
+        return self.explain(contrastive(model, self.contrast), images, seed=seed, keys=keys, progress=progress)
+
+    def explain(
+        self,
+        model: keras.Model,
+        images: np.ndarray,
+        seed: int = 0,
+        keys: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """The maps of :meth:`__call__` for ``model`` as given (subclasses implement it)."""
         raise NotImplementedError
 
 
 # --- the model's score ----------------------------------------------------------------------------
+
+CONTRAST_LAYER = "contrast_logits"
+"""The last layer of a :func:`contrastive` model: its outputs already are the scores to explain."""
+
+
+@functools.lru_cache(maxsize=16)
+def contrastive(model: keras.Model, contrast: int | None) -> keras.Model:
+    """``model`` whose pre-activation scores are each minus output ``contrast``'s, or ``model`` itself
+    for None.
+
+    Column i of the new scores is logit_i - logit_contrast: with the bar answer (Class3.1) and the
+    no-bar answer (Class3.2) the map shows what makes the model say "bar" rather than "disk without
+    a bar", removing what the two answers share (both grow with the probability of a face-on disk,
+    their sum being Class2.2 in the decision tree). The model's layers are shared, not copied, so
+    Grad-CAM finds its feature maps; cached per model object, so compiled explainers are traced once.
+    """
+    if contrast is None:
+        return model
+    logits = score_model(model).outputs[0]
+    n_outputs = logits.shape[-1]
+    if not 0 <= contrast < n_outputs:
+        raise ValueError(f"contrast = {contrast}: expected an output index in [0, {n_outputs - 1}]")
+    difference = keras.layers.Lambda(lambda z: z - z[:, contrast : contrast + 1], name=CONTRAST_LAYER)(logits)
+    return keras.Model(model.inputs, difference, name=f"{model.name}_contrast{contrast}")
+
 
 
 def score_model(model: keras.Model) -> keras.Model:
@@ -111,6 +150,8 @@ def score_model(model: keras.Model) -> keras.Model:
     activation replaced by the identity, as tf-keras-vis's ``ReplaceToLinear`` does; a last layer
     without an ``activation`` attribute is an error.
     """
+    if model.layers[-1].name == CONTRAST_LAYER:
+        return model  # already the scores (:func:`contrastive`)
     names = {layer.name for layer in model.layers}
     if SCORE_LAYER in names:
         return keras.Model(model.inputs, model.get_layer(SCORE_LAYER).output, name=f"{model.name}_logits")

@@ -85,7 +85,7 @@ class ConvCam(Explainer):
         with progress_bar(len(images), self.name, progress) as bar:
             return map_chunks(chunk_cams, [images], size, [tf.constant(self.index, tf.int32)], bar=bar)
 
-    def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
+    def explain(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
         cams = self.cams(model, images, progress=progress)
         return finish_maps(upsample_cams(cams, *np.shape(images)[1:3]), self.name)
 

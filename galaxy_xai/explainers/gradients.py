@@ -56,7 +56,7 @@ class Vanilla(Explainer):
     def from_config(cls, xai: XaiConfig, index: int) -> Vanilla:
         return cls(index, batch_size=xai.smoothgrad.batch_size, attribution=xai.attribution)
 
-    def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
+    def explain(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
         index, attribution = self.index, self.attribution
         images = check_inputs(model, images, index)
         scores = score_model(model)
@@ -264,7 +264,7 @@ class SmoothGrad(Explainer):
     def stochastic(self) -> bool:
         return self.samples > 0
 
-    def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
+    def explain(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
         if self.samples == 0:
             vanilla = Vanilla(self.index, batch_size=self.batch_size, attribution=self.attribution)
             return vanilla(model, images, progress=progress)

@@ -198,6 +198,6 @@ class IntegratedGradients(Explainer):
             model, images, base, self.index, self.steps, self.batch_size, progress, self.symmetries
         )
 
-    def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
+    def explain(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
         ig = self.attributions(model, images, progress=progress)
         return finish_maps(np.maximum(ig.sum(axis=-1), 0.0), f"{self.name} ({self.baseline} baseline)")

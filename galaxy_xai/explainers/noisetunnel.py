@@ -87,7 +87,7 @@ class SmoothGradSquared(Explainer):
             progress=progress,
         )
 
-    def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
+    def explain(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
         maps = self.raw(model, images, seed=seed, keys=keys, progress=progress)
         return finish_maps(maps, f"{self.name} N={self.samples}")
 

@@ -163,6 +163,6 @@ class Occlusion(Explainer):
 
         return out / np.outer(covering(height, np.unique(tops)), covering(width, np.unique(lefts)))
 
-    def __call__(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
+    def explain(self, model, images, seed=0, keys=None, progress=False) -> np.ndarray:
         drops = self.drops(model, images, progress=progress)
         return finish_maps(np.maximum(drops, 0.0), f"{self.name} patch {self.patch} px")
