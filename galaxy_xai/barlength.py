@@ -6,8 +6,9 @@ it and beside it. A measurement *setting* (:class:`Choice`) names:
 * the map source (``map_source``): a model's map, :data:`MEAN_MAP` (the mean of the models' maps),
   :data:`MEAN_LENGTH` (the mean of the lengths measured on each model's map), or the image-only
   controls :data:`IMAGE_SOURCES`: :data:`IMAGE`, the grey input with its sky subtracted
-  (:func:`image_maps`), and :data:`IMAGE_RESIDUAL`, the input minus its axisymmetric part
-  (:func:`residual_maps`), what the default explainer's baseline leaves to attribute;
+  (:func:`image_maps`), :data:`IMAGE_RESIDUAL`, the input minus its axisymmetric part
+  (:func:`residual_maps`), and :data:`IMAGE_HIGHPASS`, the input minus its blur (:func:`highpass_maps`):
+  what Integrated Gradients' axisymmetric and blurred baselines leave to attribute;
 * X_input: the map multiplied by the grey input first (:func:`maps_to_measure`);
 * the estimator (:data:`ESTIMATORS`): ``algorithm1`` with its T_c and T_l, or ``fourier``, the radius
   where the map's m = 2 Fourier amplitude falls below a fraction of its peak
@@ -38,6 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from tqdm import tqdm
 
 from galaxy_xai import profiles, units
@@ -62,8 +64,16 @@ light that is not axisymmetric (bar, arms, neighbours), with no saliency. Integr
 the axisymmetric baseline attributes exactly this light, so this is the control that says whether
 the model adds anything to it."""
 
-IMAGE_SOURCES = (IMAGE, IMAGE_RESIDUAL)
+IMAGE_HIGHPASS = "image_highpass"
+"""Source of the image-only control: the positive part of the grey input minus its Gaussian blur
+(sigma ``highpass_sigma_px`` map pixels, Integrated Gradients' ``blur_sigma``), the fine structure a
+blurred baseline leaves to attribute: the map a model whose gradient is +1 everywhere would give."""
+
+IMAGE_SOURCES = (IMAGE, IMAGE_RESIDUAL, IMAGE_HIGHPASS)
 """The image-only sources: measured like the saliency maps, with no model."""
+
+DEFAULT_HIGHPASS_SIGMA_PX = 4.0
+"""The blur of :data:`IMAGE_HIGHPASS` in map pixels unless told (``xai.integrated_gradients.blur_sigma``'s default)."""
 
 ALGORITHM1, FOURIER = ESTIMATORS
 NO_MASK, R90_MASK = MASKS
@@ -103,6 +113,16 @@ def residual_maps(grey: np.ndarray) -> np.ndarray:
     constant, cancels)."""
     grey = np.asarray(grey, dtype=np.float32)
     return np.maximum(grey - ring_means(grey), np.float32(0.0))
+
+
+def highpass_maps(grey: np.ndarray, sigma_px: float) -> np.ndarray:
+    """The :data:`IMAGE_HIGHPASS` source: max(0, grey - its Gaussian blur of ``sigma_px`` map pixels)
+    of grey-scale inputs (n, H, W), float32 (n, H, W): the bar's ridge, arms, stars; the smooth disk
+    and bulge (and the sky) cancel. The blur is Integrated Gradients' ``blur`` baseline's, so this
+    is what that baseline leaves for a map to attribute."""
+    grey = np.asarray(grey, dtype=np.float32)
+    blurred = ndimage.gaussian_filter(grey, sigma=(0, sigma_px, sigma_px), mode="reflect")
+    return np.maximum(grey - blurred, np.float32(0.0))
 
 
 def fourier_map_lengths(maps: np.ndarray, fractions: Sequence[float], floor: float = 0.0) -> np.ndarray:
@@ -313,6 +333,7 @@ def _group_lengths(
     linearity: str,
     chunk_size: int,
     progress: bool,
+    highpass_sigma_px: float = DEFAULT_HIGHPASS_SIGMA_PX,
 ) -> dict[_Group, np.ndarray]:
     """Lengths in map pixels of every group, {group: (n, *group.shape)}.
 
@@ -338,7 +359,9 @@ def _group_lengths(
     for start in tqdm(range(0, n, chunk_size), desc="measuring", unit="chunk", disable=not progress):
         rows = slice(start, start + chunk_size)
         chunk = {name: np.asarray(model_maps[name][rows], dtype=np.float32) for name in loaded}
-        lengths = _chunk_lengths(chunk, np.asarray(grey[rows], dtype=np.float32), models, groups, radius_px, linearity)
+        lengths = _chunk_lengths(
+            chunk, np.asarray(grey[rows], dtype=np.float32), models, groups, radius_px, linearity, highpass_sigma_px
+        )
         for group in groups:
             out[group][rows] = lengths[group]
     return out
@@ -351,12 +374,14 @@ def _chunk_lengths(
     groups: Sequence[_Group],
     radius_px: Mapping[str, float | None],
     linearity: str,
+    highpass_sigma_px: float = DEFAULT_HIGHPASS_SIGMA_PX,
 ) -> dict[_Group, np.ndarray]:
     """:func:`_group_lengths` of one chunk of galaxies: ``chunk`` {model: (c, H, W)}, ``grey`` (c, H, W)."""
     measured: dict[tuple, np.ndarray] = {}
     estimated: dict[_Group, np.ndarray] = {}
     derived = {MEAN_MAP: lambda: np.mean([chunk[m] for m in models], axis=0), IMAGE: lambda: image_maps(grey),
-               IMAGE_RESIDUAL: lambda: residual_maps(grey)}  # fmt: skip
+               IMAGE_RESIDUAL: lambda: residual_maps(grey),
+               IMAGE_HIGHPASS: lambda: highpass_maps(grey, highpass_sigma_px)}  # fmt: skip
     raws: dict[str, np.ndarray] = {}
 
     def raw(source: str) -> np.ndarray:
@@ -392,6 +417,7 @@ def setting_lengths(
     linearity: str = "abs_pearson",
     chunk_size: int = 64,
     progress: bool = False,
+    highpass_sigma_px: float = DEFAULT_HIGHPASS_SIGMA_PX,
 ) -> np.ndarray:
     """Lengths in map pixels of the galaxies for each setting: (n, S), column s for ``settings[s]``.
 
@@ -400,7 +426,8 @@ def setting_lengths(
     which sets T_l and R90 in map pixels. :data:`MEAN_LENGTH` averages the lengths of all models
     (for each setting), :data:`MEAN_MAP` measures the mean of all models' maps, :data:`IMAGE` the
     sky-subtracted input (:func:`image_maps`), :data:`IMAGE_RESIDUAL` its non-axisymmetric part
-    (:func:`residual_maps`). Settings sharing a measured map are measured together.
+    (:func:`residual_maps`), :data:`IMAGE_HIGHPASS` its structure finer than ``highpass_sigma_px``
+    (:func:`highpass_maps`). Settings sharing a measured map are measured together.
     """
     map_px = int(np.shape(grey)[-1])
     members: dict[tuple, list[int]] = {}
@@ -418,8 +445,9 @@ def setting_lengths(
                 *key, fractions=tuple(sorted({c.fraction for c in chosen})), floors=tuple(sorted({c.floor for c in chosen}))
             )
     lengths = _group_lengths(
-        model_maps, grey, list(groups.values()), _radii(map_px, crop_px), linearity, chunk_size, progress
-    )
+        model_maps, grey, list(groups.values()), _radii(map_px, crop_px), linearity, chunk_size, progress,
+        highpass_sigma_px,
+    )  # fmt: skip
     out = np.empty((np.shape(grey)[0], len(settings)))
     for key, columns in members.items():
         group, values = groups[key], lengths[groups[key]]

@@ -232,6 +232,7 @@ def search(
     prefer_estimator: str | None = None,
     twin_maps: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     gate: Sequence[str] = (),
+    highpass_sigma_px: float = barlength.DEFAULT_HIGHPASS_SIGMA_PX,
 ) -> GridSearch:
     """Measure every setting on the validation galaxies and choose (:func:`choose`).
 
@@ -247,14 +248,16 @@ def search(
     lengths a saliency setting must beat (:func:`passes_gate`) to be chosen, so that no setting is
     chosen whose lengths a network that learnt nothing reproduces. If no setting passes, the choice is
     made among all of them and ``chosen['gate']['passed']`` is 0: the report then says the lengths are
-    not the model's.
+    not the model's. ``highpass_sigma_px``: the blur of the image-only high-pass source.
     """
     map_px = np.shape(grey)[-1]
     twin_maps = dict(twin_maps or {})
     missing = [kind for kind in gate if kind not in twin_maps]
     if missing:
         raise ValueError(f"xai.grid.gate = {list(gate)}: no maps of the {', '.join(missing)} twins to test the settings on")
-    lengths = barlength.setting_lengths(model_maps, grey, settings, crop_px, linearity, progress=True)
+    lengths = barlength.setting_lengths(
+        model_maps, grey, settings, crop_px, linearity, progress=True, highpass_sigma_px=highpass_sigma_px
+    )
     lengths_px424 = units.map_px_to_px424(lengths, map_px, crop_px)
     frame = pd.DataFrame([c.record(map_px, crop_px) for c in settings])
     table = evaluation.grid_scores(frame, lengths_px424, sample["length_px424"], sample["PETROR90_R"])

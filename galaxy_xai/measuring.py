@@ -106,9 +106,17 @@ def saliency_draws(
     return np.stack(out), grey
 
 
-def image_lengths(grey: np.ndarray, settings: Sequence[Choice], crop_px: int | None, linearity: str) -> np.ndarray:
-    """Lengths in 424-px pixels (n, len(settings)) of the grey inputs (n, H, W) with settings of the image sources (:data:`IMAGE_SOURCES`)."""
-    return units.map_px_to_px424(barlength.setting_lengths({}, grey, settings, crop_px, linearity), grey.shape[-1], crop_px)
+def image_lengths(
+    grey: np.ndarray,
+    settings: Sequence[Choice],
+    crop_px: int | None,
+    linearity: str,
+    highpass_sigma_px: float = barlength.DEFAULT_HIGHPASS_SIGMA_PX,
+) -> np.ndarray:
+    """Lengths in 424-px pixels (n, len(settings)) of the grey inputs (n, H, W) with settings of the
+    image sources (:data:`IMAGE_SOURCES`; ``highpass_sigma_px``: the high-pass source's blur)."""
+    lengths = barlength.setting_lengths({}, grey, settings, crop_px, linearity, highpass_sigma_px=highpass_sigma_px)
+    return units.map_px_to_px424(lengths, grey.shape[-1], crop_px)
 
 
 def isophote_lengths(grey: np.ndarray, crop_px: int | None, workers: int = ISOPHOTE_WORKERS) -> np.ndarray:

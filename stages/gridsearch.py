@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
 
     result = gridsearch.search(
         maps, grey, settings, sample, crop_px, cfg.xai.linearity, cfg.xai.bootstrap, np.random.default_rng(cfg.seed),
-        grid.prefer_map_source, grid.prefer_estimator, twin_maps, grid.gate,
+        grid.prefer_map_source, grid.prefer_estimator, twin_maps, grid.gate, cfg.xai.integrated_gradients.blur_sigma,
     )  # fmt: skip
     log.info("%s", gridsearch.gate_text(result.chosen["gate"]))
     log.info("chosen: %s", gridsearch.describe(result.chosen, result.stability))

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     map_px = grey.shape[-1]
     # The grey input is the same on both noise draws: the image sources are measured once.
-    image_px424 = measuring.image_lengths(grey, settings.image, crop_px, linearity)
+    image_px424 = measuring.image_lengths(grey, settings.image, crop_px, linearity, cfg.xai.integrated_gradients.blur_sigma)
     r90_px = units.r90_map_px(map_px, crop_px)
     began = time.perf_counter()
     isophote_px424 = measuring.isophote_lengths(grey, crop_px)

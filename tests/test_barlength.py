@@ -583,3 +583,23 @@ def test_the_residual_source_is_the_light_that_is_not_axisymmetric():
     peak = np.unravel_index(np.argmax(residual[1]), (size, size))
     assert bar[peak] > 0.5 * bar.max()  # what is left sits on the bar
     assert (residual >= 0).all()
+
+
+def test_the_highpass_source_is_the_structure_finer_than_the_blur():
+    """A constant sky and a disk much smoother than the blur leave ~nothing; a thin bar leaves its ridge."""
+    size = 48
+    rows, cols = np.indices((size, size))
+    radius = np.hypot(rows - 23.5, cols - 23.5)
+    smooth = 0.1 + np.exp(-((radius / 40.0) ** 2))  # varies over far more than the 2-px blur
+    bar = bar_like_map(size, np.random.default_rng(4), angle_deg=60.0)
+    grey = np.stack([smooth, smooth + 0.5 * bar]).astype(np.float32)
+    highpass = barlength.highpass_maps(grey, sigma_px=2.0)
+    assert highpass.dtype == np.float32 and highpass.shape == grey.shape and (highpass >= 0).all()
+    inner = (slice(6, -6), slice(6, -6))  # away from the reflected edges
+    assert highpass[0][inner].max() < 0.05 * highpass[1].max()
+    peak = np.unravel_index(np.argmax(highpass[1]), (size, size))
+    assert bar[peak] > 0.5 * bar.max()
+    lengths = barlength.setting_lengths(
+        {}, grey, [barlength.Choice(barlength.IMAGE_HIGHPASS, False, 0.9, 10.0)], None, highpass_sigma_px=2.0
+    )
+    assert lengths.shape == (2, 1) and lengths[1, 0] > 10

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from galaxy_xai import barlength, evaluation, statistics
+from galaxy_xai.barlength import IMAGE_SOURCES
 from galaxy_xai.config import MODEL_KINDS, MORPHOLOGY
 from stages import gridsearch, measure
 
@@ -489,18 +490,18 @@ def test_gridsearch_and_measure_stages(project, linearity):
     map_sources = [*params["models"], "mean_map", "mean_length"]
     table = pd.read_csv(project / "plots/gridsearch.csv")
     # Per source, estimator, X_input and mask: 5 x 5 (T_c, T_l) for Algorithm 1, 4 floors x 3 fractions
-    # for Fourier; the image only without X_input, its non-axisymmetric residual with and without.
+    # for Fourier; the image only without X_input, its non-axisymmetric residual and high-pass with and without.
     per_view = 5 * 5 + 4 * 3
-    assert len(table) == (len(map_sources) + 1) * 2 * 2 * per_view + 2 * per_view == grid["settings"]
-    assert sorted(r["map_source"] for r in grid["table2"]) == sorted([*map_sources, "image", "image_residual"])
+    assert len(table) == (len(map_sources) + 2) * 2 * 2 * per_view + 2 * per_view == grid["settings"]
+    assert sorted(r["map_source"] for r in grid["table2"]) == sorted([*map_sources, *IMAGE_SOURCES])
     fourier = table["estimator"] == "fourier"
     assert table.loc[fourier, ["corr_threshold", "len_threshold", "len_threshold_px"]].isna().all().all()
     assert table.loc[~fourier, ["fraction", "floor"]].isna().all().all()
     assert not table.loc[~fourier, "corr_threshold"].isna().any() and not table.loc[fourier, "floor"].isna().any()
     assert not table.loc[table["map_source"] == "image", "x_input"].any()
     chosen, chosen_image = grid["chosen"], grid["chosen_image"]
-    assert chosen["map_source"] in map_sources and chosen_image["map_source"] in ("image", "image_residual")
-    is_image = table["map_source"].isin(["image", "image_residual"])
+    assert chosen["map_source"] in map_sources and chosen_image["map_source"] in IMAGE_SOURCES
+    is_image = table["map_source"].isin(IMAGE_SOURCES)
     # The best score, unless it ties with the best of the preferred rows (params: mean_length, algorithm1).
     preference = chosen["preference"]
     saliency = table[~is_image]
@@ -517,9 +518,9 @@ def test_gridsearch_and_measure_stages(project, linearity):
     assert algorithm1["len_threshold_px"] == max(2, round(algorithm1["len_threshold"] * (32 / 224 * 424 / crop) ** 2))
     assert chosen["rho_image"] > 0.6
     best = pd.DataFrame(grid["best_per_estimator"])
-    assert len(best) == (len(map_sources) + 2) * 2 and not best.duplicated(["map_source", "estimator"]).any()
+    assert len(best) == (len(map_sources) + 3) * 2 and not best.duplicated(["map_source", "estimator"]).any()
     image_stability = grid["choice_stability_image"]["map_sources"]
-    assert set(image_stability) <= {"image", "image_residual"} and sum(image_stability.values()) == pytest.approx(1.0)
+    assert set(image_stability) <= set(IMAGE_SOURCES) and sum(image_stability.values()) == pytest.approx(1.0)
     assert "| mean_map | 0.76 |" in (project / "metrics/table2.md").read_text()
 
     per_galaxy = pd.read_csv(project / "plots/barlengths.csv")
@@ -555,7 +556,7 @@ def test_gridsearch_and_measure_stages(project, linearity):
         statistics.spearman(per_galaxy["measured_px424"], per_galaxy["true_px424"])
     )
     image = result["controls"]["image"]
-    assert image["setting"]["map_source"] in ("image", "image_residual") and image["n"] == 30
+    assert image["setting"]["map_source"] in IMAGE_SOURCES and image["n"] == 30
     assert image["spearman_truth_image"] == pytest.approx(
         statistics.spearman(per_galaxy["image_px424"], per_galaxy["true_px424"])
     )
@@ -640,7 +641,7 @@ def test_gridsearch_and_measure_name_a_broken_heatmap_file(project, capfd, how):
     common = cli(project, params="params.yaml", heatmaps="data/heatmaps", bars="data/prepared/bars.csv")
     gridsearch.main(common + cli(project, metrics="g.json", table="g.csv", table2="g.md"))
     model = next(iter(yaml.safe_load((project / "params.yaml").read_text())["models"]))
-    path = project / "data/heatmaps" / f"{model}.npz"
+    path = project / "data/heatmaps/morphology" / f"{model}.npz"
     _break_heatmaps(path, how)
     capfd.readouterr()
     with pytest.raises(SystemExit) as stop:
