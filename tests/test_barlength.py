@@ -425,13 +425,14 @@ def test_setting_lengths_measure_every_source_as_documented():
         barlength.map_sources(list(model_maps)), ALL_ESTIMATORS, [False, True], ALL_MASKS, [0.7, 0.8], [10, 40],
         [0.3, 0.6], [0.0, 0.3],
     )  # fmt: skip
-    # 7 sources; the image is never multiplied by itself (its residual is).
-    assert len(settings) == (6 * 2 + 1) * 2 * (4 + 4)
+    # 8 sources; the image is never multiplied by itself (its residual and high-pass are).
+    assert len(settings) == (7 * 2 + 1) * 2 * (4 + 4)
     lengths = barlength.setting_lengths(model_maps, grey, settings, crop, "elongation", chunk_size=2)
     assert lengths.shape == (n, len(settings))
     raw = {**model_maps, MEAN_MAP: np.mean([v.astype(np.float32) for v in model_maps.values()], axis=0)}
     raw[barlength.IMAGE] = barlength.image_maps(grey.astype(np.float32))  # inputs are measured in float32
     raw[barlength.IMAGE_RESIDUAL] = barlength.residual_maps(grey.astype(np.float32))
+    raw[barlength.IMAGE_HIGHPASS] = barlength.highpass_maps(grey.astype(np.float32), barlength.DEFAULT_HIGHPASS_SIGMA_PX)
 
     def direct(source, setting):
         measured = barlength.maps_to_measure(raw[source], grey, setting.x_input, setting.radius_px(size, crop))

@@ -200,7 +200,7 @@ def _lonely_worker(tmp_path: Path, timeout_s: float) -> tuple[subprocess.Popen, 
     proc = subprocess.Popen(
         [sys.executable, "-m", "stages.train", "--params", str(params), "--model", "vgg_small",
          "--table", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "m.keras"),
-         "--metrics", str(tmp_path / "m.json"), "--plots", str(tmp_path / "plots")],
+         "--metrics", str(tmp_path / "m.json"), "--timings", str(tmp_path / "t.json"), "--plots", str(tmp_path / "plots")],
         cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     return proc, ports[1]

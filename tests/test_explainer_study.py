@@ -189,10 +189,10 @@ def test_table_verdict_and_figure(study, tmp_path):
 # --- the stage's bad inputs ------------------------------------------------------------------------------
 def cli(tmp_path, params):
     return [
-        "--params", str(params), "--models", str(tmp_path / "models"), "--bars", str(tmp_path / "bars.csv"),
+        "--params", str(params), "--models", str(tmp_path / "models"), "--twins", str(tmp_path / "twins"), "--bars", str(tmp_path / "bars.csv"),
         "--gridsearch", str(tmp_path / "g.json"), "--metrics", str(tmp_path / "m.json"), "--timings", str(tmp_path / "s.json"),
         "--table", str(tmp_path / "t.md"), "--figure", str(tmp_path / "f.png"),
-        "--morphology", str(tmp_path / "morphology.csv"), "--sanity-figure", str(tmp_path / "s.png"),
+        "--sanity-figure", str(tmp_path / "s.png"),
     ]  # fmt: skip
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from galaxy_xai.config import config_from_dict, load_config
+from galaxy_xai.config import MODEL_KINDS, config_from_dict, load_config
 from tests.e2e import ROOT, make_repo, run, stage_names, stages_run
 from tools.use_params import use_params
 
@@ -156,7 +156,7 @@ def test_the_paper_configuration_runs_end_to_end_at_tiny_counts(tmp_path):
     ran = stages_run(log)
     print(f"paper-scale dvc exp run: {time.perf_counter() - start:.0f} s")
     assert ran == set(stage_names(repo)), log[-3000:]
-    assert {f"heatmap_shard@{arch}-{i}" for arch in PAPER_ARCHS for i in (0, 1)} <= ran
+    assert {f"heatmap_shard@{arch}-{kind}-{i}" for arch in PAPER_ARCHS for kind in MODEL_KINDS for i in (0, 1)} <= ran
 
     for arch in PAPER_ARCHS:
         metrics = json.loads((repo / f"metrics/train/{arch}.json").read_text())
