@@ -119,6 +119,9 @@ CONTROL_LABELS = {
     "isophote": "isophote fit: radius of maximum ellipticity",
     "fourier_light": "Fourier m=2 profile of the light",
     "fourier_of_light": "Fourier m=2 profile of the light",
+    "random_weights": "the same explainer on the models with every learnt layer re-initialised (random-weights twins)",
+    "permuted_labels": "the same explainer on twins trained on vote fractions permuted across galaxies",
+    "segmentation": "a U-Net trained on the true bar masks (supervised segmentation: the ceiling)",
 }
 """How the report names the classical and image-only controls of ``barlengths.json``'s ``controls``."""
 
