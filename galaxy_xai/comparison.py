@@ -178,3 +178,23 @@ def complement_comparison(saliency_rows: pd.DataFrame, control_rows: pd.DataFram
         for a, b in COMBINATION_COMPARISONS
     }
     return evaluation.finite_or_none(out)
+
+
+def catalogue_benchmark(rows: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict | None:
+    """The catalogue's own lengths scored against the true ones (synthetic sky) on the galaxies of
+    ``rows`` (the measure stage's per-galaxy table: ``catalogue_px424``, ``true_px424``): ``n``,
+    ``rho_image`` and ``spearman_image`` with their intervals, and the absolute accuracy
+    (:func:`galaxy_xai.statistics.accuracy_scores`, keys ending ``_truth``); None without truth."""
+    if "true_px424" not in rows or "catalogue_px424" not in rows:
+        return None
+    catalogue = rows["catalogue_px424"].to_numpy(dtype=np.float64)
+    truth = rows["true_px424"].to_numpy(dtype=np.float64)
+    keep = np.isfinite(catalogue) & np.isfinite(truth) & (truth > 0)
+    if keep.sum() < 3:
+        return None
+    names = {"rho_image": "rho_image", "spearman_image": "spearman_image"}
+    return {
+        "n": int(keep.sum()),
+        **statistics.correlation_scores(catalogue[keep], truth[keep], None, names, n_boot, rng),
+        **statistics.accuracy_scores(catalogue[keep], truth[keep], n_boot, rng, "_truth"),
+    }

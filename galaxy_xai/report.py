@@ -1,14 +1,21 @@
-"""report.md: this run's tables and headline numbers beside the paper's, as Markdown.
+"""report.md: this run's story, tables and headline numbers beside the paper's, as Markdown.
 
 :func:`report_markdown` takes the run's metrics (:class:`RunMetrics`, read from the metrics folder by
-:meth:`RunMetrics.read`), the saliency-vs-control-CNN comparison (:func:`galaxy_xai.comparison.control_comparisons`)
-and the explainer's name. The report puts Table 1, Table 2 and the headline numbers with their
-intervals beside the paper's; a table of the saliency maps' lengths against each control (control CNN
-cross-fit and paper split, and the image-only, isophote and Fourier-of-light lengths of
-``barlengths.json``'s ``controls`` when present), the issue's Spearman-vs-truth target, and every
-estimator's test rho (``barlengths.json``'s ``estimators``, when present), and what each length adds
-to the isophote length (the comparison's ``complements``, when present). The helpers format one
-score with its interval, a setting, a paired difference; nothing here computes a score.
+:meth:`RunMetrics.read`), the saliency-vs-control-CNN comparison (:func:`galaxy_xai.comparison.control_comparisons`),
+the explainer's name and, where known, the catalogue's own scores against the truth
+(:func:`galaxy_xai.comparison.catalogue_benchmark`), and joins one small function per section, each
+returning Markdown lines: :func:`summary_section` (what was run and found, in plain bullets: the
+headline score, the twins, the image-only and control-CNN controls, the fraction of the
+floor-to-ceiling gap closed, the gate), :func:`definitions_section` (rho, Spearman, truth, the
+catalogue's noise model, twins, gate, verdicts, why one number carries several intervals), Tables 1
+and 2 (with the gate and the one-standard-error preference rule), the headline table, the saliency
+method vs each control (control CNN, image-only, isophote, Fourier-of-light, the twins, the
+segmentation U-Net: ``barlengths.json``'s ``controls``) with the issue's Spearman-vs-truth target,
+the absolute accuracy of every length (:func:`accuracy_table`), every estimator's test rho, what
+each length adds to the isophote length, the ensemble curve, rotation stability and the captioned
+figures (:func:`figures_section`). A section whose metrics are absent (real data, an older run) is
+left out. The helpers format scores, intervals, settings and paired differences; nothing here
+computes a score but the gap fraction (:func:`gap_fraction`), a ratio of reported scores.
 """
 
 from __future__ import annotations
@@ -64,6 +71,14 @@ def setting_text(setting: dict) -> str:
         template.format(setting[key]) for key, template in SETTING_TEXT
         if setting.get(key) is not None and setting[key] == setting[key]
     )  # fmt: skip
+
+
+def percent_interval(d: Mapping, key: str) -> str:
+    """A fraction ``d[key]`` and its ``<key>_ci95`` as '75% [72%, 78%]'; 'n/a' if missing."""
+    value, interval = d.get(key), d.get(f"{key}_ci95") or [None, None]
+    if value is None:
+        return "n/a"
+    return f"{value:.0%} [{', '.join('n/a' if b is None else f'{b:.0%}' for b in interval)}]"
 
 
 def plain(value: float | None) -> str:
@@ -333,71 +348,277 @@ def setup_sentence(run: RunMetrics, explainer: str, setup: Mapping) -> str:
     )
 
 
-def report_markdown(run: RunMetrics, shared: Mapping, explainer: str, setup: Mapping | None = None) -> str:
-    """report.md: this run's tables and headline numbers beside the paper's.
+def _num(d: Mapping, key: str) -> str:
+    value = d.get(key)
+    return "n/a" if value is None else f"{value:.3f}"
 
-    ``shared``: the saliency maps' lengths vs the control CNN's (:func:`galaxy_xai.comparison.control_comparisons`);
-    ``explainer``: the explainer as the figures name it (:func:`galaxy_xai.figures.explainer_name`);
-    ``setup``: the run's ``size_px`` and model ``archs`` (:func:`setup_sentence`).
-    """
-    table1, table2, morph, grid = run.table1, run.table2, run.morphology, run.gridsearch
-    bars, control, rotation = run.barlengths, run.control, run.rotation
 
-    def num(d: dict, key: str) -> str:
-        value = d.get(key)
-        return "n/a" if value is None else f"{value:.3f}"
+def nest(markdown: str, levels: int = 1) -> str:
+    """``markdown`` with every ATX heading ``levels`` deeper (:func:`demote_headings` repeated)."""
+    for _ in range(levels):
+        markdown = demote_headings(markdown)
+    return markdown
 
-    ci = with_interval
+
+def named_controls(bars: Mapping) -> dict[str, dict]:
+    """``barlengths.json``'s ``controls`` as {name: entry}, a mapping or a list naming itself (:func:`control_entries`)."""
+    controls = bars.get("controls")
+    if isinstance(controls, dict):
+        return {str(k): v for k, v in controls.items() if isinstance(v, dict)}
+    if isinstance(controls, list):
+        return {str(e.get("name") or e.get("control") or e.get("source") or "?"): e for e in controls if isinstance(e, dict)}
+    return {}
+
+
+def summary_score(bars: Mapping) -> tuple[str, str]:
+    """(key, words) of the score the summary speaks of: the Spearman rho against the true length where
+    this run has one (synthetic sky), else rho_image against the catalogue (the controls' paired score)."""
+    if bars.get("spearman_truth_image") is not None:
+        return "spearman_truth_image", "Spearman rho against the true lengths"
+    return "rho_image", "Pearson rho_image against the catalogue"
+
+
+def gap_fraction(bars: Mapping, key: str) -> float | None:
+    """(S - S_random) / (S_segmentation - S_random) in ``key``: the fraction of the gap between the
+    random-weights twins (floor) and the segmentation U-Net (ceiling) that the saliency lengths close;
+    None without both controls, or when the ceiling does not lie above the floor."""
+    controls = named_controls(bars)
+    s, floor = bars.get(key), (controls.get("random_weights") or {}).get(key)
+    ceiling = (controls.get("segmentation") or {}).get(key)
+    if s is None or floor is None or ceiling is None or ceiling <= floor:
+        return None
+    return (s - floor) / (ceiling - floor)
+
+
+def gate_sentence(gate: Mapping | None) -> str:
+    """The grid search's gate (``gridsearch.json``'s ``chosen['gate']``) in words; '' if absent."""
+    if not gate or gate.get("of") is None:
+        return ""
+    twins = " and ".join(f"the {kind.replace('_', '-')} twins" for kind in gate.get("twins") or [])
+    if not twins:
+        return f"No gate: all {gate['of']} saliency settings were candidates."
+    if not gate.get("passed"):
+        return (f"Gate: none of the {gate['of']} saliency settings beat {twins} on validation, so the choice was made "
+                "among all of them and its lengths are not shown to be the models'.")  # fmt: skip
+    return (f"Gate: {gate['passed']} of {gate['of']} saliency settings beat {twins} on validation (paired bootstrap "
+            "95% interval of the difference in rho_image above 0); only those were candidates.")  # fmt: skip
+
+
+PLURAL_VERDICT = {"beats": "**beat**", "ties": "tie with", "loses": "lose to"}
+"""How a summary bullet says evaluation.verdict's outcome with 'the saliency lengths' as subject."""
+
+
+def _versus(name: str, diff: Mapping | None) -> str | None:
+    """'minus <name> +0.123 [+0.01, +0.20] (the saliency lengths **beat** them)', None without a difference."""
+    text, _ = paired_text(diff)
+    if text == "n/a":
+        return None
+    return f"minus {name} {text} (the saliency lengths {PLURAL_VERDICT.get(diff.get('verdict'), 'n/a')} them)"
+
+
+def summary_section(run: RunMetrics, shared: Mapping, explainer: str, setup: Mapping | None = None) -> list[str]:
+    """4-7 plain bullets of what was run and found, each number from the metrics (:func:`summary_score`)."""
+    bars, grid, setup = run.barlengths, run.gridsearch, setup or {}
+    key, words = summary_score(bars)
+    controls = named_controls(bars)
+    members = next(iter((bars.get("ensemble") or {}).values()), {}).get("members") or setup.get("archs") or []
+    n_galaxies = sum((run.morphology.get("n") or {}).values())
+    sky = "synthetic" if bars.get("n_truth") else "real"
+    chosen = grid.get("chosen") or {}
+    bullets = [
+        f"What was run: `{explainer}` saliency maps of {len(members) or 'the'} morphology CNNs"
+        + (f" ({', '.join(members)})" if members else "") + (f" trained on {n_galaxies:,} {sky} galaxies" if n_galaxies else "")
+        + f"; the bar isolated in each map and measured on {bars.get('n', 'n/a')} test galaxies of the bar catalogue, "
+        f"with the setting chosen on {grid.get('n', 'n/a')} validation galaxies ({chosen.get('map_source', 'n/a')}, "
+        f"{setting_text(chosen) or 'n/a'}).",
+        f"Headline: the saliency lengths' {words} is {with_interval(bars, key)} (95% bootstrap interval)"
+        + (f"; the target {SPEARMAN_TRUTH_TARGET['target']:.2f} is {'met' if bars[key] >= SPEARMAN_TRUTH_TARGET['target'] else 'not met'}."
+           if key == "spearman_truth_image" else "."),
+    ]  # fmt: skip
+    twins = [_versus(f"the {name.replace('_', '-')} twins", paired_entry(controls[name], key))
+             for name in ("random_weights", "permuted_labels") if name in controls]  # fmt: skip
+    if any(twins):
+        bullets.append("Same explainer, models that learnt nothing: trained " + "; trained ".join(t for t in twins if t) + ".")
+    baselines = [
+        _versus("the image-only length (no model)", paired_entry(controls.get("image") or {}, key)),
+        _versus("the control CNN trained on the catalogue lengths", (shared.get("difference") or {}).get(key)),
+    ]
+    if any(baselines):
+        bullets.append("Controls: saliency " + "; saliency ".join(b for b in baselines if b) + ".")
+    fraction = gap_fraction(bars, key)
+    if fraction is not None:
+        floor, ceiling = controls["random_weights"][key], controls["segmentation"][key]
+        bullets.append(
+            f"Between the floor (random-weights twins, {floor:.3f}) and the ceiling (a U-Net trained on the true bar "
+            f"masks, {ceiling:.3f}) the explanation closes ({bars[key]:.3f} - {floor:.3f}) / ({ceiling:.3f} - {floor:.3f}) "
+            f"= {fraction:.0%} of the gap: a point estimate (the three scores were not resampled jointly, so no interval)."
+        )
+    else:
+        bullets.append("Fraction of the gap between the random-weights twins and the segmentation U-Net that the "
+                       "explanation closes: not available in this run (it needs both controls, the ceiling above the floor).")  # fmt: skip
+    gate = gate_sentence(chosen.get("gate"))
+    if gate:
+        bullets.append(gate)
+    return ["## Summary", "", *(f"- {b}" for b in bullets), ""]
+
+
+def definitions_section(benchmark: Mapping | None = None) -> list[str]:
+    """The report's words and scores defined; ``benchmark``: the catalogue's own scores against the
+    truth on the test galaxies (:func:`galaxy_xai.comparison.catalogue_benchmark`), where known."""
+    catalogue = (
+        "**catalogue**: on real data, the human bar lengths of Hoyle et al. (2011); on the synthetic sky, a "
+        "Hoyle-format catalogue drawn from the truth: each galaxy's true length times one log-normal factor "
+        "exp(0.17 z), z ~ N(0, 1) (the volunteers' ~17% reproducibility), unbiased in the median."
+    )
+    if benchmark and benchmark.get("spearman_image") is not None:
+        catalogue += (
+            f" On the {benchmark.get('n', 'n/a')} test galaxies the catalogue itself scores Spearman "
+            f"{with_interval(benchmark, 'spearman_image')} and rho_image {with_interval(benchmark, 'rho_image')} against the "
+            f"truth, and lies within 20% of it for {percent_interval(benchmark, 'within_20pct_truth')} of them: scores against "
+            "the catalogue are capped by this noise."
+        )
+    items = [
+        "**rho**: the Pearson correlation of measured and reference lengths. `rho` (the paper's convention) multiplies "
+        "both by the galaxy's PETROR90_R, a factor they share, which inflates it (see `rho_null`); `rho_image` is in "
+        "image units (424-px pixels), with no shared factor. **Spearman**: the rank correlation (Pearson of the ranks).",
+        "**truth**: the synthetic sky's true bar lengths (the rendered bar's projected full length); real data have none.",
+        catalogue,
+        "**twins**: the same explainer and setting on each model with every learnt layer re-initialised "
+        "(`random_weights`), or trained on vote fractions permuted across galaxies (`permuted_labels`): the lengths "
+        "a network that learnt nothing about bars gives. **segmentation**: a U-Net trained on the true bar masks, the ceiling.",
+        "**gate**: a grid-search setting is a candidate only if its validation lengths beat those of the twins named "
+        "in `xai.grid.gate` (by default the random-weights twins) in rho_image (paired bootstrap 95% interval above 0).",
+        "**beats / ties with / loses to**: the 95% interval of the paired bootstrap difference (saliency minus the "
+        "other, both on the same resamples of the same galaxies) lies above 0 / contains 0 / lies below 0.",
+        "**Why one number has several intervals**: each stage and table draws its own bootstrap resamples (the measure "
+        "stage for the headline, controls and estimators tables and the ensemble curve, the figure stage for the "
+        "comparison with the control CNN), so the percentile bounds of the same score differ by Monte Carlo noise of "
+        "about 0.01; the paper-split rows have fewer galaxies and wider intervals; a paired difference's interval is "
+        "that of the difference, narrower than the two scores' intervals suggest, since errors shared on a galaxy cancel.",
+    ]
+    return ["## Definitions", "", *(f"- {item}" for item in items), ""]
+
+
+ACCURACY_SCORES = (
+    ("median_abs_rel_error", "median abs(L - L_{ref}) / L_{ref}"), ("within_20pct", "fraction within 20% of L_{ref}"),
+    ("median_ratio", "median L / L_{ref}"),
+)  # fmt: skip
+"""The absolute-accuracy keys of a length-scores dict (:func:`galaxy_xai.evaluation.accuracy`) and their columns."""
+
+
+def accuracy_table(bars: Mapping, control: Mapping | None = None, benchmark: Mapping | None = None) -> list[str]:
+    """Markdown: the absolute accuracy of the saliency lengths, each control of ``bars['controls']``, the
+    control CNN (``control``) and the catalogue itself (``benchmark``), against the truth where any row
+    has it, else against the catalogue; [] if no row has either."""
+    rows = [("saliency method", bars), *control_entries(bars.get("controls"))]
+    if control:
+        rows.append(("control CNN, cross-fit", control))
+    if benchmark:
+        rows.append(("the catalogue itself (volunteers' noise)", benchmark))
+    known = [(ref, label) for ref, label in (("truth", "true"), ("catalogue", "cat"))
+             if any(scores.get(f"median_abs_rel_error_{ref}") is not None for _, scores in rows)]  # fmt: skip
+    if not known:
+        return []
+    reference, label = known[0]
+    columns = [(f"{key}_{reference}", title.replace("{ref}", label)) for key, title in ACCURACY_SCORES]
+    lines = [f"| lengths | galaxies | {' | '.join(f'{title} [95%]' for _, title in columns)} |", "|---|---:|" + "---:|" * len(columns)]
+    for name, scores in rows:
+        if any(scores.get(key) is not None for key, _ in columns):
+            lines.append(f"| {name} | {scores.get('n', 'n/a')} | {' | '.join(with_interval(scores, key) for key, _ in columns)} |")
+    return lines
+
+
+FIGURE_CAPTIONS = (
+    ("fig1_saliency_maps", "Figure 1: a test galaxy (the longest catalogue bar) and its saliency maps for the bar, "
+     "bulge and arms answers, averaged over the models; the measured answer's panel (`xai.target`) is the stored map "
+     "that was measured, the others are recomputed with the same explainer."),
+    ("fig2_learning_curves", "Figure 2: training (solid) and validation (dashed) RMSE of the vote fractions per epoch, one curve per model."),
+    ("fig3_isolated_bars", "Figure 3: two random test galaxies and the worst outlier: image, map as measured, and the "
+     "isolated bar with its measured length (red) and, on the synthetic sky, the true bar's outline."),
+    ("fig4_measured_vs_catalogue", "Figure 4: measured against catalogue bar lengths (h^-1 kpc) for the saliency method "
+     "and the control CNN, with the 1:1 line and a weighted fit through the origin."),
+    ("fig5_disagreements", "Figure 5: the two test galaxies where the ensemble's smooth-vs-features answer is farthest "
+     "from the volunteers', with the maps of both answers."),
+    ("gridsearch", "The grid search at a glance: validation rho_image of Algorithm 1 over T_c x T_l, one panel per map "
+     "source, X_input and mask."),
+    ("measured_vs_true", "Measured against true bar lengths (synthetic sky) for the saliency method and the control CNN, "
+     "each titled with its Spearman rho and interval."),
+    ("complements", "What each length adds to the isophote length: every rank-mean combination's score and each paired "
+     "difference with its 95% interval against 0."),
+    ("ensemble", "The Spearman rho of the mean length of k models against k, with the Spearman-Brown extrapolation, "
+     "the controls' scores as horizontal lines and the 0.70 target."),
+)  # fmt: skip
+"""Each PNG of ``plots/figures/`` (the figure stage) and its one-sentence caption."""
+
+
+def figures_section(bars: Mapping, shared: Mapping) -> list[str]:
+    """Markdown image links to ``plots/figures/`` with captions; the figures the stage draws only
+    when their data exist (truth, complements, ensemble) are listed only then."""
+    drawn = {"measured_vs_true": bool(bars.get("n_truth")), "complements": bool((shared.get("complements") or {}).get("scores")),
+             "ensemble": bool(bars.get("ensemble"))}  # fmt: skip
+    lines = ["## Figures", ""]
+    for name, caption in FIGURE_CAPTIONS:
+        if drawn.get(name, True):
+            lines += [f"![{name}](plots/figures/{name}.png)", "", f"*{caption}*", ""]
+    return lines
+
+
+def table1_section(run: RunMetrics) -> list[str]:
+    morph = run.morphology
+    auc = morph.get("bar_auc")
+    return [
+        "## Table 1: morphology models (RMSE of the 37 vote fractions)", "", nest(run.table1.strip(), 2), "",
+        f"Ensemble test RMSE / training-mean baseline: {morph['test_rmse_over_mean_baseline']['ensemble']:.3f}. "
+        + (f"Bar ROC AUC of the ensemble's Class3.1 on true barred vs unbarred disks: {auc:.3f}." if auc is not None else ""),
+        "",
+    ]  # fmt: skip
+
+
+ONE_SE_RULE = (
+    "The preference rule is a one-standard-error rule: the best validation rho_image replaces the best of the preferred "
+    "rows (the models' mean length, Algorithm 1) only if it beats it by a paired bootstrap 95% interval above 0, since "
+    "the validation galaxies cannot tell apart settings a few hundredths apart."
+)
+
+
+def table2_section(run: RunMetrics) -> list[str]:
+    grid = run.gridsearch
     chosen, stability = grid["chosen"], grid["choice_stability"]
     kept_preferred = bool((chosen.get("preference") or {}).get("kept_preferred"))
-    sal, con = shared.get("saliency", {}), shared.get("control", {})
-    paper = control.get("paper_split", {})
-    paper_shared = shared.get("paper_split", {})
     alternatives = "; ".join(f"{a['map_source']} ({setting_text(a)}) {a['frequency']:.0%}" for a in stability["alternatives"])
-    lines = [
-        "# Report of the last `dvc repro`",
-        "",
-        "Written by the `figure` stage from the metrics files of this run; the paper is Bhambra, Joachimi & "
-        "Lahav (2022). This run's data are those of `params.yaml` (`data.path`); on the default synthetic sky "
-        "the numbers are not the paper's data, model sizes or image sizes, so compare trends, not digits.",
-        "",
-        "## Table 1: morphology models (RMSE of the 37 vote fractions)",
-        "",
-        table1.strip(),
-        "",
-        f"Ensemble test RMSE / training-mean baseline: {morph['test_rmse_over_mean_baseline']['ensemble']:.3f}. "
-        + (f"Bar ROC AUC of the ensemble's Class3.1 on true barred vs unbarred disks: {morph['bar_auc']:.3f}." if morph.get("bar_auc") is not None else ""),
-        "",
-        "## Table 2: grid search on the validation split",
-        "",
-        table2.strip(),
-        "",
+    how = " ".join(s for s in (gate_sentence(chosen.get("gate")), ONE_SE_RULE) if s)
+    return [
+        "## Table 2: grid search on the validation split", "", nest(run.table2.strip(), 2), "",
         f"Chosen: **{chosen['map_source']}**, {setting_text(chosen)}"
         + (f" (T_l in 224-px units; {chosen['len_threshold_px']} px here)" if chosen.get("len_threshold_px") is not None else "")
         + f", linearity = {grid['linearity']}. The search ranks by rho in image units (no shared PETROR90_R factor); "
-        f"this setting's validation rho_image is {ci(chosen, 'rho_image')} (95% bootstrap interval).",
-        "",
-        (f"{preference_sentence(chosen)} " if chosen.get("preference") else "")
-        + f"Choice stability{' among the preferred rows' if kept_preferred else ''}: on {stability['resamples']} "
+        f"this setting's validation rho_image is {with_interval(chosen, 'rho_image')} (95% bootstrap interval).",
+        "", how, "",
+        (f"{preference_sentence(chosen)} " if chosen.get("preference") else "") + f"Choice stability{' among the preferred rows' if kept_preferred else ''}: on {stability['resamples']} "
         f"bootstrap resamples of the {grid['n']} validation galaxies, "
         f"the search picks {stability['map_source']} again in {stability['map_source_frequency']:.0%} of them and this exact "
         f"setting in {stability['setting_frequency']:.0%}. Most frequent alternatives: {alternatives or 'none'}.",
         "",
-        "## Headline: bar lengths on the test split",
-        "",
+    ]  # fmt: skip
+
+
+def headline_rows(bars: Mapping, control: Mapping) -> list[str]:
+    """The headline table: the saliency method's and the control CNN's scores beside the paper's."""
+    ci, paper = with_interval, control.get("paper_split", {})
+    return [
         "| quantity | this run | paper |",
         "|---|---:|---:|",
         f"| saliency method rho (paper convention, x PETROR90_R) | {ci(bars, 'rho')} | {PAPER['rho']} |",
         f"| saliency method rho in image units | {ci(bars, 'rho_image')} | not reported |",
         f"| saliency method Spearman (paper convention) | {ci(bars, 'spearman')} | - |",
         f"| saliency method Spearman in image units | {ci(bars, 'spearman_image')} | - |",
-        f"| rho that the shared PETROR90_R factor alone gives (permutation null: mean / 95th percentile) | {num(bars, 'rho_null')} / {num(bars, 'rho_null_p95')} | not reported |",
-        f"| permutation p-value of rho / of rho_image | {num(bars, 'rho_p_value')} / {num(bars, 'rho_image_p_value')} | - |",
+        f"| rho that the shared PETROR90_R factor alone gives (permutation null: mean / 95th percentile) | {_num(bars, 'rho_null')} / {_num(bars, 'rho_null_p95')} | not reported |",
+        f"| permutation p-value of rho / of rho_image | {_num(bars, 'rho_p_value')} / {_num(bars, 'rho_image_p_value')} | - |",
         f"| saliency method rho against the true length (synthetic) | {ci(bars, 'rho_truth')} | - |",
         f"| saliency method rho_image against the true length (synthetic) | {ci(bars, 'rho_truth_image')} | - |",
         f"| saliency method Spearman against the true length, image units (synthetic; target {SPEARMAN_TRUTH_TARGET['target']:.2f}) "
         f"| {ci(bars, 'spearman_truth_image')} | - |",
-        f"| slope measured / catalogue (kpc, through the origin) | {num(bars, 'slope')} +- {num(bars, 'slope_err')} | - |",
+        f"| slope measured / catalogue (kpc, through the origin) | {_num(bars, 'slope')} +- {_num(bars, 'slope_err')} | - |",
         f"| control CNN rho (paper convention), cross-fit | {ci(control, 'rho')} | not done |",
         f"| control CNN rho in image units, cross-fit | {ci(control, 'rho_image')} | not reported |",
         f"| control CNN rho_image against the true length (synthetic), cross-fit | {ci(control, 'rho_truth_image')} | - |",
@@ -405,7 +626,14 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str, setup: Map
         f"| control CNN rho in image units, paper split | {ci(paper, 'rho_image')} | not reported |",
         f"| galaxies (saliency test / control cross-fit / control paper split) | {bars['n']} / {control['n']} / "
         f"{paper.get('n', 'n/a')} | 2100 / - / 630 |",
-        "",
+    ]  # fmt: skip
+
+
+def headline_section(bars: Mapping, control: Mapping, shared: Mapping) -> list[str]:
+    """The headline table, how its intervals were drawn, and the saliency method vs the control CNN on shared galaxies."""
+    paper_shared = shared.get("paper_split", {})
+    lines = [
+        "## Headline: bar lengths on the test split", "", *headline_rows(bars, control), "",
         f"Brackets: 95% percentile bootstrap intervals over {bars['resamples']} resamples of the galaxies "
         "(in the paper's convention each galaxy keeps its PETROR90_R factor). The control CNN is cross-fitted "
         f"over {control.get('folds', 'k')} folds of the bar catalogue: every galaxy is predicted by a model that "
@@ -417,16 +645,16 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str, setup: Map
         "",
         "| method | galaxies | rho | rho_image | rho_image vs truth | Spearman vs truth |",
         "|---|---:|---:|---:|---:|---:|",
-    ]
+    ]  # fmt: skip
     for label, comparison in (("", shared), (", paper split", paper_shared)):
         for method, name in (("saliency", "saliency"), ("control", "control CNN")):
             scores = comparison.get(method, {})
             lines.append(
-                f"| {name}{label} | {comparison.get('n_shared', 0)} | {ci(scores, 'rho')} | {ci(scores, 'rho_image')} "
-                f"| {ci(scores, 'rho_truth_image')} | {ci(scores, 'spearman_truth_image')} |"
+                f"| {name}{label} | {comparison.get('n_shared', 0)} | {with_interval(scores, 'rho')} | {with_interval(scores, 'rho_image')} "
+                f"| {with_interval(scores, 'rho_truth_image')} | {with_interval(scores, 'spearman_truth_image')} |"
             )
     lines.append("")
-    if sal and con:
+    if shared.get("saliency") and shared.get("control"):
         # One sentence per convention: the paper's rho and rho in image units answer different questions.
         sentences = [
             comparison_sentence("In the paper's convention (both lengths x PETROR90_R)", "rho", shared, "rho")
@@ -442,20 +670,39 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str, setup: Map
             "resamples of the shared galaxies, both methods on the same resamples) excludes 0."
         )
         lines += [line for sentence in sentences for line in (sentence, "")]
-    lines += [
+    return lines
+
+
+def controls_section(run: RunMetrics, shared: Mapping, benchmark: Mapping | None = None) -> list[str]:
+    """The saliency method vs each control (paired), the target line, and the absolute accuracy of every length."""
+    bars = run.barlengths
+    lines = section(
         "## The saliency method vs each control",
-        "",
         "Each control measured on the same test galaxies as the saliency method; the difference is the saliency "
         "method's score minus the control's, from a paired bootstrap (both on the same resamples of the galaxies); "
         "the verdict reads \"the saliency method beats / ties with / loses to the control\", and says beats only "
         "when the 95% interval excludes 0.",
-        "",
-        *controls_table(bars, shared),
-        "",
-    ]
+        controls_table(bars, shared),
+    )
     target = target_sentence(bars, shared)
     if target:
         lines += [target, ""]
+    accuracy = accuracy_table(bars, run.control, benchmark)
+    if accuracy:
+        lines += section(
+            "## Absolute accuracy: do the lengths run long?",
+            "A correlation cannot see a length that runs 20% long. For every length: the median of abs(L - L_ref) / "
+            "L_ref, the fraction of galaxies within 20% of the reference (Hoyle et al. 2011's observers agree to "
+            "better than 20%) and the median ratio L / L_ref (1: no overall bias), against the true length where "
+            "known, else the catalogue; 95% bootstrap intervals over the galaxies.",
+            accuracy,
+        )
+    return lines
+
+
+def extras_section(bars: Mapping, shared: Mapping) -> list[str]:
+    """Every estimator's test rho, the complements of the isophote length and the ensemble curve, each where present."""
+    lines: list[str] = []
     if bars.get("estimators"):
         lines += section(
             "## Every estimator's test rho",
@@ -489,9 +736,12 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str, setup: Map
             "(95% bootstrap intervals over the galaxies; `plots/figures/ensemble.png`).",
             ensemble,
         )
+    return lines
+
+
+def rotation_section(rotation: Mapping) -> list[str]:
     spread = rotation["median_relative_spread"]
-    lines += [
-        "",
+    return [
         "## Rotation stability",
         "",
         f"{rotation['galaxies']} test galaxies turned by {', '.join(f'{a:g}' for a in rotation['angles_deg'])} deg, "
@@ -499,14 +749,39 @@ def report_markdown(run: RunMetrics, shared: Mapping, explainer: str, setup: Map
         f"of the length across angles: {spread['abs_pearson']:.1%} with the paper's |Pearson r| rule, "
         f"{spread['elongation']:.1%} with the rotation-invariant elongation rule "
         f"(target {rotation['elongation_target']:.0%}).",
-    ]
-    lines.append(noise_sentence(rotation))
-    lines += [
+        noise_sentence(rotation),
         "",
+    ]
+
+
+def report_markdown(
+    run: RunMetrics, shared: Mapping, explainer: str, setup: Mapping | None = None, benchmark: Mapping | None = None
+) -> str:
+    """report.md: a summary, definitions, then this run's tables and headline numbers beside the paper's.
+
+    ``shared``: the saliency maps' lengths vs the control CNN's (:func:`galaxy_xai.comparison.control_comparisons`);
+    ``explainer``: the explainer as the figures name it (:func:`galaxy_xai.figures.explainer_name`);
+    ``setup``: the run's ``size_px`` and model ``archs`` (:func:`setup_sentence`); ``benchmark``: the
+    catalogue's scores against the truth (:func:`galaxy_xai.comparison.catalogue_benchmark`), if known.
+    """
+    lines = [
+        "# Report of the last `dvc repro`",
+        "",
+        "Written by the `figure` stage from the metrics files of this run; the paper is Bhambra, Joachimi & "
+        "Lahav (2022). This run's data are those of `params.yaml` (`data.path`); on the default synthetic sky "
+        "the numbers are not the paper's data, model sizes or image sizes, so compare trends, not digits.",
+        "",
+        *summary_section(run, shared, explainer, setup),
+        *definitions_section(benchmark),
+        *table1_section(run),
+        *table2_section(run),
+        *headline_section(run.barlengths, run.control, shared),
+        *controls_section(run, shared, benchmark),
+        *extras_section(run.barlengths, shared),
+        *rotation_section(run.rotation),
         setup_sentence(run, explainer, setup or {}),
         "",
-        "Figures: `plots/figures/`.",
-        "",
+        *figures_section(run.barlengths, shared),
     ]
     if run.explainers.strip():
         lines += [demote_headings(run.explainers.strip()), "", "Figures: `plots/explainers.png`, `plots/explainers_sanity.png`.", ""]

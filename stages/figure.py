@@ -12,7 +12,9 @@ the saliency length against the number of models averaged (:func:`galaxy_xai.fig
 
 ``--comparison``: :func:`galaxy_xai.comparison.control_comparisons`; ``--headline``: the folder of
 the run's headline rows (:func:`galaxy_xai.headline.headline`, the only files dvc.yaml declares as
-metrics); ``--report``: :func:`galaxy_xai.report.report_markdown`.
+metrics); ``--report``: :func:`galaxy_xai.report.report_markdown`, with the catalogue's own scores
+against the true lengths on the test galaxies (:func:`galaxy_xai.comparison.catalogue_benchmark`,
+synthetic sky only).
 
 Params read: ``seed`` (figure 3's random galaxies, the comparison's bootstrap, and the seeds of a
 sampling explainer in figures 1 and 5), ``images`` (``crop_px``, ``size_px`` and the rest of the
@@ -226,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         targets = {"truth": report.SPEARMAN_TRUTH_TARGET["target"]}
         figures.save(figures.ensemble_curve(run.barlengths["ensemble"], lines, targets=targets), args.out / "ensemble.png")
     setup = {"size_px": cfg.images.size_px, "archs": sorted({m.arch for m in cfg.models.values()})}
-    io.write_text(args.report, report.report_markdown(run, shared, explainer, setup))
+    benchmark = comparison.catalogue_benchmark(measured, cfg.xai.bootstrap, np.random.default_rng(cfg.seed))
+    io.write_text(args.report, report.report_markdown(run, shared, explainer, setup, benchmark))
     log.info("wrote %s, %s, %s and %s", args.out, args.comparison, args.headline, args.report)
 
 

@@ -390,3 +390,113 @@ def test_the_report_reads_sizes_from_the_run_and_says_when_the_explainer_is_dete
     report = rep.report_markdown(dataclasses.replace(run, rotation=still), shared, "integrated_gradients")
     assert "the explainer is deterministic: no sampling noise" in report and "noise draws" not in report
     assert "learn from 4,000 synthetic galaxies" in report and "see n/a-px inputs" in report
+
+
+# The report's story: summary, definitions, absolute accuracy, figures (issues #26, #27)
+
+
+def _accuracy(median_error: float, within: float, ratio: float, reference: str = "truth") -> dict:
+    return {f"median_abs_rel_error_{reference}": median_error, f"median_abs_rel_error_{reference}_ci95": [median_error - 0.01, median_error + 0.01],
+            f"within_20pct_{reference}": within, f"within_20pct_{reference}_ci95": [within - 0.05, within + 0.05],
+            f"median_ratio_{reference}": ratio, f"median_ratio_{reference}_ci95": [ratio - 0.02, ratio + 0.02]}  # fmt: skip
+
+
+def _twin(score: float, difference: float, ci: list[float], verdict: str, **extra) -> dict:
+    return {"n": 60, "setting": None, "spearman_truth_image": score, "spearman_truth_image_ci95": [score - 0.1, score + 0.1],
+            "difference": {"spearman_truth_image": {"difference": difference, "ci95": ci, "verdict": verdict}}, **extra}  # fmt: skip
+
+
+TWINS_BARS = {
+    "n": 60, "n_truth": 60, "spearman_truth_image": 0.6, "spearman_truth_image_ci95": [0.5, 0.7], **_accuracy(0.25, 0.4, 1.16),
+    "controls": {
+        "random_weights": _twin(0.2, 0.4, [0.3, 0.5], "beats", **_accuracy(0.5, 0.1, 1.6)),
+        "permuted_labels": _twin(0.55, 0.05, [-0.02, 0.12], "ties"),
+        "segmentation": _twin(0.9, -0.3, [-0.4, -0.2], "loses", **_accuracy(0.05, 0.95, 1.01)),
+    },
+}  # fmt: skip
+
+
+def test_summary_states_the_twins_the_gap_closed_the_gate_and_the_target():
+    run = run_metrics()
+    chosen = {**run.gridsearch["chosen"], "gate": {"twins": ["random_weights"], "passed": 7, "of": 40}}
+    run = dataclasses.replace(run, barlengths={**run.barlengths, **TWINS_BARS},
+                              gridsearch={**run.gridsearch, "chosen": chosen})  # fmt: skip
+    assert rep.gap_fraction(run.barlengths, "spearman_truth_image") == pytest.approx((0.6 - 0.2) / (0.9 - 0.2))
+    summary = rep.summary_section(run, {}, "integrated_gradients", {"archs": ["vgg_small"]})
+    assert summary[0] == "## Summary" and 4 <= sum(line.startswith("- ") for line in summary) <= 7
+    text = "\n".join(summary)
+    assert "Spearman rho against the true lengths is 0.600 [0.50, 0.70]" in text and "the target 0.70 is not met" in text
+    assert "minus the random-weights twins +0.400 [+0.30, +0.50] (the saliency lengths **beat** them)" in text
+    assert "minus the permuted-labels twins +0.050 [-0.02, +0.12] (the saliency lengths tie with them)" in text
+    assert "(0.600 - 0.200) / (0.900 - 0.200) = 57% of the gap: a point estimate" in text
+    assert "Gate: 7 of 40 saliency settings beat the random-weights twins on validation" in text
+    # Without the segmentation ceiling the fraction is said to be unavailable, not invented.
+    controls = {k: v for k, v in TWINS_BARS["controls"].items() if k != "segmentation"}
+    run = dataclasses.replace(run, barlengths={**run.barlengths, "controls": controls})
+    assert rep.gap_fraction(run.barlengths, "spearman_truth_image") is None
+    text = "\n".join(rep.summary_section(run, {}, "ig"))
+    assert "not available in this run" in text and "% of the gap" not in text
+
+
+def test_summary_of_a_run_without_truth_twins_or_gate():
+    run = run_metrics()
+    text = "\n".join(rep.summary_section(run, {}, "ig"))
+    assert "Pearson rho_image against the catalogue is 0.300 [0.10, 0.50]" in text
+    assert "twins" not in text.split("Fraction of the gap")[0] and "Gate" not in text and "target" not in text
+    assert rep.gate_sentence(None) == "" and rep.gate_sentence({"twins": [], "passed": 5, "of": 5}).startswith("No gate")
+    assert "none of the 9 saliency settings beat" in rep.gate_sentence({"twins": ["random_weights"], "passed": 0, "of": 9})
+
+
+def test_definitions_state_the_catalogue_noise_and_its_benchmark_when_known():
+    text = "\n".join(rep.definitions_section())
+    for fragment in ("Pearson correlation", "PETROR90_R", "rank correlation", "exp(0.17 z)", "random_weights",
+                     "permuted_labels", "interval above 0", "Why one number has several intervals"):  # fmt: skip
+        assert fragment in text, fragment
+    assert "the catalogue itself scores" not in text
+    benchmark = {"n": 60, "spearman_image": 0.8, "spearman_image_ci95": [0.75, 0.85], "rho_image": 0.81,
+                 "rho_image_ci95": [0.76, 0.86], **_accuracy(0.12, 0.75, 0.99)}  # fmt: skip
+    text = "\n".join(rep.definitions_section(benchmark))
+    assert "On the 60 test galaxies the catalogue itself scores Spearman 0.800 [0.75, 0.85]" in text
+    assert "within 20% of it for 75% [70%, 80%] of them" in text
+
+
+def test_catalogue_benchmark_scores_the_catalogue_against_the_truth():
+    saliency, _ = _tables(0.1, 0.6)
+    benchmark = comparisons.catalogue_benchmark(saliency, 200, np.random.default_rng(0))
+    assert benchmark["n"] == N_TEST and 0.5 < benchmark["spearman_image"] < 1
+    expected = np.median(np.abs(saliency["catalogue_px424"] / saliency["true_px424"] - 1))
+    assert benchmark["median_abs_rel_error_truth"] == pytest.approx(expected)
+    assert comparisons.catalogue_benchmark(saliency.drop(columns="true_px424"), 200, np.random.default_rng(0)) is None
+
+
+def test_accuracy_table_rows_for_the_method_and_every_control_against_the_truth_else_the_catalogue():
+    lines = rep.accuracy_table(TWINS_BARS)
+    report = "\n".join(lines)
+    assert "median abs(L - L_true) / L_true [95%]" in lines[0]
+    assert _row(report, "saliency method")[1:] == ["60", "0.250 [0.24, 0.26]", "0.400 [0.35, 0.45]", "1.160 [1.14, 1.18]"]
+    assert _row(report, rep.CONTROL_LABELS["random_weights"])[4] == "1.600 [1.58, 1.62]"
+    # A control without accuracy keys (an older run) has no row; no accuracy at all: no table.
+    assert not [line for line in lines if line.startswith(f"| {rep.CONTROL_LABELS['permuted_labels']}")]
+    assert rep.accuracy_table({"n": 5, "rho": 0.3}) == []
+    catalogue = rep.accuracy_table({"n": 5, **_accuracy(0.3, 0.35, 1.2, "catalogue")})
+    assert "L_cat" in catalogue[0] and "| saliency method | 5 | 0.300 [0.29, 0.31]" in catalogue[2]
+
+
+def test_the_report_has_one_title_captions_its_figures_and_explains_the_choice():
+    run = run_metrics()
+    chosen = {**run.gridsearch["chosen"], "gate": {"twins": ["random_weights"], "passed": 3, "of": 12}}
+    run = dataclasses.replace(run, table1="# Table 1: nested\n\n| t |", barlengths={**run.barlengths, **TWINS_BARS},
+                              gridsearch={**run.gridsearch, "chosen": chosen}, explainers="# Explainers\n## Sanity")  # fmt: skip
+    report = rep.report_markdown(run, {}, "ig")
+    assert [line for line in report.splitlines() if line.startswith("# ")] == ["# Report of the last `dvc repro`"]
+    assert "\n### Table 1: nested\n" in report
+    assert report.index("## Summary") < report.index("## Definitions") < report.index("## Table 1")
+    assert "## Absolute accuracy: do the lengths run long?" in report
+    assert "Gate: 3 of 12 saliency settings beat the random-weights twins" in report and "one-standard-error rule" in report
+    assert "![fig1_saliency_maps](plots/figures/fig1_saliency_maps.png)" in report
+    assert "plots/figures/measured_vs_true.png" in report  # a run with truth
+    assert "plots/figures/ensemble.png)" not in report and "complements.png)" not in report  # not drawn in this run
+    # The twins sit in the controls table beside the classical controls.
+    (twin,) = [line for line in report.splitlines() if line.startswith(f"| {rep.CONTROL_LABELS['random_weights']} |")
+               and line.count("|") == 9]  # fmt: skip
+    assert "| 0.200 [0.10, 0.30] | +0.400 [+0.30, +0.50] | **beats** |" in twin
