@@ -262,6 +262,25 @@ class ExplainersConfig:
         "randomisation (every learnt layer, output first); 0: no cascade", 0, 100_000)
 
 
+DOWNSAMPLES = (1, 2, 4)
+"""How many model-input pixels a side of one segmentation-mask pixel spans (``segmentation.downsample``)."""
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    filters: list[int] = _f(
+        [16, 32, 64], "segment stage: U-Net filters per level, shallowest first (each level after the first halves "
+        "the mask side; Walmsley & Spindler 2023 segment bars with a U-Net, the upper reference)", 1, 1024)
+    downsample: int = _f(
+        2, "segment stage: the masks have images.size_px / downsample pixels a side (the U-Net average-pools its "
+        "input first)", choices=DOWNSAMPLES)
+    epochs: int = _f(50, "segment stage: maximum epochs (early stopping may end sooner)", 1, 10_000)
+    batch_size: int = _f(32, "segment stage: training batch size", 1, 4096)
+    learning_rate: float = _f(4e-3, "segment stage: Adam learning rate", 1e-7, 1.0)
+    stop_patience: int = _f(15, "segment stage: EarlyStopping patience in epochs on the validation loss (best weights restored)", 1, 1000)
+    seed: int = _f(42, "segment stage: seeds the U-Net's initialisation, shuffling and augmentation", 0, 2**31 - 1)
+
+
 @dataclass(frozen=True)
 class LimitsConfig:
     warn_hours: float = _f(
@@ -289,6 +308,7 @@ class Config:
     heatmap: HeatmapConfig = field(default_factory=HeatmapConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     explainers: ExplainersConfig = field(default_factory=ExplainersConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
@@ -517,6 +537,19 @@ def _check_pixel_sizes(cfg: Config) -> None:
         )
 
 
+def _check_segmentation(cfg: Config) -> None:
+    """The U-Net's deepest level keeps a pixel: ``images.size_px / segmentation.downsample`` is at least
+    2^(levels - 1) (the mask side, rounded down to a multiple of it: :func:`galaxy_xai.unet.map_side_px`)."""
+    seg, size = cfg.segmentation, cfg.images.size_px
+    step = 2 ** (len(seg.filters) - 1)
+    if size // seg.downsample < step:
+        raise ConfigError(
+            f"segmentation.filters = {seg.filters}, segmentation.downsample = {seg.downsample}: images.size_px = {size} "
+            f"/ downsample must be at least 2^(levels - 1) = {step} (the U-Net halves the mask side at each level after "
+            "the first)"
+        )
+
+
 def _check_heatmap(cfg: Config) -> None:
     """``heatmap.shards`` names each shard once, in order: 0, 1, ..., n - 1."""
     shards = cfg.heatmap.shards
@@ -570,6 +603,7 @@ def _check(cfg: Config) -> None:
     _check_explainers_study(cfg)
     _check_grid_preference(cfg)
     _check_heatmap(cfg)
+    _check_segmentation(cfg)
 
 
 def config_from_dict(raw: dict, source: str = "params") -> Config:

@@ -81,7 +81,7 @@ SECONDS = {
 }
 """Seconds of the steps that do not depend on the architecture (calibration CPU)."""
 
-INTERVALS = {"gridsearch": 10, "measure": 40, "figure": 15, "explainers": 70}
+INTERVALS = {"gridsearch": 10, "measure": 40, "figure": 15, "explainers": 70, "segment": 12}
 """Bootstrap intervals per stage, in units of one interval of the stage's galaxies (counted on the default run)."""
 
 CORES = 2
@@ -201,7 +201,7 @@ def estimate(cfg: Config, sizes: Sizes) -> list[StageCost]:
     out.append(StageCost("predict", SECONDS["stage"] + (sizes.labelled + sizes.unlabelled) * forward,
                          max(_arch(cfg, n).base_bytes for n in models), "every labelled and Kaggle test image"))  # fmt: skip
     out += _xai_stages(cfg, xai_split, models)
-    out += [_control(cfg, sizes.bars), _explainers(cfg, xai_split["test"], models)]
+    out += [_control(cfg, sizes.bars), _segment(cfg, sizes, xai_split), _explainers(cfg, xai_split["test"], models)]
     out.append(StageCost("figure", SECONDS["figure"] + _interval_seconds("figure", xai.bootstrap, xai_split["test"]),
                          _stored_bytes(cfg, xai_split), f"xai.bootstrap = {xai.bootstrap}"))  # fmt: skip
     return out
@@ -265,6 +265,32 @@ def _control(cfg: Config, n_bars: int) -> StageCost:
                                    int(per_fold * 0.2), c.model.batch_size)  # fmt: skip
     return StageCost("control", SECONDS["stage"] + c.folds * seconds, peak,
                      f"control.folds = {c.folds} x control.model.epochs = {c.model.epochs}")  # fmt: skip
+
+
+SEGMENT_BARRED_FRACTION = 0.22
+"""Share of the labelled galaxies with a bar on the synthetic sky (434 of the default 2,000): the U-Net's masks."""
+
+SEGMENT_IMAGE_EPOCH_S = 0.0025
+"""The segment stage: one training image's share of an epoch (validation included) at 32-px masks with
+filters [16, 32, 64] (50 epochs of 359 images in 69 s on the calibration CPU, 0.5 s of each epoch
+fixed); grows with the mask's area and the first level's channels squared (the costliest convolutions)."""
+
+
+def _segment(cfg: Config, sizes: Sizes, xai_split: dict[str, int]) -> StageCost:
+    seg, px = cfg.segmentation, cfg.images.size_px
+    if Path(cfg.data.path) != Path(SYNTHETIC_SKY):
+        # Real data has no truth.csv: the stage writes NaN lengths and "skipped" (it cannot know from
+        # the params alone whether a real folder has one; the synthetic sky always does).
+        return StageCost("segment", SECONDS["stage"], ARCH_COSTS["vgg_small"].base_bytes, "real data: skipped without truth.csv")
+    map_px = px // seg.downsample
+    scale = (map_px / 32) ** 2 * (seg.filters[0] / 16) ** 2
+    n_train = sizes.labelled * SEGMENT_BARRED_FRACTION * (1 - cfg.prepare.val_fraction - cfg.prepare.test_fraction)
+    n_images = sizes.labelled * SEGMENT_BARRED_FRACTION + xai_split["val"] + xai_split["test"]
+    seconds = (seg.epochs * (n_train * SEGMENT_IMAGE_EPOCH_S * scale + SECONDS["epoch"])
+               + n_images * SECONDS["decode"] + _interval_seconds("segment", cfg.xai.bootstrap, xai_split["test"]))  # fmt: skip
+    peak = ARCH_COSTS["vgg_small"].base_bytes + n_images * px * px * 3 * 4 * 2
+    return StageCost("segment", SECONDS["stage"] + seconds, peak,
+                     f"segmentation.epochs = {seg.epochs} x {int(n_train)} barred training galaxies")  # fmt: skip
 
 
 def _explainers(cfg: Config, n_test: int, models: Sequence[str]) -> StageCost:

@@ -40,6 +40,7 @@ TINY_PARAMS = {
     },
     "control": {"folds": 2, "model": {"arch": "xception_small", "epochs": 2, "batch_size": 16}},
     "explainers": {"galaxies": 6, "deletion_steps": 2, "figure_galaxies": 2, "cascade_galaxies": 2},
+    "segmentation": {"epochs": 2, "batch_size": 8},  # 40-px images: 20-px masks, halved twice to 5
 }
 
 

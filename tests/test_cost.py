@@ -17,7 +17,7 @@ from tests.fixtures import make_data_folder, params_file
 MEASURED_DEFAULT_S = {
     # docs/results.md, "Time and reproducibility": the default run on this idle 2-core machine
     "synthesize": 43, "prepare": 7, "train": 176, "twins": 176, "predict": 12, "heatmap": 285, "gridsearch": 18,
-    "measure": 29, "rotation": 32, "control": 209, "explainers": 141, "figure": 20,
+    "measure": 29, "rotation": 32, "control": 209, "segment": 83, "explainers": 141, "figure": 20,
 }  # fmt: skip
 
 
@@ -43,7 +43,7 @@ def test_the_default_run_is_estimated_as_measured_here():
     assert set(stages) == set(MEASURED_DEFAULT_S)
     for stage, seconds in MEASURED_DEFAULT_S.items():
         assert seconds / 2 < stages[stage] < seconds * 2, (stage, stages[stage])
-    assert 12 * 60 < sum(stages.values()) < 20 * 60
+    assert 12 * 60 < sum(stages.values()) < 22 * 60  # measured: 20.5 minutes with the segment stage
 
 
 def test_the_paper_scale_is_estimated_as_docs_paper_scale_md_computes_it(caplog):
