@@ -6,7 +6,9 @@ maps (``plots/barlengths.csv``: per-galaxy lengths in 424-px pixels and h^-1 kpc
 (:func:`galaxy_xai.evaluation.measurement_summary`: ``rho`` in the paper's convention, ``rho_image``,
 the permutation nulls, Spearman, the slope through the origin and, on the synthetic sky, the scores
 against the true length, each correlation with its 95% bootstrap interval), ``controls`` (image-only,
-isophote and Fourier-of-light lengths, each paired against the saliency lengths), ``estimators``
+isophote and Fourier-of-light lengths, the random-weights and permuted-label twins' maps measured
+with the chosen setting and, with ``--segmentation``, the U-Net's lengths: each paired against the
+saliency lengths), ``estimators``
 (the best validation setting of every map source x estimator, scored on the test galaxies) and
 ``ensemble`` (the chosen setting on each model alone: the Spearman rho of the mean of k models'
 lengths for k = 1..M and what twice and infinitely many models would reach, :mod:`galaxy_xai.ensemble`).
@@ -27,7 +29,7 @@ import time
 
 import numpy as np
 
-from galaxy_xai import evaluation, heatmaps, measuring, prepared, units
+from galaxy_xai import evaluation, heatmaps, measuring, prepared, segmentation, units
 from galaxy_xai.config import MORPHOLOGY, TWINS
 from galaxy_xai.io import write_csv, write_json
 from stages._common import exit_on_bad_input, start
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gridsearch", required=True, help="output of the gridsearch stage (gridsearch.json)")
     parser.add_argument("--metrics", required=True, help="headline scores (JSON)")
     parser.add_argument("--table", required=True, help="per-galaxy lengths (CSV)")
+    parser.add_argument("--segmentation", help="the segment stage's lengths (plots/segmentation/lengths.csv): the ceiling's row")
     args, cfg, log = start("measure", parser, argv)
 
     models, crop_px, linearity = list(cfg.models), cfg.images.crop_px, cfg.xai.linearity
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
             )[0][:, :, 0].mean(axis=0)
             for kind in TWINS
         }
+        # The supervised ceiling: a U-Net trained on the true bar masks (NaN on real data: no masks).
+        segmentation_px424 = segmentation.read_lengths(args.segmentation, sample["objid"]) if args.segmentation else None
     map_px = grey.shape[-1]
     # The grey input is the same on both noise draws: the image sources are measured once.
     image_px424 = measuring.image_lengths(grey, settings.image, crop_px, linearity, cfg.xai.integrated_gradients.blur_sigma)
@@ -77,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     per_galaxy["fourier_light_px424"] = image_px424[:, settings.image.index(settings.fourier_light)]
     for kind, lengths in twins_px424.items():
         per_galaxy[f"{kind}_px424"] = lengths
+    ceiling = [] if segmentation_px424 is None or np.isnan(segmentation_px424).all() else [("segmentation", None, segmentation_px424)]
+    for name, _, lengths in ceiling:
+        per_galaxy[f"{name}_px424"] = lengths
     estimators = measuring.estimator_scores(settings, draws_px424, image_px424, sample, map_px, crop_px, n_boot, rng)
     controls = measuring.control_scores(
         per_galaxy["measured_px424"].to_numpy(),
@@ -85,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             ("isophote", None, isophote_px424),
             ("fourier_light", settings.fourier_light, per_galaxy["fourier_light_px424"].to_numpy()),
             *((kind, settings.choice, lengths) for kind, lengths in twins_px424.items()),
+            *ceiling,
         ],
         sample, map_px, crop_px, n_boot, rng,
     )  # fmt: skip

@@ -597,6 +597,22 @@ def test_gridsearch_and_measure_stages(project, linearity):
             lo, hi = result[f"{key}_{reference}_ci95"]
             assert lo <= result[f"{key}_{reference}"] <= hi
 
+    # The segmentation ceiling: a row only when its lengths are given, paired on the same galaxies.
+    assert "segmentation" not in result["controls"]
+    ceiling = per_galaxy["true_px424"].to_numpy() * np.linspace(0.9, 1.3, 30)  # every length within 30%
+    pd.DataFrame({"objid": per_galaxy["objid"], "split": "test", "length_px424": ceiling}).to_csv(project / "seg.csv", index=False)
+    measure.main(
+        cli(project, params="params.yaml", heatmaps="data/heatmaps", bars="data/prepared/bars.csv", gridsearch="metrics/gridsearch.json",
+            metrics="metrics/barlengths.json", table="plots/barlengths.csv", segmentation="seg.csv")
+    )  # fmt: skip
+    with_ceiling = json.loads((project / "metrics/barlengths.json").read_text())
+    segmented = with_ceiling["controls"]["segmentation"]
+    assert segmented["setting"] is None and segmented["n"] == 30
+    assert segmented["spearman_truth_image"] == pytest.approx(statistics.spearman(ceiling, per_galaxy["true_px424"]))
+    assert segmented["median_ratio_truth"] == pytest.approx(np.median(np.linspace(0.9, 1.3, 30)))
+    np.testing.assert_allclose(pd.read_csv(project / "plots/barlengths.csv")["segmentation_px424"], ceiling)
+    assert with_ceiling["spearman_truth_image"] == result["spearman_truth_image"]  # the saliency row is unchanged
+
 
 def test_measure_rejects_a_missing_chosen_entry(project, tmp_path, capfd):
     (tmp_path / "bad.json").write_text("{}")
