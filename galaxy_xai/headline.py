@@ -33,6 +33,10 @@ Spearman rho against the true length in image units on the synthetic sky, or
   issue #13's 0.70;
 * ``vs_<control>``: each control of ``barlengths.json`` and the cross-fitted control CNN;
 * ``rank_mean_<lengths>[_swap_<length>]``: the complements (:func:`rank_mean_row`);
+* ``gap_closed``: the fraction of the way from the random-weights twins' Spearman vs truth to the
+  segmentation U-Net's that the saliency length goes (:func:`galaxy_xai.evaluation.gap_closed`);
+* ``accuracy_median_ratio_truth``, ``accuracy_within_20pct_truth``: the saliency length's median
+  L / L_true and the fraction of galaxies within 20% of the true length;
 * ``k_models_asymptote``: the mean length of infinitely many models of the recipe (Spearman-Brown);
 * ``rotation_spread``: median relative spread of the length over turns of the galaxy.
 """
@@ -137,6 +141,9 @@ def headline(run: RunMetrics, comparison: Mapping) -> dict[str, dict]:
         SCORES[score]: {**value_fields(bars, score), "n": bars.get("n"),
                  "target": SPEARMAN_TRUTH_TARGET["target"] if score == "spearman_truth_image" else None},
         **comparison_rows(score, bars, comparison),
+        "gap_closed": {**value_fields(bars, "gap_closed"), "n": bars.get("gap_closed_n")},
+        "accuracy_median_ratio_truth": {**value_fields(bars, "median_ratio_truth"), "n": bars.get("n_truth")},
+        "accuracy_within_20pct_truth": {**value_fields(bars, "within_20pct_truth"), "n": bars.get("n_truth")},
         "k_models_asymptote": {**value_fields(ensemble, "asymptote"), "n": ensemble.get("n")},
         "rotation_spread": {"value": spread, "n": run.rotation.get("galaxies"), "target": run.rotation.get("elongation_target")},
     }  # fmt: skip

@@ -98,6 +98,14 @@ def main(argv: list[str] | None = None) -> None:
         sample, map_px, crop_px, n_boot, rng,
     )  # fmt: skip
     ensembles = measuring.ensemble_scores(settings, draws_px424, sample, n_boot, rng)
+    if ceiling and "true_px424" in per_galaxy:
+        # Where the explanation sits between a network that learnt nothing and supervised segmentation.
+        scores.update(
+            evaluation.gap_closed(per_galaxy["measured_px424"], twins_px424["random_weights"], ceiling[0][2],
+                                  per_galaxy["true_px424"], n_boot, rng)
+        )  # fmt: skip
+        log.info("gap closed between the random-weights twins and the U-Net: %.2f [%.2f, %.2f]",
+                 scores["gap_closed"], *scores["gap_closed_ci95"])  # fmt: skip
     for reference, curve in ensembles.items():
         log.info(
             "ensemble curve against the %s: Spearman %s for 1..%d models; %d models: %.3f [%.3f, %.3f]; "

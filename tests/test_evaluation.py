@@ -612,6 +612,27 @@ def test_gridsearch_and_measure_stages(project, linearity):
     assert segmented["median_ratio_truth"] == pytest.approx(np.median(np.linspace(0.9, 1.3, 30)))
     np.testing.assert_allclose(pd.read_csv(project / "plots/barlengths.csv")["segmentation_px424"], ceiling)
     assert with_ceiling["spearman_truth_image"] == result["spearman_truth_image"]  # the saliency row is unchanged
+    floor = with_ceiling["controls"]["random_weights"]["spearman_truth_image"]
+    expected = (result["spearman_truth_image"] - floor) / (segmented["spearman_truth_image"] - floor)
+    assert with_ceiling["gap_closed"] == pytest.approx(expected) and with_ceiling["gap_closed_n"] == 30
+    assert "gap_closed" not in result
+
+
+def test_gap_closed_is_zero_at_the_floor_one_at_the_ceiling_and_resamples_jointly():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(10, 100, 200)
+    floor, ceiling = rng.uniform(10, 100, 200), truth + rng.normal(0, 5, 200)
+    at_floor = evaluation.gap_closed(floor, floor, ceiling, truth, 300, np.random.default_rng(1))
+    at_ceiling = evaluation.gap_closed(ceiling, floor, ceiling, truth, 300, np.random.default_rng(1))
+    assert at_floor["gap_closed"] == pytest.approx(0.0, abs=1e-12) and at_ceiling["gap_closed"] == pytest.approx(1.0)
+    assert at_floor["gap_closed_ci95"] == pytest.approx([0.0, 0.0], abs=1e-12)  # same resamples for all three
+    halfway = truth + rng.normal(0, 40, 200)
+    half = evaluation.gap_closed(halfway, floor, ceiling, truth, 300, np.random.default_rng(1))
+    lo, hi = half["gap_closed_ci95"]
+    assert 0 < lo <= half["gap_closed"] <= hi < 1 and half["gap_closed_n"] == 200
+    with_nan = np.where(np.arange(200) < 5, np.nan, halfway)
+    assert evaluation.gap_closed(with_nan, floor, ceiling, truth, 50, np.random.default_rng(1))["gap_closed_n"] == 195
+    assert evaluation.gap_closed(halfway[:2], floor[:2], ceiling[:2], truth[:2], 50, np.random.default_rng(1)) == {}
 
 
 def test_measure_rejects_a_missing_chosen_entry(project, tmp_path, capfd):
