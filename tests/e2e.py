@@ -127,6 +127,19 @@ def repro(repo: Path, *args: str) -> tuple[set[str], str]:
     return stages_run(log), log
 
 
+def planned_repro(repo: Path, params: dict) -> tuple[set[str], str]:
+    """The stages ``dvc repro --dry`` would run with ``params`` written to params.yaml: DVC's plan from
+    its hashes of every dependency, without the minutes of running it (the module's full ``dvc
+    repro`` is the run). params.yaml is restored afterwards, so the next test starts clean."""
+    path = repo / "params.yaml"
+    original = path.read_bytes()
+    write_params(repo, params)
+    try:
+        return repro(repo, "--dry")
+    finally:
+        path.write_bytes(original)
+
+
 def failed_repro(repo: Path, params_bytes: bytes, *args: str) -> tuple[set[str], str]:
     """``dvc repro`` with params.yaml replaced by ``params_bytes``, expected to fail.
 
