@@ -75,7 +75,9 @@ def figure1_maps(
     for label, target in targets.items():
         if target == cfg.xai.target:
             maps = [np.asarray(stored[name], dtype=np.float32) for name in models]
-            out[f"{label}\nstored"] = normalise_maps(np.mean(maps, axis=0))[0]
+            # The stored maps explain the target minus the contrast answer, when there is one.
+            shown = label.replace(target, f"{target} - {cfg.xai.contrast}") if cfg.xai.contrast else label
+            out[f"{shown}\nstored"] = normalise_maps(np.mean(maps, axis=0))[0]
         else:
             explainer = explainers.from_config(cfg.xai, target=target)
             maps = [
