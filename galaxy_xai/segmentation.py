@@ -67,6 +67,27 @@ def truth_geometry(ids, truth: pd.DataFrame, set_name: str) -> pd.DataFrame:
     )
 
 
+def training_split(barred, in_train) -> tuple[np.ndarray, np.ndarray]:
+    """Which labelled galaxies (n,) the U-Net learns from and which stop it early: (learn, monitor) bool (n,).
+
+    ``barred`` (n,) bool: the galaxy has a true bar; ``in_train`` (n,) bool: it is in the morphology
+    train split. The barred train galaxies learn, the barred others monitor. A sky too small to leave
+    a barred galaxy outside the train split (the tests' tiny ones) monitors its last barred train
+    galaxy instead, so that both sets are non-empty whenever there are two barred galaxies; ValueError
+    when there are fewer.
+    """
+    barred, in_train = np.asarray(barred, dtype=bool), np.asarray(in_train, dtype=bool)
+    learn, monitor = barred & in_train, barred & ~in_train
+    if not monitor.any() and learn.sum() >= 2:
+        last = np.flatnonzero(learn)[-1]
+        learn[last], monitor[last] = False, True
+    if not learn.any() or not monitor.any():
+        raise ValueError(
+            f"{int(barred.sum())} barred labelled galaxies: the U-Net needs two (one to learn from, one to stop early)"
+        )
+    return learn, monitor
+
+
 def target_masks(geometry: pd.DataFrame, map_px: int, crop_px: int | None) -> np.ndarray:
     """The true bar masks of :func:`truth_geometry` rows at the U-Net's resolution: (n, map_px, map_px) bool
     (empty without a bar)."""

@@ -70,12 +70,10 @@ def main(argv: list[str] | None = None) -> None:
         table = prepared.read_table(args.table, ["GalaxyID", "image_path", "split"])
         geometry = segmentation.truth_geometry(table["GalaxyID"], truth, "training")
         barred = np.isfinite(geometry["length_px424"].to_numpy())
-        learn, monitor = barred & (table["split"] == "train").to_numpy(), barred & (table["split"] != "train").to_numpy()
-        if not learn.any() or not monitor.any():
-            raise ValueError(
-                f"{args.table}: {int(learn.sum())} barred labelled galaxies in the train split and {int(monitor.sum())} "
-                "outside it: the U-Net needs both (to learn and to stop early); raise synthetic.n_labelled"
-            )
+        try:
+            learn, monitor = segmentation.training_split(barred, (table["split"] == "train").to_numpy())
+        except ValueError as error:
+            raise ValueError(f"{args.table}: {error}; raise synthetic.n_labelled") from None
     (args.out / MODEL_FILE).parent.mkdir(parents=True, exist_ok=True)
     (args.out / SKIPPED_NOTE).unlink(missing_ok=True)  # a previous real-data run's note
 

@@ -145,3 +145,17 @@ def test_on_real_data_the_stage_writes_nan_lengths_and_says_it_skipped(tmp_path)
     assert (out["models"] / segment.SKIPPED_NOTE).is_file()
     lengths = segmentation.read_lengths(out["plots"] / segment.LENGTHS_FILE, [11, 12, 13])
     assert np.isnan(lengths).all()
+
+
+def test_the_training_split_learns_from_barred_train_galaxies_and_monitors_the_others():
+    barred = np.array([True, True, False, True, True, False])
+    in_train = np.array([True, True, True, False, True, False])
+    learn, monitor = segmentation.training_split(barred, in_train)
+    np.testing.assert_array_equal(learn, [True, True, False, False, True, False])
+    np.testing.assert_array_equal(monitor, [False, False, False, True, False, False])
+    # No barred galaxy outside the train split (a tiny sky): the last barred train galaxy monitors.
+    learn, monitor = segmentation.training_split(barred, np.ones(6, dtype=bool))
+    np.testing.assert_array_equal(learn, [True, True, False, True, False, False])
+    np.testing.assert_array_equal(monitor, [False, False, False, False, True, False])
+    with pytest.raises(ValueError, match="1 barred labelled galaxies: the U-Net needs two"):
+        segmentation.training_split([False, True, False], [True, True, False])
