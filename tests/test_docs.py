@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -137,3 +138,36 @@ def test_the_layout_names_every_library_module():
     assert modules
     missing = [p.relative_to(package).as_posix() for p in modules if f" {p.name} " not in layout]
     assert not missing, f"docs/pipeline.md does not list {missing}"
+
+
+def _shown_values(value) -> set[str]:
+    """How the docs may print a recorded number: 2-4 decimals (with or without its sign) or a percentage."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return set()
+    shown = {f"{v:.{d}f}" for v in (value, abs(value)) for d in (2, 3, 4)}
+    return shown | {f"{100 * value:.{d}f}" for d in (0, 1)}
+
+
+def test_the_readmes_headline_numbers_come_from_the_records_or_the_report():
+    """Issue #27: no number in the README's headline table or its claims without a source file: each
+    is a recorded run's headline value (records/*.json) or is printed in report.md."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    report = (ROOT / "report.md").read_text(encoding="utf-8")
+    recorded = {
+        shown
+        for path in (ROOT / "records").glob("*.json")
+        for row in json.loads(path.read_text())["headline"].values()
+        for value in row.values()
+        for shown in _shown_values(value)
+    }
+    table = readme[readme.index("| on the 640 test galaxies") :]
+    table = table[: table.index("\n\n")]
+    cells = [line.split("|")[2] for line in table.splitlines()[2:]]
+    claims = readme[readme.index("What this says, and on how many runs") : readme.index("Every number above is in")]
+    unsourced = [
+        number
+        for text in (*cells, claims)
+        for number in re.findall(r"(?<![\w.])\d+\.\d+|\d+(?=%)", text)
+        if number not in recorded and number not in report
+    ]
+    assert not unsourced, f"README numbers found in no record and not in report.md: {unsourced}"
