@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     per_galaxy["fourier_light_px424"] = image_px424[:, settings.image.index(settings.fourier_light)]
     for kind, lengths in twins_px424.items():
         per_galaxy[f"{kind}_px424"] = lengths
-    ceiling = [] if segmentation_px424 is None or np.isnan(segmentation_px424).all() else [("segmentation", None, segmentation_px424)]
-    for name, _, lengths in ceiling:
-        per_galaxy[f"{name}_px424"] = lengths
+    has_ceiling = segmentation_px424 is not None and not np.isnan(segmentation_px424).all()
+    if has_ceiling:
+        per_galaxy["segmentation_px424"] = segmentation_px424
     estimators = measuring.estimator_scores(settings, draws_px424, image_px424, sample, map_px, crop_px, n_boot, rng)
     controls = measuring.control_scores(
         per_galaxy["measured_px424"].to_numpy(),
@@ -93,15 +93,15 @@ def main(argv: list[str] | None = None) -> None:
             ("isophote", None, isophote_px424),
             ("fourier_light", settings.fourier_light, per_galaxy["fourier_light_px424"].to_numpy()),
             *((kind, settings.choice, lengths) for kind, lengths in twins_px424.items()),
-            *ceiling,
+            *([("segmentation", None, segmentation_px424)] if has_ceiling else []),
         ],
         sample, map_px, crop_px, n_boot, rng,
     )  # fmt: skip
     ensembles = measuring.ensemble_scores(settings, draws_px424, sample, n_boot, rng)
-    if ceiling and "true_px424" in per_galaxy:
+    if has_ceiling and "true_px424" in per_galaxy:
         # Where the explanation sits between a network that learnt nothing and supervised segmentation.
         scores.update(
-            evaluation.gap_closed(per_galaxy["measured_px424"], twins_px424["random_weights"], ceiling[0][2],
+            evaluation.gap_closed(per_galaxy["measured_px424"], twins_px424["random_weights"], segmentation_px424,
                                   per_galaxy["true_px424"], n_boot, rng)
         )  # fmt: skip
         log.info("gap closed between the random-weights twins and the U-Net: %.2f [%.2f, %.2f]",
