@@ -15,7 +15,8 @@ the absolute accuracy of every length (:func:`accuracy_table`), every estimator'
 each length adds to the isophote length, the ensemble curve, rotation stability and the captioned
 figures (:func:`figures_section`). A section whose metrics are absent (real data, an older run) is
 left out. The helpers format scores, intervals, settings and paired differences; nothing here
-computes a score but the gap fraction (:func:`gap_fraction`), a ratio of reported scores.
+computes a score but the gap fraction of runs older than the measure stage's ``gap_closed``
+(:func:`gap_fraction`), a ratio of reported scores.
 """
 
 from __future__ import annotations
@@ -448,10 +449,14 @@ def summary_section(run: RunMetrics, shared: Mapping, explainer: str, setup: Map
     fraction = gap_fraction(bars, key)
     if fraction is not None:
         floor, ceiling = controls["random_weights"][key], controls["segmentation"][key]
+        # The measure stage's joint bootstrap (evaluation.gap_closed) gives the interval; older runs have none.
+        measured = key == "spearman_truth_image" and bars.get("gap_closed") is not None
+        how = (f"{percent_interval(bars, 'gap_closed')} of the gap (95% interval: the three lengths resampled jointly)"
+               if measured else f"{fraction:.0%} of the gap: a point estimate (the three scores were not resampled jointly, so no interval)")  # fmt: skip
         bullets.append(
             f"Between the floor (random-weights twins, {floor:.3f}) and the ceiling (a U-Net trained on the true bar "
             f"masks, {ceiling:.3f}) the explanation closes ({bars[key]:.3f} - {floor:.3f}) / ({ceiling:.3f} - {floor:.3f}) "
-            f"= {fraction:.0%} of the gap: a point estimate (the three scores were not resampled jointly, so no interval)."
+            f"= {how}."
         )
     else:
         bullets.append("Fraction of the gap between the random-weights twins and the segmentation U-Net that the "

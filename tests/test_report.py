@@ -500,3 +500,12 @@ def test_the_report_has_one_title_captions_its_figures_and_explains_the_choice()
     (twin,) = [line for line in report.splitlines() if line.startswith(f"| {rep.CONTROL_LABELS['random_weights']} |")
                and line.count("|") == 9]  # fmt: skip
     assert "| 0.200 [0.10, 0.30] | +0.400 [+0.30, +0.50] | **beats** |" in twin
+
+
+def test_summary_quotes_the_measured_gap_closed_with_its_joint_interval():
+    run = run_metrics()
+    bars = {**run.barlengths, **TWINS_BARS, "gap_closed": 0.571, "gap_closed_ci95": [0.45, 0.68]}
+    run = dataclasses.replace(run, barlengths=bars)
+    text = "\n".join(rep.summary_section(run, {}, "integrated_gradients"))
+    assert "= 57% [45%, 68%] of the gap (95% interval: the three lengths resampled jointly)." in text
+    assert "point estimate" not in text
