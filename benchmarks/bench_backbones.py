@@ -1,6 +1,6 @@
 """Per-image cost of the paper's backbones on this machine, and the paper-scale cost it implies.
 
-For each case (architecture x input side, built by :func:`galaxy_xai.models.build_model` with
+For each case (architecture x input side, built by :func:`galaxy_xai.models.architectures.build_model` with
 ``weights=None``: speed does not depend on the weights) a fresh interpreter times, on one batch of
 ``--batch`` seeded random images:
 
@@ -66,8 +66,8 @@ def run_case(arch: str, px: int, batch: int, repeats: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from galaxy_xai.explainers.core import class_index, input_gradient, score_model
-    from galaxy_xai.models import build_model
+    from galaxy_xai.models.architectures import build_model
+    from galaxy_xai.xai.explainers.core import class_index, input_gradient, score_model
 
     model = build_model(arch, px, weights=None, seed=0)
     rng = np.random.default_rng(0)

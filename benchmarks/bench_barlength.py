@@ -1,12 +1,12 @@
-"""Benchmark of Algorithm 1: the published implementation vs galaxy_xai.algorithm1, in one run.
+"""Benchmark of Algorithm 1: the published implementation vs galaxy_xai.bars.algorithm1, in one run.
 
 1. speed per 224-px map, one (T_c, T_l) pair: the literal published code (threshold loop + O(n^2)
-   Python double loop) on a few maps vs :func:`galaxy_xai.algorithm1.bar_length_px`;
+   Python double loop) on a few maps vs :func:`galaxy_xai.bars.algorithm1.bar_length_px`;
 2. agreement: bit-for-bit equal lengths on N maps against the published code. The oracle keeps the
    published threshold loop literally and computes the same per-pair ``sqrt(dx^2 + dy^2)`` with NumPy
    broadcasting instead of the double loop (same floats, see tests/oracle.py);
 3. the paper-scale grid search: 1,050 galaxies x 3 models of 224-px maps, 5 map sources x 2 X_input x
-   25 (T_c, T_l) with :func:`galaxy_xai.barlength.map_source_lengths`.
+   25 (T_c, T_l) with :func:`galaxy_xai.bars.barlength.map_source_lengths`.
 
 Maps are saliency-like: an elongated Gaussian bar, often a bulge, smoothed noise, normalised; half
 are rounded to float16 like the heatmap files.
@@ -23,8 +23,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from galaxy_xai.algorithm1 import bar_length_px, scale_len_threshold
-from galaxy_xai.barlength import map_source_lengths
+from galaxy_xai.bars.algorithm1 import bar_length_px, scale_len_threshold
+from galaxy_xai.bars.barlength import map_source_lengths
 from galaxy_xai.io import setup_logging, write_json
 from tests.oracle import bar_like_map, published_bar_length
 

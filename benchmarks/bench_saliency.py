@@ -2,7 +2,7 @@
 
 Variants (each runs in its own subprocess, so its peak RSS is its own):
 
-* ``ours``       galaxy_xai.explainers' SmoothGrad: noisy copies of several galaxies per compiled batch;
+* ``ours``       galaxy_xai.xai.explainers' SmoothGrad: noisy copies of several galaxies per compiled batch;
 * ``tkv_single`` tf-keras-vis as the original code used it: one galaxy per call, the model's last
                  activation replaced in place, ``clear_session()`` after each galaxy;
 * ``tkv_batch``  tf-keras-vis with all galaxies in one call;
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def build(args: argparse.Namespace):
     """The benchmark model (random weights: speed does not depend on them) and seeded images."""
-    from galaxy_xai.models import build_model
+    from galaxy_xai.models.architectures import build_model
 
     model = build_model(args.arch, args.px, seed=0)
     images = np.random.default_rng(0).uniform(size=(args.galaxies, args.px, args.px, 3)).astype("float32")
@@ -72,8 +72,8 @@ def run_variant(args: argparse.Namespace) -> dict:
     import keras
     import tensorflow as tf
 
-    from galaxy_xai.explainers.core import class_index, finish_maps, input_gradient, score_model
-    from galaxy_xai.explainers.gradients import SmoothGrad
+    from galaxy_xai.xai.explainers.core import class_index, finish_maps, input_gradient, score_model
+    from galaxy_xai.xai.explainers.gradients import SmoothGrad
 
     warnings.filterwarnings("ignore", category=UserWarning)  # Keras' chatter on tf-keras-vis's list inputs
     model, images = build(args)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from galaxy_xai.synthetic import write_sky
+from galaxy_xai.data.synthetic import write_sky
 
 
 def rate(n_labelled: int, n_bars: int, workers: int, repeats: int) -> float:

@@ -23,8 +23,8 @@ import tensorflow as tf
 from PIL import Image
 
 from galaxy_xai.config import ImagesConfig
-from galaxy_xai.images import make_dataset
-from galaxy_xai.models import build_model
+from galaxy_xai.data.images import make_dataset
+from galaxy_xai.models.architectures import build_model
 
 
 def generated_paths(folder: Path, n: int, seed: int = 0) -> list[str]:

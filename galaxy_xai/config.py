@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from galaxy_xai.galaxyzoo import CLASS_COLUMNS
+from galaxy_xai.data.galaxyzoo import CLASS_COLUMNS
 from galaxy_xai.units import IMAGE_PX, PAPER_MAP_PX, scale_len_threshold
 
 
@@ -60,7 +60,7 @@ MIN_INPUT_PX: dict[str, int] = {
 }
 """Smallest model input side (pixels) each architecture accepts: keras.applications' limits for the
 paper's backbones, the downsampling of the small variants. The config checks ``images.size_px``
-against it; :mod:`galaxy_xai.models` builds its registry from it."""
+against it; :mod:`galaxy_xai.models.architectures` builds its registry from it."""
 
 ARCHITECTURES = tuple(MIN_INPUT_PX)
 
@@ -69,17 +69,17 @@ MAX_GALAXY_IDS = 900_000
 
 ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
 """How gradients become a saliency map: the paper's channel maximum of |gradient|, or the positive
-part of the channel sum of input x gradient (see :mod:`galaxy_xai.explainers`)."""
+part of the channel sum of input x gradient (see :mod:`galaxy_xai.xai.explainers`)."""
 
 METHODS = ("smoothgrad", "vanilla", "gradcam", "smoothgrad_sq", "vargrad", "integrated_gradients", "occlusion", "gradcam_pp", "scorecam")
-"""Explainers (``xai.method``), see :mod:`galaxy_xai.explainers` (its EXPLAINERS lists them in this order)."""
+"""Explainers (``xai.method``), see :mod:`galaxy_xai.xai.explainers` (its EXPLAINERS lists them in this order)."""
 
 SYMMETRIES = (1, 4, 8)
 """Orientations SmoothGrad's samples average over: none (paper), quarter turns, quarter turns and flips."""
 
 LINEARITIES = ("abs_pearson", "elongation")
 """Algorithm 1's stopping rule: the paper's |Pearson r| of the kept pixels, or the rotation-invariant
-elongation (see :mod:`galaxy_xai.barlength`)."""
+elongation (see :mod:`galaxy_xai.bars.barlength`)."""
 
 WEIGHTS = (None, "imagenet")
 """Initial weights of a model: random (no network needed) or ImageNet (downloaded by Keras)."""
@@ -156,13 +156,13 @@ class SmoothGradConfig:
 
 ESTIMATORS = ("algorithm1", "fourier")
 """How a bar length is read off a map: Algorithm 1 of the paper (thresholds T_c, T_l) or the radius
-where the map's m = 2 Fourier amplitude falls to a fraction of its peak (see :mod:`galaxy_xai.barlength`)."""
+where the map's m = 2 Fourier amplitude falls to a fraction of its peak (see :mod:`galaxy_xai.bars.barlength`)."""
 
 MASKS = ("none", "r90")
 """What is measured of a map: all of it, or only the pixels within the galaxy's Petrosian R90."""
 
 MEAN_SOURCES = ("mean_map", "mean_length")
-"""The saliency map sources that combine the models (:data:`galaxy_xai.barlength.MEAN_MAP`, ``MEAN_LENGTH``)."""
+"""The saliency map sources that combine the models (:data:`galaxy_xai.bars.barlength.MEAN_MAP`, ``MEAN_LENGTH``)."""
 
 
 MODEL_KINDS = ("morphology", "random_weights", "permuted_labels")
@@ -199,7 +199,7 @@ IG_BASELINES = ("blur", "black", "sky", "axisymmetric")
 (the sky), or each channel's ring means (its axisymmetric part)."""
 
 CONTROL_TARGETS = ("catalogue", "truth")
-"""What the control CNN learns (``control.target``): see :mod:`galaxy_xai.control`."""
+"""What the control CNN learns (``control.target``): see :mod:`galaxy_xai.models.control`."""
 
 
 @dataclass(frozen=True)
@@ -539,7 +539,7 @@ def _check_pixel_sizes(cfg: Config) -> None:
 
 def _check_segmentation(cfg: Config) -> None:
     """The U-Net's deepest level keeps a pixel: ``images.size_px / segmentation.downsample`` is at least
-    2^(levels - 1) (the mask side, rounded down to a multiple of it: :func:`galaxy_xai.unet.map_side_px`)."""
+    2^(levels - 1) (the mask side, rounded down to a multiple of it: :func:`galaxy_xai.models.unet.map_side_px`)."""
     seg, size = cfg.segmentation, cfg.images.size_px
     step = 2 ** (len(seg.filters) - 1)
     if size // seg.downsample < step:

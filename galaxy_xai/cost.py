@@ -28,8 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from galaxy_xai import barlength, catalogue, splits, statistics
+from galaxy_xai import statistics
+from galaxy_xai.bars import barlength
 from galaxy_xai.config import MODEL_KINDS, Config, ConfigError
+from galaxy_xai.data import catalogue, splits
 
 SYNTHETIC_SKY = "data/raw"
 """Where the synthesize stage writes the sky (dvc.yaml): ``data.path`` there means its sizes are the params'."""
@@ -101,7 +103,7 @@ class Sizes:
     source: str
 
     def split(self, total: int, fractions: dict[str, float], what: str) -> dict[str, int]:
-        """Galaxies per split as the prepare stage draws them (:func:`galaxy_xai.splits.split_sizes`)."""
+        """Galaxies per split as the prepare stage draws them (:func:`galaxy_xai.data.splits.split_sizes`)."""
         try:
             return splits.split_sizes(total, fractions, what)
         except ValueError as err:

@@ -111,7 +111,7 @@ def peers_deadline(timeout_s: float | None, key: str, tf_config: str | None = No
     not answer and kills this process. Afterwards SIGTERM has its default action again (TensorFlow
     installs a handler that swallows it). The SIGTERM check needs the stage to have called
     :func:`galaxy_xai.watchdog.hold_sigterm` before importing TensorFlow (stages/train.py and
-    stages/heatmap.py do). ``timeout_s`` None or no other worker: the block runs unguarded.
+    stages/heatmap_shard.py do). ``timeout_s`` None or no other worker: the block runs unguarded.
     """
     peers = cluster_peers(os.environ.get("TF_CONFIG") if tf_config is None else tf_config)
     if timeout_s is None or not peers or threading.current_thread() is not threading.main_thread():

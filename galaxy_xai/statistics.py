@@ -12,7 +12,7 @@ Every headline correlation carries a 95% percentile bootstrap interval (galaxies
 replacement, each with its PETROR90_R factor); two methods scored on the same galaxies are compared
 by a paired bootstrap of the difference, and one "beats" the other only when that interval excludes 0.
 Also here: the weighted fit through the origin with errors on both axes, the paper's decile
-measurement errors and RMSEs. The study's tables built from these live in :mod:`galaxy_xai.evaluation`.
+measurement errors and RMSEs. The study's tables built from these live in :mod:`galaxy_xai.results.evaluation`.
 """
 
 from __future__ import annotations
@@ -334,6 +334,22 @@ CORRELATION_SCORES = {
     "spearman_image": ("spearman", False),
 }
 """Score name -> (statistic, whether both lengths are multiplied by PETROR90_R: the paper's convention)."""
+
+SCORE_KEYS = {
+    **{name: name for name in CORRELATION_SCORES},
+    "rho_truth": "rho",
+    "rho_truth_image": "rho_image",
+    "spearman_truth_image": "spearman_image",
+    "pearson_truth": "rho_image",
+    "spearman_truth": "spearman_image",
+}
+"""Every key under which a metrics file stores a correlation -> its :data:`CORRELATION_SCORES` score.
+A ``truth`` key is the same score against the true length (synthetic sky) instead of the catalogue."""
+
+
+def score_keys(*keys: str) -> dict[str, str]:
+    """{key: score} of :data:`SCORE_KEYS` for ``keys``, in that order: the ``names`` of :func:`correlation_scores`."""
+    return {key: SCORE_KEYS[key] for key in keys}
 
 
 def correlation_scores(

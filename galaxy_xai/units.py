@@ -16,7 +16,7 @@ Conventions (the same for the synthetic sky and the real data):
   H0 = 100 h km/s/Mpc and Omega_m = 0.3, so kpc come out in h^-1 kpc as in the Hoyle catalogue.
 
 The paper multiplies both the measured and the catalogue lengths by PETROR90_R before correlating
-them; :mod:`galaxy_xai.evaluation` reports that convention and the image-unit one side by side.
+them; :mod:`galaxy_xai.results.evaluation` reports that convention and the image-unit one side by side.
 """
 
 from __future__ import annotations

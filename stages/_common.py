@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 
 from galaxy_xai.config import Config, ConfigError, ModelConfig, load_config
@@ -46,7 +47,7 @@ def exit_on_bad_input(log: logging.Logger) -> Iterator[None]:
 def morphology_model_config(cfg: Config, model: str, params: str) -> ModelConfig:
     """The recipe of morphology model ``model`` (a key of ``models``), checked against the image size
     before any work; ValueError naming the key and what was expected (``params``: the params file)."""
-    from galaxy_xai.models import validate  # TensorFlow: only the stages that train load it
+    from galaxy_xai.models.architectures import validate  # TensorFlow: only the stages that train load it
 
     if model not in cfg.models:
         raise ValueError(f"--model {model}: not a key of models in {params}; allowed: {', '.join(cfg.models)}")
@@ -56,3 +57,11 @@ def morphology_model_config(cfg: Config, model: str, params: str) -> ModelConfig
     except ValueError as err:
         raise ValueError(f"models.{model}: {err}") from None
     return model_cfg
+
+
+def cpu_workers() -> int:
+    """Processes a stage may start: the CPUs this process may run on (its affinity mask, which
+    containers and ``taskset`` narrow), else every CPU of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

@@ -17,7 +17,7 @@ all XAI test galaxies, ``paper_split`` with the same scores on fold 0, and a tra
 the training times and speeds go to ``--timings`` instead (:func:`galaxy_xai.io.write_metrics`).
 Params: ``seed`` (the folds, the nulls and bootstraps), ``control`` (``model``: ``arch``, ``epochs``,
 ``batch_size``, ``learning_rate``, ``weights``; ``folds``, ``target``), ``images`` and ``train`` (as the train
-stage), ``xai.permutations`` and ``xai.bootstrap``. The scoring is :mod:`galaxy_xai.control`.
+stage), ``xai.permutations`` and ``xai.bootstrap``. The scoring is :mod:`galaxy_xai.models.control`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from galaxy_xai import control, distribute, evaluation, io, models, prepared, splits, training
+from galaxy_xai import distribute, io
+from galaxy_xai.data import splits, tables
+from galaxy_xai.models import architectures, control, training
+from galaxy_xai.results import evaluation
 from stages._common import exit_on_bad_input, start
 
 
@@ -41,10 +44,10 @@ def main(argv: list[str] | None = None) -> None:
 
     model_cfg, n_folds = cfg.control.model, cfg.control.folds
     with exit_on_bad_input(log):
-        models.validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights, head="linear")
-        bars = prepared.read_bars(args.bars, columns=["objid", "image_path", "control_split", control.TARGET])
+        architectures.validate(model_cfg.arch, cfg.images.size_px, model_cfg.weights, head="linear")
+        bars = tables.read_bars(args.bars, columns=["objid", "image_path", "control_split", control.TARGET])
         target, bars = control.target_lengths(bars, cfg.control.target, str(args.bars))
-        samples = {split: prepared.xai_rows(bars, split, str(args.bars)) for split in splits.XAI_SPLITS}
+        samples = {split: tables.xai_rows(bars, split, str(args.bars)) for split in splits.XAI_SPLITS}
         if bars["objid"].duplicated().any():
             raise ValueError(f"{args.bars}: objid {bars.loc[bars['objid'].duplicated(), 'objid'].iloc[0]} repeated")
         objids, control_split = bars["objid"].to_numpy(), bars["control_split"].to_numpy()

@@ -3,14 +3,14 @@ against the true bar (issue #15).
 
 ``explainers.galaxies`` test galaxies with a known bar (a random pick seeded by ``seed``) are
 explained by ``explainers.model`` (null: the first of ``models``) with every ``xai.method``
-(:data:`galaxy_xai.explainers.EXPLAINERS`, each with the ``xai`` settings: ``xai.target``,
+(:data:`galaxy_xai.xai.explainers.EXPLAINERS`, each with the ``xai`` settings: ``xai.target``,
 ``xai.attribution``, ``xai.smoothgrad``, ``xai.integrated_gradients``, ``xai.occlusion``; noise
 seeded by ``seed`` as the heatmap stage's first draw), then again by the model's two twins (stage
 ``twins``, ``--twins``): every learnt layer re-initialised, and the same recipe trained on the
 morphology table's vote fractions permuted among the galaxies (Adebayo et al.'s data randomisation
 test). The
 first ``explainers.cascade_galaxies`` are also explained after each step of the cascading
-randomisation. :mod:`galaxy_xai.explainer_study` scores the maps: relevance mass and
+randomisation. :mod:`galaxy_xai.xai.explainer_study` scores the maps: relevance mass and
 rank accuracy inside the true bar ellipse (truth.csv), the pointing game, deletion / insertion areas
 (``explainers.deletion_steps``), the randomised model's map similarity, and the Spearman rho of the
 Algorithm 1 lengths (the grid search's chosen setting, ``xai.linearity``) against the true length
@@ -37,13 +37,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from galaxy_xai import barlength, catalogue, evaluation, explainer_study, prepared
+from galaxy_xai.bars import barlength
 from galaxy_xai.config import TWINS
-from galaxy_xai.heatmaps import draw_seed
-from galaxy_xai.images import load_images
+from galaxy_xai.data import tables
+from galaxy_xai.data.images import load_images
 from galaxy_xai.io import atomic_path, load_model, write_metrics
+from galaxy_xai.results import evaluation, explainers_report
+from galaxy_xai.xai import explainer_study
+from galaxy_xai.xai.heatmaps import draw_seed
 from stages._common import exit_on_bad_input, start
+
+TRUE_BAR = {
+    "length_px424": "true_length_px424",
+    "axis_ratio": "true_axis_ratio",
+    "angle_deg": "true_angle_deg",
+    "true_length_px424": "true_length_px424",
+}
+"""The study's ``bars`` keys (:func:`galaxy_xai.xai.explainer_study.run_study`) -> their bars.csv column."""
 
 
 def skip(args: argparse.Namespace, log, reason: str) -> None:
@@ -53,10 +65,21 @@ def skip(args: argparse.Namespace, log, reason: str) -> None:
     with atomic_path(args.table) as tmp:
         Path(tmp).write_text(f"# Explainers against the true bar\n\nSkipped: {reason}\n", encoding="utf-8")
     for figure in (args.figure, args.sanity_figure):
-        explainer_study.placeholder_figure(figure, f"explainers stage skipped: {reason}")
+        explainers_report.placeholder_figure(figure, f"explainers stage skipped: {reason}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def test_sample(bars_path: str, galaxies: int, seed: int) -> pd.DataFrame:
+    """``galaxies`` test galaxies with a true bar, a random pick seeded by ``seed``, in catalogue order."""
+    test = tables.read_bars(bars_path, "test", columns=("objid", "xai_split", "image_path", *TRUE_BAR.values()))
+    test = test[np.isfinite(test["true_length_px424"].to_numpy(dtype=float))].reset_index(drop=True)
+    if len(test) < galaxies:
+        raise ValueError(f"{bars_path}: {len(test)} test galaxies with a true bar, fewer than explainers.galaxies = {galaxies}")
+    rows = np.sort(np.random.default_rng(seed).choice(len(test), galaxies, replace=False))
+    return test.iloc[rows].reset_index(drop=True)
+
+
+def arguments() -> argparse.ArgumentParser:
+    """The stage's command line (``--params`` is added by :func:`stages._common.start`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, required=True, help="folder of <model>.keras")
     parser.add_argument("--bars", required=True, help="prepared bar catalogue (bars.csv)")
@@ -67,74 +90,55 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", required=True, help="the table and the verdict (Markdown)")
     parser.add_argument("--figure", required=True, help="galaxies under every explainer (PNG)")
     parser.add_argument("--sanity-figure", required=True, help="cascade and data randomisation (PNG)")
-    args, cfg, log = start("explainers", parser, argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, cfg, log = start("explainers", arguments(), argv)
 
     study_cfg = cfg.explainers
     model_name = study_cfg.model or next(iter(cfg.models))
     with exit_on_bad_input(log):
-        truth = catalogue.read_truth(cfg.data.path)
-        if truth is None:
-            skip(args, log, f"no truth.csv in {cfg.data.path} (real data): the true bars are unknown")
+        if "true_length_px424" not in tables.read_table(args.bars, ["objid", "xai_split"]).columns:
+            skip(args, log, f"{args.bars} has no true bars (real data: no truth.csv in {cfg.data.path})")
             return
         choice = barlength.read_choice(args.gridsearch, list(cfg.models))
-        test = prepared.read_bars(args.bars, "test", columns=("objid", "xai_split", "image_path"))
-        model_file = args.models / f"{model_name}.keras"
-        if not model_file.is_file():
-            raise ValueError(f"model file not found: {model_file} (run the train stage first)")
-        bars = truth[truth["set"] == "gz2"].set_index("id")
-        test = test[test["objid"].isin(bars.index)]
-        test = test.assign(
-            length_px424=bars.loc[test["objid"], "bar_length_px424"].to_numpy(),
-            axis_ratio=bars.loc[test["objid"], "bar_axis_ratio"].to_numpy(),
-            angle_deg=bars.loc[test["objid"], "bar_angle_deg"].to_numpy(),
-        )
-        test = test[np.isfinite(test["length_px424"].to_numpy(dtype=float))].reset_index(drop=True)
-        if len(test) < study_cfg.galaxies:
-            raise ValueError(
-                f"{args.bars}: {len(test)} test galaxies with a true bar, fewer than explainers.galaxies = {study_cfg.galaxies}"
-            )
-    began = time.perf_counter()
-    rows = np.sort(np.random.default_rng(cfg.seed).choice(len(test), study_cfg.galaxies, replace=False))
-    sample = test.iloc[rows].reset_index(drop=True)
-    names, skipped = explainer_study.runnable(cfg.xai, cfg.images.size_px, study_cfg.methods)
-    for name, why in skipped.items():
-        log.warning("explainer %s left out: %s", name, why)
-    with exit_on_bad_input(log):
-        model = load_model(args.models / f"{model_name}.keras", compile=False)
+        model = load_model(args.models / f"{model_name}.keras", compile=False, expected="a model written by the train stage")
         twins = {
             kind: load_model(args.twins / kind / f"{model_name}.keras", compile=False, expected=f"the {kind} twin written by the twins stage")
             for kind in TWINS
         }
+        sample = test_sample(args.bars, study_cfg.galaxies, cfg.seed)
+    began = time.perf_counter()
+    names, skipped = explainer_study.runnable(cfg.xai, cfg.images.size_px, study_cfg.methods)
+    for name, why in skipped.items():
+        log.warning("explainer %s left out: %s", name, why)
     images = load_images(sample["image_path"].tolist(), cfg.images)
-    bar_geometry = {
-        "length_px424": sample["length_px424"].to_numpy(dtype=np.float64),
-        "axis_ratio": sample["axis_ratio"].to_numpy(dtype=np.float64),
-        "angle_deg": sample["angle_deg"].to_numpy(dtype=np.float64),
-        # the true length the lengths are scored against: truth.csv's, as bars.csv's true_length_px424
-        "true_length_px424": sample["length_px424"].to_numpy(dtype=np.float64),
-    }
+    # The true bar's ellipse (localisation) and the true length the lengths are scored against.
+    galaxies = explainer_study.Galaxies(
+        images, {key: sample[column].to_numpy(dtype=np.float64) for key, column in TRUE_BAR.items()}, sample["objid"].to_numpy()
+    )
+    options = explainer_study.StudyOptions(cfg.xai.bootstrap, study_cfg.deletion_steps, names, study_cfg.cascade_galaxies)
     log.info("%s, %d test galaxies, %d explainers; lengths with %s", model_name, len(sample), len(names), choice)
     study = explainer_study.run_study(
-        model, images, bar_geometry, cfg.xai, choice, cfg.images.crop_px,
-        seed=draw_seed(cfg.seed, model_name, 0), keys=sample["objid"].to_numpy(),
-        n_boot=cfg.xai.bootstrap, deletion_steps=study_cfg.deletion_steps, names=names,
-        cascade=study_cfg.cascade_galaxies, random_model=twins["random_weights"], permuted_model=twins["permuted_labels"],
-        progress=log.info,
+        model, galaxies, cfg.xai, choice, cfg.images.crop_px, draw_seed(cfg.seed, model_name, 0), options,
+        random_model=twins["random_weights"], permuted_model=twins["permuted_labels"], progress=log.info,
     )  # fmt: skip
-    shown = np.argsort(-bar_geometry["length_px424"], kind="stable")[: study_cfg.figure_galaxies]
-    explainer_study.figure(
-        args.figure, images, study["maps"], bar_geometry, shown, cfg.images.crop_px,
+
+    shown = np.argsort(-galaxies.bars["length_px424"], kind="stable")[: study_cfg.figure_galaxies]
+    explainers_report.figure(
+        args.figure, images, study.maps, galaxies.bars, shown, cfg.images.crop_px,
         f"{model_name}: {len(shown)} of the {len(sample)} test galaxies (longest true bars) under every explainer; "
         "cyan: the true bar ellipse",
     )  # fmt: skip
-    explainer_study.sanity_figure(
+    explainers_report.sanity_figure(
         args.sanity_figure, study,
         f"{model_name}: sanity checks (cascade on {study_cfg.cascade_galaxies} galaxies; lengths on {len(sample)}; "
         "twins: every weight re-drawn; the recipe trained on permuted labels)",
     )  # fmt: skip
-    text = explainer_study.markdown(study, model_name, choice, study_cfg.deletion_steps)
     with atomic_path(args.table) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
+        Path(tmp).write_text(explainers_report.markdown(study, model_name, choice, study_cfg.deletion_steps), encoding="utf-8")
+    verdict = explainers_report.verdict_sentence(study)
     write_metrics(
         args.metrics,
         args.timings,
@@ -148,19 +152,14 @@ def main(argv: list[str] | None = None) -> None:
                 "deletion_steps": study_cfg.deletion_steps,
                 "cascade_galaxies": study_cfg.cascade_galaxies,
                 "seconds": time.perf_counter() - began,
-                "verdict": explainer_study.verdict_sentence(study),
-                **explainer_study.to_json(study),
+                "verdict": verdict,
+                **study.to_json(),
             }
         ),
     )
-    for name, r in study["explainers"].items():
-        log.info(
-            "%-22s mass %.2f rank %.2f pointing %.2f del %.3f ins %.3f random spearman %.2f ssim %.2f rho %.2f (random %.2f)",
-            name, r["mass_accuracy"]["mean"], r["rank_accuracy"]["mean"], r["pointing_game"]["mean"],
-            r["deletion_auc"]["mean"], r["insertion_auc"]["mean"], r["spearman_abs"]["mean"], r["ssim"]["mean"],
-            r["spearman_truth"]["rho"], r["spearman_truth_random"]["rho"],
-        )  # fmt: skip
-    log.info("%s", explainer_study.verdict_sentence(study))
+    for line in explainers_report.summary_lines(study):
+        log.info("%s", line)
+    log.info("%s", verdict)
     log.info(
         "%.0f s; wrote %s, %s, %s and %s", time.perf_counter() - began, args.metrics, args.table, args.figure, args.sanity_figure
     )

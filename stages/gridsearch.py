@@ -1,9 +1,9 @@
 """Stage ``gridsearch``: Table 2, the measurement settings chosen on the validation split.
 
 Every setting of ``xai.grid`` (map sources x estimators x X_input x masks x T_c x T_l or floors x
-fractions, :func:`galaxy_xai.gridsearch.config_settings`) is measured on the validation galaxies'
+fractions, :func:`galaxy_xai.bars.gridsearch.config_settings`) is measured on the validation galaxies'
 stored maps (draw 0) and scored against the catalogue; the choices and their stability are made by
-:func:`galaxy_xai.gridsearch.search`, which documents the science.
+:func:`galaxy_xai.bars.gridsearch.search`, which documents the science.
 
 Params read: ``seed`` (the bootstrap's generator), ``images.crop_px`` (T_l and R90 in map pixels),
 ``models`` (the model names: whose heatmap files are read), ``xai.grid`` (``estimators``, ``mask``,
@@ -22,10 +22,13 @@ import argparse
 
 import numpy as np
 
-from galaxy_xai import barlength, gridsearch, heatmaps, prepared, units
-from galaxy_xai.algorithm1 import scale_len_threshold
+from galaxy_xai import units
+from galaxy_xai.bars import barlength, gridsearch
+from galaxy_xai.bars.algorithm1 import scale_len_threshold
 from galaxy_xai.config import MORPHOLOGY, TWINS
+from galaxy_xai.data import tables
 from galaxy_xai.io import write_csv, write_json, write_text
+from galaxy_xai.xai import heatmaps
 from stages._common import exit_on_bad_input, start
 
 
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
     models, crop_px, grid = list(cfg.models), cfg.images.crop_px, cfg.xai.grid
     with exit_on_bad_input(log):
-        sample = prepared.read_bars(args.bars, "val")
+        sample = tables.read_bars(args.bars, "val")
         maps, grey = heatmaps.read_heatmaps(heatmaps.kind_dir(args.heatmaps, MORPHOLOGY), models, sample["objid"], "val", draw=0)
         twin_maps = {
             kind: heatmaps.read_heatmaps(heatmaps.kind_dir(args.heatmaps, kind), models, sample["objid"], "val", draw=0)[0]

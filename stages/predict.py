@@ -15,7 +15,7 @@ reason: names that are not GalaxyIDs and JPEGs that do not decode, also counted 
 ``kaggle_test``). Nothing is written until every prediction has succeeded. Params: ``models``
 (every key, with its ``arch``), ``images.crop_px`` and ``images.size_px`` (the prediction inputs)
 and ``data.path`` (``truth.csv`` and the Kaggle test folder). The scoring is
-:mod:`galaxy_xai.morphology`.
+:mod:`galaxy_xai.results.table1`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxy_xai import catalogue, io, morphology, prepared, training
+from galaxy_xai import io
+from galaxy_xai.data import catalogue, galaxyzoo, tables
+from galaxy_xai.models import training
+from galaxy_xai.results import table1
 from stages._common import exit_on_bad_input, start
 
 
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
 
     data_dir = Path(cfg.data.path)
     with exit_on_bad_input(log):
-        table = prepared.read_table(args.table, ["GalaxyID", "image_path", "split", *catalogue.CLASS_COLUMNS])
+        table = tables.read_table(args.table, ["GalaxyID", "image_path", "split", *galaxyzoo.CLASS_COLUMNS])
         if not (table["split"] == "test").any() or not (table["split"] == "train").any():
             raise ValueError(f"{args.table}: expected rows in the train and test splits (prepare.test_fraction > 0)")
         missing = [str(args.models / f"{name}.keras") for name in cfg.models if not (args.models / f"{name}.keras").is_file()]
@@ -80,38 +83,38 @@ def main(argv: list[str] | None = None) -> None:
     paths = table["image_path"].astype(str).tolist()
     ids = table["GalaxyID"].to_numpy(dtype=np.int64)
     split = table["split"].to_numpy(dtype=str)
-    y_true = table[catalogue.CLASS_COLUMNS].to_numpy(dtype=np.float64)
+    y_true = table[galaxyzoo.CLASS_COLUMNS].to_numpy(dtype=np.float64)
 
     predicted: dict[str, np.ndarray] = {}
     for name in cfg.models:
         predicted[name] = training.predict(loaded[name], paths, cfg.images)
         log.info("%s: predicted %d galaxies", name, len(paths))
-    predictions = morphology.with_ensemble_and_baselines(predicted, y_true, split)
-    scores = morphology.rmse_scores(predictions, y_true, split)
-    metrics = morphology.table1_metrics(scores, split, list(cfg.models))
+    predictions = table1.with_ensemble_and_baselines(predicted, y_true, split)
+    scores = table1.rmse_scores(predictions, y_true, split)
+    metrics = table1.table1_metrics(scores, split, list(cfg.models))
     if truth is not None:
-        metrics["bar_auc"] = morphology.ensemble_bar_auc(truth, ids, predictions[morphology.ENSEMBLE], split, log)
+        metrics["bar_auc"] = table1.ensemble_bar_auc(truth, ids, predictions[table1.ENSEMBLE], split, log)
 
     submission = None
     if kaggle is not None:
-        submission = morphology.kaggle_submission(list(loaded.values()), kaggle, cfg.images)
+        submission = table1.kaggle_submission(list(loaded.values()), kaggle, cfg.images)
         metrics["kaggle_test"] = kaggle.counts
         log.info("Kaggle submission: %d of %d images of %s", len(kaggle.paths), kaggle.n_files, kaggle.folder)
 
     epochs = {name: read_epochs(args.train_metrics, name) for name in cfg.models}
     archs = {name: cfg.models[name].arch for name in cfg.models}
-    table1 = morphology.table1_markdown(scores, epochs, archs, metrics["n"])
+    table1_md = table1.table1_markdown(scores, epochs, archs, metrics["n"])
 
     # Every prediction succeeded: only now write, so a crash above leaves no partial outputs.
-    for name in [*cfg.models, morphology.ENSEMBLE]:
-        io.write_csv(args.predictions / f"{name}.csv", morphology.prediction_frame(ids, predictions[name], split))
+    for name in [*cfg.models, table1.ENSEMBLE]:
+        io.write_csv(args.predictions / f"{name}.csv", table1.prediction_frame(ids, predictions[name], split))
     if kaggle is not None:
         io.write_csv(args.predictions / "kaggle_skipped.csv", kaggle.skipped)
     if submission is not None:
         io.write_csv(args.predictions / "kaggle_submission.csv", submission, float_format="%.6f")
     io.write_json(args.metrics, metrics)
-    io.write_text(args.table1, table1)
-    for name in [*cfg.models, morphology.ENSEMBLE, *morphology.BASELINES]:
+    io.write_text(args.table1, table1_md)
+    for name in [*cfg.models, table1.ENSEMBLE, *table1.BASELINES]:
         log.info("%-20s test RMSE %.5f", name, scores["rmse"][name]["test"])
     if "bar_auc" in metrics:
         log.info("bar AUC (ensemble Class3.1, test disks): %s", metrics["bar_auc"])

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from galaxy_xai import catalogue, preparation
+from galaxy_xai.data import catalogue, preparation
+from galaxy_xai.data.tables import write_prepared
 from galaxy_xai.io import write_json
-from galaxy_xai.prepared import write_prepared
 from stages._common import exit_on_bad_input, start
 
 

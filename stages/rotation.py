@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from galaxy_xai import barlength, evaluation, prepared, stability
+from galaxy_xai.bars import barlength, rotation
+from galaxy_xai.data import tables
 from galaxy_xai.io import load_model, write_csv, write_json
+from galaxy_xai.results import evaluation
 from stages._common import exit_on_bad_input, start
 
 ELONGATION_TARGET = 0.08
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     rot = cfg.xai.rotation
     with exit_on_bad_input(log):
         choice = barlength.read_choice(args.gridsearch, list(cfg.models))
-        test = prepared.read_bars(args.bars, "test")
+        test = tables.read_bars(args.bars, "test")
         needed = choice.models_needed(list(cfg.models))
         missing = [
             str(args.models / f"{n}.keras") for n in needed if not (args.models / f"{n}.keras").is_file()
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         if missing:
             raise ValueError(f"model file(s) not found: {', '.join(missing)} (run the train stage first)")
         models = {n: load_model(args.models / f"{n}.keras", compile=False) for n in needed}
-    sample = test.iloc[stability.pick_rows(len(test), rot.galaxies, cfg.seed)].reset_index(drop=True)
+    sample = test.iloc[rotation.pick_rows(len(test), rot.galaxies, cfg.seed)].reset_index(drop=True)
     log.info(
         "%d test galaxies x angles %s deg; setting %s",
         len(sample),
@@ -59,11 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     paths = sample["image_path"].tolist()
     n_angles = len(rot.angles_deg)
     checks = {
-        "rotation": stability.rotation_lengths(models, paths, objids, cfg, choice),
-        "noise": stability.noise_lengths(models, paths, objids, cfg, choice, draws=n_angles),
+        "rotation": rotation.rotation_lengths(models, paths, objids, cfg, choice),
+        "noise": rotation.noise_lengths(models, paths, objids, cfg, choice, draws=n_angles),
     }
     spread = {check: {rule: evaluation.median_relative_spread(v) for rule, v in lengths.items()} for check, lengths in checks.items()}
-    write_csv(args.table, stability.lengths_table(objids, rot.angles_deg, checks))
+    write_csv(args.table, rotation.lengths_table(objids, rot.angles_deg, checks))
     write_json(
         args.metrics,
         {

@@ -1,11 +1,11 @@
 """Stage ``segment``: the segmentation reference, a U-Net trained on the true bar masks (Walmsley & Spindler 2023).
 
 The upper reference for the bar lengths: the best system doing the same job. A small U-Net
-(:mod:`galaxy_xai.unet`, ``segmentation.filters``) learns the true bar ellipses
-(:func:`galaxy_xai.localisation.bar_masks`, from truth.csv) of the labelled galaxies with a bar: the
+(:mod:`galaxy_xai.models.unet`, ``segmentation.filters``) learns the true bar ellipses
+(:func:`galaxy_xai.xai.localisation.bar_masks`, from truth.csv) of the labelled galaxies with a bar: the
 morphology train split to learn from, the other labelled galaxies (val and test) to stop early on.
 It then segments the bar catalogue's XAI val and test galaxies, which it never saw, and each mask's
-length (:func:`galaxy_xai.segmentation.mask_lengths_px424`) is scored on the test galaxies as the
+length (:func:`galaxy_xai.models.segmentation.mask_lengths_px424`) is scored on the test galaxies as the
 control CNN's are: Spearman and Pearson against the true length and the catalogue's, each with its
 95% bootstrap interval (``xai.bootstrap`` resamples, seeded by ``seed``), and the masks' mean Dice.
 
@@ -29,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxy_xai import catalogue, evaluation, io, prepared, segmentation, splits
-from galaxy_xai.images import load_images
-from galaxy_xai.unet import map_side_px
+from galaxy_xai import io
+from galaxy_xai.data import catalogue, splits, tables
+from galaxy_xai.data.images import load_images
+from galaxy_xai.models import segmentation
+from galaxy_xai.models.unet import map_side_px
+from galaxy_xai.results import evaluation
 from stages._common import exit_on_bad_input, start
 
 MODEL_FILE = "unet.keras"
@@ -47,7 +50,8 @@ def skip(args: argparse.Namespace, log, bars, reason: str) -> None:
     io.write_metrics(args.metrics, args.timings, {"skipped": reason})
 
 
-def main(argv: list[str] | None = None) -> None:
+def arguments() -> argparse.ArgumentParser:
+    """The stage's command line (``--params`` is added by :func:`stages._common.start`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, required=True, help="prepared morphology table (the labelled galaxies)")
     parser.add_argument("--bars", type=Path, required=True, help="prepared bar catalogue (bars.csv)")
@@ -55,19 +59,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", type=Path, required=True, help="folder of lengths.csv and the learning curve")
     parser.add_argument("--metrics", type=Path, required=True, help="scores on the test galaxies (JSON)")
     parser.add_argument("--timings", type=Path, required=True, help="training time (JSON)")
-    args, cfg, log = start("segment", parser, argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, cfg, log = start("segment", arguments(), argv)
     seg, crop_px = cfg.segmentation, cfg.images.crop_px
     began = time.perf_counter()
 
     with exit_on_bad_input(log):
-        bars = prepared.read_bars(args.bars, columns=("objid", "xai_split", "image_path"))
+        bars = tables.read_bars(args.bars, columns=("objid", "xai_split", "image_path"))
         bars = bars[bars["xai_split"].isin(splits.XAI_SPLITS)].reset_index(drop=True)
-        test_rows = prepared.xai_rows(bars, "test", str(args.bars))
+        test_rows = tables.xai_rows(bars, "test", str(args.bars))
         truth = catalogue.read_truth(cfg.data.path)
         if truth is None:
             skip(args, log, bars, f"no truth.csv in {cfg.data.path} (real data): no true bar masks to learn from")
             return
-        table = prepared.read_table(args.table, ["GalaxyID", "image_path", "split"])
+        table = tables.read_table(args.table, ["GalaxyID", "image_path", "split"])
         geometry = segmentation.truth_geometry(table["GalaxyID"], truth, "training")
         barred = np.isfinite(geometry["length_px424"].to_numpy())
         try:

@@ -2,14 +2,14 @@
 
     python -m stages.synthesize --out data/raw
 
-Reads params ``seed`` and ``synthetic``; see :mod:`galaxy_xai.synthetic.sky` for what is written.
+Reads params ``seed`` and ``synthetic``; see :mod:`galaxy_xai.data.synthetic.sky` for what is written.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from galaxy_xai.synthetic import write_sky
+from galaxy_xai.data.synthetic import write_sky
 from stages._common import start
 
 

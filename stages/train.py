@@ -23,8 +23,10 @@ hold_sigterm()  # before TensorFlow starts its threads: a multi-worker start-up 
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from galaxy_xai import distribute, io, prepared, training  # noqa: E402
-from galaxy_xai.galaxyzoo import CLASS_COLUMNS  # noqa: E402
+from galaxy_xai import distribute, io  # noqa: E402
+from galaxy_xai.data import tables  # noqa: E402
+from galaxy_xai.data.galaxyzoo import CLASS_COLUMNS  # noqa: E402
+from galaxy_xai.models import training  # noqa: E402
 from stages._common import exit_on_bad_input, morphology_model_config, start  # noqa: E402
 
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         # First: a multi-worker strategy must exist before TensorFlow runs any op.
         strategy = distribute.select_strategy(cfg.train.distribute, timeout_s=cfg.limits.worker_timeout_s)
         model_cfg = morphology_model_config(cfg, args.model, args.params)
-        table = prepared.read_table(args.table, ["image_path", "split", *CLASS_COLUMNS])
+        table = tables.read_table(args.table, ["image_path", "split", *CLASS_COLUMNS])
 
     log.info("training %s (%s, up to %d epochs)", args.model, model_cfg.arch, model_cfg.epochs)
     # A non-chief worker runs the same steps (saving too) into a temporary folder.

@@ -4,11 +4,11 @@ An explanation explains the model only if a model that learnt nothing cannot giv
 explained and measured exactly like its model (``heatmap_shard``, ``gridsearch``, ``measure``):
 
 * ``random_weights`` (model randomisation): the trained model with every learnt layer re-initialised
-  (:func:`galaxy_xai.sanity.randomised_copy`), seeded by the model's training seed
+  (:func:`galaxy_xai.xai.sanity.randomised_copy`), seeded by the model's training seed
   (``train.seed`` + ``seed_offset``): the architecture and the image with no learning;
 * ``permuted_labels`` (data randomisation): the model's recipe (architecture, seed, epochs,
   augmentation, learning rate) trained on the morphology table with its 37 vote fractions permuted
-  among the galaxies of each split (:func:`galaxy_xai.sanity.permute_labels`, the same seed): what
+  among the galaxies of each split (:func:`galaxy_xai.xai.sanity.permute_labels`, the same seed): what
   training gives when a galaxy's appearance says nothing about its votes.
 
 Writes ``--out-random`` and ``--out-permuted`` (``.keras``), ``--metrics`` (the permuted twin's
@@ -27,8 +27,11 @@ hold_sigterm()  # before TensorFlow starts its threads: a multi-worker start-up 
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from galaxy_xai import distribute, io, prepared, sanity, training  # noqa: E402
-from galaxy_xai.galaxyzoo import CLASS_COLUMNS  # noqa: E402
+from galaxy_xai import distribute, io  # noqa: E402
+from galaxy_xai.data import tables  # noqa: E402
+from galaxy_xai.data.galaxyzoo import CLASS_COLUMNS  # noqa: E402
+from galaxy_xai.models import training  # noqa: E402
+from galaxy_xai.xai import sanity  # noqa: E402
 from stages._common import exit_on_bad_input, morphology_model_config, start  # noqa: E402
 
 
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         # First: a multi-worker strategy must exist before TensorFlow runs any op.
         strategy = distribute.select_strategy(cfg.train.distribute, timeout_s=cfg.limits.worker_timeout_s)
         model_cfg = morphology_model_config(cfg, args.model, args.params)
-        table = prepared.read_table(args.table, ["image_path", "split", *CLASS_COLUMNS])
+        table = tables.read_table(args.table, ["image_path", "split", *CLASS_COLUMNS])
         trained = io.load_model(args.trained, compile=False)
     seed = training.model_seed(cfg.train, model_cfg)
 

@@ -1,7 +1,7 @@
 """A tiny data folder in the real Kaggle + GZ2 + Hoyle layout, for tests of any stage.
 
 :func:`make_data_folder` writes CSVs with pandas and 424 x 424 JPEGs with Pillow, laid out as
-:data:`galaxy_xai.catalogue.EXPECTED_LAYOUT` says, with the quirks real files have (repeated objids
+:data:`galaxy_xai.data.catalogue.EXPECTED_LAYOUT` says, with the quirks real files have (repeated objids
 in the mapping, extra columns, objids that need all 18 digits) but no broken rows: tests add those.
 Building one takes well under a second; copy it with ``shutil.copytree`` for per-test changes.
 """
@@ -16,8 +16,9 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from galaxy_xai import catalogue as cat
 from galaxy_xai import units
+from galaxy_xai.data import catalogue as cat
+from galaxy_xai.data import galaxyzoo
 from tests.e2e import complete
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,12 +49,12 @@ class DataFolder:
 
 def tree_labels(n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, 37) vote fractions in CLASS_COLUMNS order that obey the decision tree exactly."""
-    index = {c: i for i, c in enumerate(cat.CLASS_COLUMNS)}
-    values = np.zeros((n, len(cat.CLASS_COLUMNS)))
-    for q, parent in cat.PARENT.items():  # parents come before their children in this order
+    index = {c: i for i, c in enumerate(galaxyzoo.CLASS_COLUMNS)}
+    values = np.zeros((n, len(galaxyzoo.CLASS_COLUMNS)))
+    for q, parent in galaxyzoo.PARENT.items():  # parents come before their children in this order
         reach = 1.0 if parent is None else values[:, index[parent]][:, None]
-        share = rng.dirichlet(np.ones(cat.N_ANSWERS[q]), size=n)
-        values[:, [index[c] for c in cat.question_columns(q)]] = reach * share
+        share = rng.dirichlet(np.ones(galaxyzoo.N_ANSWERS[q]), size=n)
+        values[:, [index[c] for c in galaxyzoo.question_columns(q)]] = reach * share
     return values
 
 
@@ -103,7 +104,7 @@ def make_data_folder(
         np.int64
     )
     real = np.array([[float(v) for v in row.split(",")] for row in REAL_LABEL_ROWS.values()])
-    labels = pd.DataFrame(np.vstack([tree_labels(n_labelled - 2, rng), real]), columns=cat.CLASS_COLUMNS)
+    labels = pd.DataFrame(np.vstack([tree_labels(n_labelled - 2, rng), real]), columns=galaxyzoo.CLASS_COLUMNS)
     labels.insert(0, "GalaxyID", galaxy_ids)
     labels.to_csv(root / cat.LABELS_CSV, index=False)
     for gid in galaxy_ids:

@@ -114,3 +114,20 @@ def mixed_maps(n: int, size: int, seed: int) -> np.ndarray:
         if i % 2:
             maps[i] = maps[i].astype(np.float16)
     return maps
+
+
+def ideal_bar_maps(n: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Maps of a flat-topped bar (length 8-30 px, axis ratio 0.25, random angle) with a round bulge
+    and uniform noise, as an ideal saliency map would show it, min-max scaled; and the true lengths (n,)."""
+    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    lengths = rng.uniform(8, 30, n)
+    maps = np.empty((n, size, size))
+    for i, (length, angle) in enumerate(zip(lengths, rng.uniform(0, np.pi, n), strict=True)):
+        u = xx * np.cos(angle) + yy * np.sin(angle)
+        v = -xx * np.sin(angle) + yy * np.cos(angle)
+        half = length / 2
+        bar = np.exp(-np.log(2) * ((np.abs(u) / half) ** 4 + (v / max(0.25 * half, 0.7)) ** 2))
+        bulge = 0.6 * np.exp(-(xx**2 + yy**2) / (2 * (length / 6) ** 2))
+        maps[i] = bar + bulge + 0.2 * rng.random((size, size))
+    lo = maps.min(axis=(1, 2), keepdims=True)
+    return (maps - lo) / (maps.max(axis=(1, 2), keepdims=True) - lo), lengths

@@ -8,18 +8,27 @@ import re
 import numpy as np
 import pytest
 
-from galaxy_xai import algorithm1, barlength, heatmaps, units
-from galaxy_xai.algorithm1 import (
+from galaxy_xai import units
+from galaxy_xai.bars import algorithm1, barlength
+from galaxy_xai.bars.algorithm1 import (
     bar_length_grid,
     bar_length_px,
     bar_lengths_grid,
     isolate_bar,
     max_pixel_distance,
 )
-from galaxy_xai.barlength import MEAN_LENGTH, MEAN_MAP
+from galaxy_xai.bars.barlength import MEAN_LENGTH, MEAN_MAP
 from galaxy_xai.config import ESTIMATORS, LINEARITIES, MASKS
-from galaxy_xai.maps import normalise_maps, within_radius
-from tests.oracle import bar_like_map, mixed_maps, published_length, published_mask, smooth_blob_map
+from galaxy_xai.xai import heatmaps
+from galaxy_xai.xai.maps import normalise_maps, within_radius
+from tests.oracle import (
+    bar_like_map,
+    ideal_bar_maps,
+    mixed_maps,
+    published_length,
+    published_mask,
+    smooth_blob_map,
+)
 
 T_C = [0.7, 0.75, 0.8, 0.85, 0.9]
 T_L = [2, 3, 5, 10, 20]
@@ -323,26 +332,10 @@ def test_read_choice_names_the_file_and_the_problem(tmp_path):
         barlength.read_choice(tmp_path / "partial.json", ["a"])
 
 
-def _ideal_bar_maps(n: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Maps of a flat-topped bar (length 8-30 px, axis ratio 0.25, random angle) with a round bulge
-    and uniform noise, as an ideal saliency map would show it; and the true lengths (n,)."""
-    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
-    lengths = rng.uniform(8, 30, n)
-    maps = np.empty((n, size, size))
-    for i, (length, angle) in enumerate(zip(lengths, rng.uniform(0, np.pi, n), strict=True)):
-        u = xx * np.cos(angle) + yy * np.sin(angle)
-        v = -xx * np.sin(angle) + yy * np.cos(angle)
-        half = length / 2
-        bar = np.exp(-np.log(2) * ((np.abs(u) / half) ** 4 + (v / max(0.25 * half, 0.7)) ** 2))
-        bulge = 0.6 * np.exp(-(xx**2 + yy**2) / (2 * (length / 6) ** 2))
-        maps[i] = bar + bulge + 0.2 * rng.random((size, size))
-    return normalise_maps(maps), lengths
-
-
 def test_elongation_recovers_the_lengths_of_ideal_bar_maps_and_abs_pearson_does_not():
     """Why the default rule is elongation: with bars at every angle, |r| stops late on bars near an
     image axis (r ~ 0 there), so the measured length loses track of the true one."""
-    maps, truth = _ideal_bar_maps(150, 64, np.random.default_rng(11))
+    maps, truth = ideal_bar_maps(150, 64, np.random.default_rng(11))
     rho = {
         rule: np.corrcoef(bar_lengths_grid(maps, [0.6], [6], rule)[:, 0, 0], truth)[0, 1]
         for rule in LINEARITIES
@@ -380,7 +373,7 @@ def test_within_radius_is_a_centred_disc():
 def test_the_r90_mask_stops_a_stray_pixel_outside_r90_from_setting_the_length(estimator):
     """A neighbour or a star in the corner is a bright pixel far outside the galaxy's R90 (20 px of a
     64-px map): without the mask Algorithm 1's largest distance reaches it; with it nothing changes."""
-    maps, truth = _ideal_bar_maps(40, 64, np.random.default_rng(21))
+    maps, truth = ideal_bar_maps(40, 64, np.random.default_rng(21))
     stray = maps.copy()
     stray[:, 2, 2] = 1.0
     params = {"corr_threshold": 0.6, "len_threshold": 10} if estimator == "algorithm1" else {"fraction": 0.5, "floor": 0.0}
@@ -479,7 +472,7 @@ def test_the_paper_configuration_is_the_paper_grid():
 
 def test_fourier_map_lengths_give_a_map_without_signal_the_floor():
     maps = np.zeros((2, 16, 16))
-    maps[1] = _ideal_bar_maps(1, 16, np.random.default_rng(1))[0][0]
+    maps[1] = ideal_bar_maps(1, 16, np.random.default_rng(1))[0][0]
     lengths = barlength.fourier_map_lengths(maps, [0.5])
     assert lengths[0, 0] == barlength.NO_BAR_LENGTH_PX and lengths[1, 0] > 2
     with pytest.raises(ValueError, match="floor"):
@@ -492,7 +485,7 @@ def test_a_floor_stops_faint_speckle_from_carrying_the_fourier_length_to_the_edg
     bar; above a floor those annuli are empty and the bar's end is found. (A speckle pixel brighter
     than the floor would still be a lone pixel of A2 = 1: the floor is chosen on validation.)"""
     rng = np.random.default_rng(23)
-    maps, truth = _ideal_bar_maps(60, 64, rng)
+    maps, truth = ideal_bar_maps(60, 64, rng)
     speckle = np.where(rng.random(maps.shape) < 0.02, rng.uniform(0.05, 0.15, maps.shape), 0.0)
     bars = np.clip(maps - 0.3, 0, None)  # the ideal bar without its uniform noise
     noisy = normalise_maps(bars + speckle)

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxy_xai import catalogue as cat
-from galaxy_xai import drops, preparation, splits, units
+from galaxy_xai import units
 from galaxy_xai.config import PrepareConfig
+from galaxy_xai.data import catalogue as cat
+from galaxy_xai.data import drops, galaxyzoo, preparation, splits
 from stages import prepare as prepare_stage
 from tests.fixtures import (
     FIRST_OBJID,
@@ -78,10 +79,10 @@ def test_the_real_label_rows_pass_the_tree():
 def test_every_answer_out_of_place_breaks_the_tree():
     # Each of the 37 answers takes part in a constraint, so moving any one by 0.01 is caught.
     base = real_rows()[0]
-    perturbed = np.tile(base, (len(cat.CLASS_COLUMNS), 1)) + 0.01 * np.eye(len(cat.CLASS_COLUMNS))
+    perturbed = np.tile(base, (len(galaxyzoo.CLASS_COLUMNS), 1)) + 0.01 * np.eye(len(galaxyzoo.CLASS_COLUMNS))
     assert np.all(cat.tree_violation(perturbed) > 0.005)
     negative = base.copy()
-    negative[cat.CLASS_COLUMNS.index("Class8.7")] = -0.02  # the sum rule alone would also flag this
+    negative[galaxyzoo.CLASS_COLUMNS.index("Class8.7")] = -0.02  # the sum rule alone would also flag this
     assert cat.tree_violation(negative[None])[0] >= 0.02
     assert cat.tree_violation(base[None] + 1e-5)[0] < 1e-3  # rounding passes
 
@@ -93,7 +94,7 @@ def test_reordered_and_extra_columns_are_fine(data):
     before = cat.read_labels(data.path)
     edit_csv(data.path / cat.LABELS_CSV, lambda f: f[f.columns[::-1]].assign(Comment="x"))
     after = cat.read_labels(data.path)
-    assert list(after.columns) == cat.LABEL_COLUMNS
+    assert list(after.columns) == galaxyzoo.LABEL_COLUMNS
     pd.testing.assert_frame_equal(after, before)
 
 
@@ -285,8 +286,8 @@ def test_repeated_objids_in_the_file_take_the_original_image(data):
 def test_a_clean_folder_keeps_every_galaxy_with_consistent_units(data):
     prepared = run(data)
     morph, bars = prepared.morphology, prepared.bars
-    assert list(morph.columns) == ["GalaxyID", "image_path", *cat.CLASS_COLUMNS, "split"]
-    assert list(bars.columns) == [*preparation.BARS_COLUMNS, "true_length_px424", "true_length_kpc"]
+    assert list(morph.columns) == ["GalaxyID", "image_path", *galaxyzoo.CLASS_COLUMNS, "split"]
+    assert list(bars.columns) == [*preparation.BARS_COLUMNS, *preparation.TRUTH_COLUMNS.values()]
     assert len(morph) == len(data.galaxy_ids) and len(bars) == len(data.objids)
     assert set(REAL_LABEL_ROWS) <= set(morph["GalaxyID"])
     assert all(Path(p).is_file() for p in [*morph["image_path"], *bars["image_path"]])
@@ -303,7 +304,8 @@ def test_a_clean_folder_keeps_every_galaxy_with_consistent_units(data):
     np.testing.assert_allclose(bars["length_kpc"], bars["length_avg"], rtol=1e-9)
     truth = pd.read_csv(data.path / cat.TRUTH_CSV).query("set == 'gz2'").set_index("id").loc[bars["objid"]]
     np.testing.assert_array_equal(bars["true_length_px424"], truth["bar_length_px424"])
-    np.testing.assert_array_equal(bars["true_length_kpc"], truth["bar_length_kpc"])
+    for column, name in preparation.TRUTH_COLUMNS.items():
+        np.testing.assert_array_equal(bars[name], truth[column])
     assert prepared.metrics["bars"]["truth_matched"] == len(bars)
 
 
@@ -488,8 +490,8 @@ def test_a_repeated_id_keeps_an_exact_repeat_once_and_drops_a_conflict_with_both
 
     assert set(after.morphology["GalaxyID"]) == set(before.morphology["GalaxyID"]) - {gids[6]}
     assert set(after.bars["objid"]) == set(before.bars["objid"]) - {objids[6]}
-    kept = after.morphology.set_index("GalaxyID").loc[gids[4], cat.CLASS_COLUMNS]
-    pd.testing.assert_series_equal(kept, before.morphology.set_index("GalaxyID").loc[gids[4], cat.CLASS_COLUMNS])
+    kept = after.morphology.set_index("GalaxyID").loc[gids[4], galaxyzoo.CLASS_COLUMNS]
+    pd.testing.assert_series_equal(kept, before.morphology.set_index("GalaxyID").loc[gids[4], galaxyzoo.CLASS_COLUMNS])
     dropped = after.dropped.set_index("reason")
     label_row = dropped.loc["duplicate_id"]
     original = cat.read_labels(data.path).query("GalaxyID == @gids[6]").iloc[-1]
@@ -721,8 +723,8 @@ def test_the_stage_writes_tables_drops_and_metrics(data, tmp_path):
     bars = pd.read_csv(tmp_path / "prepared" / "bars.csv")
     dropped = pd.read_csv(tmp_path / "prepared" / "dropped.csv")
     metrics = json.loads((tmp_path / "m" / "data.json").read_text())
-    assert list(morph.columns) == ["GalaxyID", "image_path", *cat.CLASS_COLUMNS, "split"]
-    assert list(bars.columns) == [*preparation.BARS_COLUMNS, "true_length_px424", "true_length_kpc"]
+    assert list(morph.columns) == ["GalaxyID", "image_path", *galaxyzoo.CLASS_COLUMNS, "split"]
+    assert list(bars.columns) == [*preparation.BARS_COLUMNS, *preparation.TRUTH_COLUMNS.values()]
     assert bars["objid"].dtype == np.int64 and bars["objid"].iloc[0] == FIRST_OBJID
     assert set(bars["xai_split"]) == {"val", "test"} and set(bars["control_split"]) == {
         "train",

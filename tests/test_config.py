@@ -197,11 +197,11 @@ def test_the_largest_len_threshold_still_leaves_a_map_pixel_to_isolate():
 
 
 def test_a_minimum_input_is_declared_once_for_every_architecture():
-    from galaxy_xai import models
     from galaxy_xai.config import ARCHITECTURES, MIN_INPUT_PX
+    from galaxy_xai.models import architectures
 
     assert tuple(MIN_INPUT_PX) == ARCHITECTURES
-    assert {arch: spec.min_input_px for arch, spec in models.SPECS.items()} == MIN_INPUT_PX
+    assert {arch: spec.min_input_px for arch, spec in architectures.SPECS.items()} == MIN_INPUT_PX
     big = {**RAW["models"]["vgg_small"], "arch": "xception"}
     cfg = config_from_dict(with_change("images.size_px", 71) | {"models": {"big": big}})
     assert cfg.images.size_px == 71

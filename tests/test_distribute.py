@@ -271,8 +271,8 @@ def _fit(distribute_value: str, curve_path: Path | None = None):
     (over all replicas: ``N_VAL`` if the batches were split, more if the replicas repeated them)."""
     import tensorflow as tf
 
-    from galaxy_xai import training
     from galaxy_xai.config import ModelConfig, TrainConfig
+    from galaxy_xai.models import training
 
     x, y, x_val, y_val = _data()
     model, result = training.fit(
@@ -294,7 +294,7 @@ def _maps(strategy=None) -> np.ndarray:
     explained there, when given): 2 galaxies x 8 samples per chunk, 4 orientations."""
     import contextlib
 
-    from galaxy_xai.explainers.gradients import SmoothGrad
+    from galaxy_xai.xai.explainers.gradients import SmoothGrad
 
     images = _data()[2][:N_MAPS]
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -347,7 +347,7 @@ def _worker(mode: str, out: Path) -> None:
 
 def _replicated_functions() -> int:
     """How many chunk functions map_chunks has wrapped for a strategy's replicas so far."""
-    from galaxy_xai.explainers import core
+    from galaxy_xai.xai.explainers import core
 
     return core._replicated.cache_info().currsize
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import comparison as comparisons
 from galaxy_xai.config import MODEL_KINDS
+from galaxy_xai.results import comparison as comparisons
 from tests.e2e import (
     TINY_PARAMS,
     failed_repro,

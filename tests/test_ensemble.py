@@ -1,5 +1,5 @@
 """The ensemble curve: subsets and their means, the Spearman-Brown fit, its predictions, and the
-measure stage's use of it (galaxy_xai.ensemble, galaxy_xai.measuring.ensemble_scores)."""
+measure stage's use of it (galaxy_xai.results.ensemble, galaxy_xai.bars.protocol.ensemble_scores)."""
 
 import json
 
@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import ensemble, figures, measuring, report, statistics
-from galaxy_xai.barlength import ALGORITHM1, MEAN_LENGTH, R90_MASK, Choice
-from galaxy_xai.evaluation import finite_or_none
+from galaxy_xai import statistics
+from galaxy_xai.bars import protocol
+from galaxy_xai.bars.barlength import ALGORITHM1, MEAN_LENGTH, R90_MASK, Choice
+from galaxy_xai.results import ensemble, figures, report
+from galaxy_xai.results.evaluation import finite_or_none
 
 
 def simulated(n: int, n_members: int, shared_sd: float, own_sd: float, seed: int = 0):
@@ -133,7 +135,7 @@ def test_bad_input_is_refused(lengths, reference, message):
 def _settings(models):
     choice = Choice(MEAN_LENGTH, True, 0.9, 20.0, ALGORITHM1, R90_MASK)
     members = tuple(Choice(m, True, 0.9, 20.0, ALGORITHM1, R90_MASK) for m in models)
-    return measuring.TestSettings(choice, choice, [], measuring.FOURIER_LIGHT_DEFAULT, members)
+    return protocol.TestSettings(choice, choice, [], protocol.FOURIER_LIGHT_DEFAULT, members)
 
 
 def test_ensemble_scores_use_each_models_mean_over_draws():
@@ -141,23 +143,23 @@ def test_ensemble_scores_use_each_models_mean_over_draws():
     settings = _settings(models)
     assert settings.saliency[0] == settings.choice and set(settings.members) <= set(settings.saliency)
     lengths, truth = simulated(80, 3, 0.3, 0.6, seed=3)
-    draws = np.zeros((measuring.N_DRAWS, 80, len(settings.saliency)))
+    draws = np.zeros((protocol.N_DRAWS, 80, len(settings.saliency)))
     for j, member in enumerate(settings.members):
         column = settings.saliency.index(member)
         draws[0, :, column], draws[1, :, column] = lengths[:, j] - 0.1, lengths[:, j] + 0.1
-    np.testing.assert_allclose(measuring.member_lengths(settings, draws), lengths)
+    np.testing.assert_allclose(protocol.member_lengths(settings, draws), lengths)
     sample = pd.DataFrame({"length_px424": truth + np.random.default_rng(4).normal(scale=0.3, size=80), "true_length_px424": truth})
-    scores = measuring.ensemble_scores(settings, draws, sample, 40, np.random.default_rng(0))
+    scores = protocol.ensemble_scores(settings, draws, sample, 40, np.random.default_rng(0))
     assert set(scores) == {"catalogue", "truth"}
     direct = ensemble.ensemble_curve(lengths, truth, 40, np.random.default_rng(1), models)
     np.testing.assert_allclose(scores["truth"]["spearman"], direct["spearman"])
     # Real data: no true length, so the curve against the catalogue only; one model: no curve.
-    assert set(measuring.ensemble_scores(settings, draws, sample.drop(columns="true_length_px424"), 40, np.random.default_rng(0))) == {"catalogue"}
+    assert set(protocol.ensemble_scores(settings, draws, sample.drop(columns="true_length_px424"), 40, np.random.default_rng(0))) == {"catalogue"}
     one = _settings(["a"])
-    assert measuring.ensemble_scores(one, np.ones((measuring.N_DRAWS, 80, len(one.saliency))), sample, 40, np.random.default_rng(0)) == {}
+    assert protocol.ensemble_scores(one, np.ones((protocol.N_DRAWS, 80, len(one.saliency))), sample, 40, np.random.default_rng(0)) == {}
     # Too few galaxies with every length and a true length: no curve against the truth, no error.
     few = sample.assign(true_length_px424=np.where(np.arange(80) < 2, truth, np.nan))
-    assert set(measuring.ensemble_scores(settings, draws, few, 40, np.random.default_rng(0))) == {"catalogue"}
+    assert set(protocol.ensemble_scores(settings, draws, few, 40, np.random.default_rng(0))) == {"catalogue"}
 
 
 def test_the_test_settings_measure_each_model_alone_at_the_chosen_setting(tmp_path):
@@ -165,7 +167,7 @@ def test_the_test_settings_measure_each_model_alone_at_the_chosen_setting(tmp_pa
     image = Choice("image_residual", True, 0.8, 10.0, ALGORITHM1, R90_MASK)
     path = tmp_path / "gridsearch.json"
     path.write_text(json.dumps({"chosen": chosen.to_json(64, 160), "chosen_image": image.to_json(64, 160), "best_per_estimator": []}))
-    settings = measuring.TestSettings.read(path, ["a", "b"])
+    settings = protocol.TestSettings.read(path, ["a", "b"])
     assert settings.members == (Choice("a", True, 0.9, 20.0, ALGORITHM1, R90_MASK), Choice("b", True, 0.9, 20.0, ALGORITHM1, R90_MASK))
     assert settings.saliency == [chosen, *settings.members]
 

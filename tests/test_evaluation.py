@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from galaxy_xai import barlength, evaluation, statistics
-from galaxy_xai.barlength import IMAGE_SOURCES
+from galaxy_xai import statistics
+from galaxy_xai.bars import barlength
+from galaxy_xai.bars.barlength import IMAGE_SOURCES
 from galaxy_xai.config import MODEL_KINDS, MORPHOLOGY
+from galaxy_xai.results import evaluation, paper
 from stages import gridsearch, measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -379,9 +381,9 @@ def test_choice_stability_names_the_new_setting_columns_and_writes_null_for_nan(
 
 
 def test_paper_table2_lookup():
-    assert evaluation.paper_table2_rho("vgg_small", "vgg_small") == 0.68
-    assert evaluation.paper_table2_rho("mean_map") == 0.76
-    assert evaluation.paper_table2_rho("mine", "custom") is None
+    assert paper.table2_rho("vgg_small", "vgg_small") == 0.68
+    assert paper.table2_rho("mean_map") == 0.76
+    assert paper.table2_rho("mine", "custom") is None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -724,7 +726,8 @@ def _resampled_results(rng_seed: int = 3) -> dict:
     factor = np.random.default_rng(23).lognormal(0, 0.3, 60)
     columns = np.column_stack([measured, other, reference + np.random.default_rng(24).normal(size=60)])
     rng = np.random.default_rng(rng_seed)
-    from galaxy_xai import ensemble, localisation
+    from galaxy_xai.results import ensemble
+    from galaxy_xai.xai import localisation
 
     return {
         "null": statistics.permutation_null(measured, reference, factor, 500, rng),

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import barlength, explainer_study, localisation, sanity
+from galaxy_xai.bars import barlength
 from galaxy_xai.config import METHODS, XaiConfig, load_config
+from galaxy_xai.results import explainers_report
+from galaxy_xai.xai import explainer_study, localisation, sanity
 from stages import explainers as stage
 from tests.fixtures import params_file
 
@@ -51,24 +53,25 @@ CHOICE = barlength.Choice("m", False, 0.5, 10.0, mask="none")
 
 @pytest.fixture(scope="module")
 def study():
-    from galaxy_xai.models import build_model
+    from galaxy_xai.models.architectures import build_model
 
     model = build_model("vgg_small", PX, seed=0)
     rng = np.random.default_rng(0)  # weights away from their initial values (positive: every CAM has signal)
     model.set_weights([rng.uniform(0.0, 0.2, w.shape).astype("float32") for w in model.get_weights()])
     images, bars = bar_images(12)
     result = explainer_study.run_study(
-        model, images, bars, XAI, CHOICE, CROP, seed=1, keys=np.arange(12), n_boot=100, deletion_steps=4,
-        cascade=2, permuted_model=model,  # the model itself as its "permuted" twin: a known answer
+        model, explainer_study.Galaxies(images, bars, np.arange(12)), XAI, CHOICE, CROP, 1,
+        explainer_study.StudyOptions(n_boot=100, deletion_steps=4, cascade=2),
+        permuted_model=model,  # the model itself as its "permuted" twin: a known answer
     )  # fmt: skip
     return model, images, bars, result
 
 
 def test_every_explainer_is_scored_with_intervals(study):
     model, _, _, result = study
-    assert result["n"] == 12 and result["default"] == "smoothgrad"
-    assert list(result["explainers"]) == list(METHODS)
-    for name, r in result["explainers"].items():
+    assert result.n == 12 and result.default == "smoothgrad"
+    assert list(result.explainers) == list(METHODS)
+    for name, r in result.explainers.items():
         for key in (*explainer_study.LOCALISATION_KEYS, *explainer_study.FAITHFULNESS_KEYS, *explainer_study.RANDOMISATION_KEYS):
             score = r[key]
             lo, hi = score["ci95"]
@@ -80,14 +83,14 @@ def test_every_explainer_is_scored_with_intervals(study):
             rho = r[key]["rho"]
             assert math.isnan(rho) or -1 <= rho <= 1
         assert ("minus_default" in r) == (name != "smoothgrad")
-        assert result["maps"][name].shape == (12, PX, PX)
-    assert 0 < result["mask_fraction"]["mean"] < 1
-    json.dumps(explainer_study.to_json(result))  # no arrays left
+        assert result.maps[name].shape == (12, PX, PX)
+    assert 0 < result.mask_fraction["mean"] < 1
+    json.dumps(result.to_json())  # no arrays left
 
 
 def test_the_cascade_randomises_every_learnt_layer_output_first(study):
     model, _, _, result = study
-    cascade = result["cascade"]
+    cascade = result.cascade
     assert cascade["layers"] == [layer.name for layer in sanity.learnt_layers(model)] and cascade["n"] == 2
     for name in METHODS:
         for key in explainer_study.RANDOMISATION_KEYS:
@@ -97,14 +100,14 @@ def test_the_cascade_randomises_every_learnt_layer_output_first(study):
         assert all(s["n"] == 2 for s in cascade["explainers"]["vanilla"]["spearman_abs"])
     # every layer random at the last step: the same weights as the study's fully randomised model
     last = cascade["explainers"]["vanilla"]["spearman_abs"][-1]["mean"]
-    full = sanity.spearman_maps(result["maps"]["vanilla"][:2], result["random_maps"]["vanilla"][:2]).mean()
+    full = sanity.spearman_maps(result.maps["vanilla"][:2], result.random_maps["vanilla"][:2]).mean()
     assert last == pytest.approx(full, abs=1e-6)
 
 
 def test_a_permuted_twin_identical_to_the_model_gives_identical_maps_and_lengths(study):
     *_, result = study
     for name in ("vanilla", "smoothgrad", "gradcam", "occlusion"):
-        r = result["explainers"][name]
+        r = result.explainers[name]
         assert r["permuted"]["spearman_abs"]["mean"] == pytest.approx(1.0, abs=1e-6), name
         assert r["permuted"]["mass_accuracy"]["mean"] == pytest.approx(r["mass_accuracy"]["mean"], abs=1e-6), name
         assert r["permuted"]["spearman_truth"]["rho"] == pytest.approx(r["spearman_truth"]["rho"], nan_ok=True), name
@@ -114,9 +117,9 @@ def test_model_independent_applies_the_stated_threshold():
     def entry(random, permuted):
         return {"spearman_abs": {"mean": random}, "permuted": {"spearman_abs": {"mean": permuted}}}
 
-    t = explainer_study.MODEL_DEPENDENCE_SPEARMAN
-    study = {"explainers": {"a": entry(t, 0.1), "b": entry(t - 0.01, t + 0.2), "c": entry(0.0, 0.0)}}
-    assert explainer_study.model_independent(study) == {"random": ["a"], "permuted": ["b"]}
+    t = explainers_report.MODEL_DEPENDENCE_SPEARMAN
+    results = {"a": entry(t, 0.1), "b": entry(t - 0.01, t + 0.2), "c": entry(0.0, 0.0)}
+    assert explainers_report.model_independent(results) == {"random": ["a"], "permuted": ["b"]}
 
 
 def test_permute_labels_shuffles_whole_rows_within_each_split():
@@ -140,8 +143,8 @@ def test_permute_labels_shuffles_whole_rows_within_each_split():
 
 def test_resolution_is_the_last_conv_grid_for_cams(study):
     model, *_ = study
-    from galaxy_xai.explainers.core import score_model
-    from galaxy_xai.explainers.gradcam import feature_tensor
+    from galaxy_xai.xai.explainers.core import score_model
+    from galaxy_xai.xai.explainers.gradcam import feature_tensor
 
     grid = int(feature_tensor(score_model(model)).shape[1])
     assert grid < PX
@@ -170,19 +173,19 @@ def test_runnable_leaves_out_what_the_settings_cannot_run():
 
 def test_table_verdict_and_figure(study, tmp_path):
     _, images, bars, result = study
-    text = explainer_study.markdown(result, "vgg_small", CHOICE, 4)
+    text = explainers_report.markdown(result, "vgg_small", CHOICE, 4)
     for name in METHODS:
         assert f"| {name} |" in text
     assert text.count("\n|") == 2 * (len(METHODS) + 2)
-    sentence = explainer_study.verdict_sentence(result)
-    assert sentence in text and explainer_study.best_explainer(result["explainers"]) in sentence
+    sentence = explainers_report.verdict_sentence(result)
+    assert sentence in text and explainers_report.best_explainer(result.explainers) in sentence
     assert "should" in sentence
-    explainer_study.figure(tmp_path / "f.png", images, result["maps"], bars, [0, 1], CROP, "t")
+    explainers_report.figure(tmp_path / "f.png", images, result.maps, bars, [0, 1], CROP, "t")
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Sanity checks" in text and "permuted labels" in text
     for name in METHODS:
         assert text.count(f"| {name} |") == 2  # the main table and the sanity table
-    explainer_study.sanity_figure(tmp_path / "s.png", result, "t")
+    explainers_report.sanity_figure(tmp_path / "s.png", result, "t")
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -197,7 +200,9 @@ def cli(tmp_path, params):
 
 
 def test_stage_without_truth_writes_skipped(tmp_path):
+    """Real data: prepare wrote no true-bar columns into bars.csv (there is no truth.csv)."""
     (tmp_path / "raw").mkdir()
+    pd.DataFrame({"objid": [1, 2], "xai_split": ["test", "val"]}).to_csv(tmp_path / "bars.csv", index=False)
     params = params_file(tmp_path / "params.yaml", {"data": {"path": str(tmp_path / "raw")}})
     stage.main(cli(tmp_path, params))
     assert "truth.csv" in json.loads((tmp_path / "m.json").read_text())["skipped"]

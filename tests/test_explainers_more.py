@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,24 +14,18 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from galaxy_xai import explainers
 from galaxy_xai.config import XaiConfig, load_config
-from galaxy_xai.explainers.core import contrastive, finish_maps, score_model
-from galaxy_xai.explainers.gradcam import GradCam
-from galaxy_xai.explainers.gradcampp import GradCamPlusPlus
-from galaxy_xai.explainers.gradients import Vanilla
-from galaxy_xai.explainers.integrated import IntegratedGradients, baselines, integrated_gradients
-from galaxy_xai.explainers.noisetunnel import SmoothGradSquared, VarGrad
-from galaxy_xai.explainers.occlusion import Occlusion, patch_masks
-from galaxy_xai.explainers.scorecam import ScoreCam, interpolation_matrix
-from tests.test_saliency import BAR, PX, galaxies, linear_model, tiny_cnn
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return tiny_cnn()
+from galaxy_xai.xai import explainers
+from galaxy_xai.xai.explainers.core import contrastive, finish_maps, score_model
+from galaxy_xai.xai.explainers.gradcam import GradCam
+from galaxy_xai.xai.explainers.gradcampp import GradCamPlusPlus
+from galaxy_xai.xai.explainers.gradients import Vanilla
+from galaxy_xai.xai.explainers.integrated import IntegratedGradients, baselines, integrated_gradients
+from galaxy_xai.xai.explainers.noisetunnel import SmoothGradSquared, VarGrad
+from galaxy_xai.xai.explainers.occlusion import Occlusion, patch_masks
+from galaxy_xai.xai.explainers.scorecam import ScoreCam, interpolation_matrix
+from tests.fixtures import ROOT
+from tests.tiny_models import BAR, PX, galaxies, linear_model, tiny_cnn
 
 
 def _min_max(maps: np.ndarray) -> np.ndarray:
@@ -66,7 +59,7 @@ def test_vargrad_of_a_linear_model_is_exactly_zero(caplog):
     model, images = linear_model(weights), rng.uniform(size=(3, PX, PX, 3)).astype("float32")
     explainer = VarGrad(0, samples=6, noise=0.5, batch_size=8)
     assert not explainer.raw(model, images, seed=1).any()  # the gradient never changes: variance 0
-    with caplog.at_level(logging.WARNING, logger="galaxy_xai.explainers"):
+    with caplog.at_level(logging.WARNING, logger="galaxy_xai.xai.explainers"):
         assert not explainer(model, images, seed=1).any()
     assert "vargrad N=6: 3 of 3 maps are constant" in caplog.text
 

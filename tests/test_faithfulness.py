@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galaxy_xai import faithfulness
+from galaxy_xai.xai import faithfulness
 
 SIDE, STEPS = 16, 8
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.contour import ContourSet
 
-from galaxy_xai import figures
+from galaxy_xai.results import figures
 
 
 def texts(fig) -> str:

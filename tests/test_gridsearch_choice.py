@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import evaluation, gridsearch, report, statistics
+from galaxy_xai import statistics
+from galaxy_xai.bars import gridsearch
+from galaxy_xai.results import evaluation, report
 
 N = 300
 

@@ -1,4 +1,4 @@
-"""The headline rows (galaxy_xai.headline): what `dvc metrics show` prints, copied from the detail
+"""The headline rows (galaxy_xai.results.headline): what `dvc metrics show` prints, copied from the detail
 files without computing anything; and the timings kept out of the detail files (galaxy_xai.io)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from galaxy_xai import headline as hl
 from galaxy_xai import io
-from galaxy_xai.report import RunMetrics
+from galaxy_xai.results import headline as hl
+from galaxy_xai.results.report import RunMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 

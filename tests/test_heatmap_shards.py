@@ -20,14 +20,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from galaxy_xai import heatmaps
 from galaxy_xai.config import MODEL_KINDS
-from stages import heatmap as heatmap_stage
-from stages import merge_heatmaps as merge_stage
+from galaxy_xai.xai import heatmaps
+from stages import heatmap as merge_stage
+from stages import heatmap_shard as heatmap_stage
 from stages import prepare as prepare_stage
 from tests.fixtures import ROOT, make_data_folder, params_file
-from tests.test_dvc_deps import expanded_stages
-from tests.test_saliency import tiny_cnn
+from tests.tiny_models import tiny_cnn
+from tools.deps import expanded_stages
 
 SEED = 7
 
@@ -288,7 +288,7 @@ def test_the_merge_stage_names_an_unreadable_shard(project, capsys, breakage):
         run_merge(root, params[1], folder, root / "merged.npz")
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert f"merge_heatmaps | {folder / '0.npz'}: {reason}" in err, err
+    assert f"heatmap | {folder / '0.npz'}: {reason}" in err, err
     assert "expected a heatmap shard (.npz) written by the heatmap_shard stage" in err
     assert "allow_pickle" not in err and "Traceback" not in err
     assert not (root / "merged.npz").exists()

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from galaxy_xai.config import ImagesConfig
-from galaxy_xai.images import load_images, make_dataset
+from galaxy_xai.data.images import load_images, make_dataset
 
 NO_AUGMENTATION = dict(rotation=False, flip=False, shift=0.0, brightness_min=1.0, brightness_max=1.0)
 

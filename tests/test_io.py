@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import io, models
+from galaxy_xai import io
+from galaxy_xai.models import architectures
 from tests.e2e import ROOT, env
 
 # The old writer's temporary of data/heatmaps/vgg_small.npz (tempfile.mkstemp), as found in a dvc.lock.
@@ -165,7 +166,7 @@ def test_a_failing_model_save_leaves_the_target_untouched(tmp_path):
 
 def trained_model(x: np.ndarray, y: np.ndarray) -> keras.Model:
     """The same tiny training run every call: seeded build, one Adam step on fixed data."""
-    model = models.build_model("vgg_small", 32, seed=0)
+    model = architectures.build_model("vgg_small", 32, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
     return model
@@ -265,7 +266,7 @@ def _saved(path: Path, **arrays) -> Path:
 @pytest.fixture(scope="module")
 def model_bytes(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("model") / "m.keras"
-    io.save_model(models.build_model("vgg_small", 16, seed=0), path)
+    io.save_model(architectures.build_model("vgg_small", 16, seed=0), path)
     return path.read_bytes()
 
 

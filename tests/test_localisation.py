@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import localisation
-from galaxy_xai.synthetic import population, render
+from galaxy_xai.data.synthetic import population, render
+from galaxy_xai.xai import localisation
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_the_mask_is_the_rendered_bars_half_maximum_isophote(barred_galaxy, angl
 def test_the_bar_falls_in_the_mask_of_the_image_the_model_sees(barred_galaxy, tmp_path):
     """Whole galaxy (bulge, disk, arms, PSF) through the JPEG writer and the model's image loader at
     64 px of the 160-px crop: the light the bar adds lies in the mask, not in the mirrored one."""
-    from galaxy_xai import images
     from galaxy_xai.config import ImagesConfig
+    from galaxy_xai.data import images
 
     galaxy = dataclasses.replace(barred_galaxy, bar_angle_deg=30.0, bar_length_px=90.0)
     paths = []

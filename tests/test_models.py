@@ -6,20 +6,20 @@ import keras
 import numpy as np
 import pytest
 
-from galaxy_xai import models
 from galaxy_xai.config import ARCHITECTURES
+from galaxy_xai.models import architectures
 
 SMALL = ("vgg_small", "resnet_small", "xception_small")
 PAPER = ("vgg16", "resnet50v2", "xception")
 
 
 def test_registry_matches_config():
-    assert set(models.SPECS) == set(ARCHITECTURES) == set(SMALL) | set(PAPER)
+    assert set(architectures.SPECS) == set(ARCHITECTURES) == set(SMALL) | set(PAPER)
 
 
 @pytest.mark.parametrize("arch", SMALL)
 def test_small_models_interface_and_size(arch):
-    model = models.build_model(arch, 64)
+    model = architectures.build_model(arch, 64)
     n_params = model.count_params()
     print(f"{arch}: {n_params} parameters")
     assert 200_000 <= n_params <= 500_000
@@ -34,7 +34,7 @@ def test_small_models_interface_and_size(arch):
 
 
 def test_linear_head_regressor():
-    model = models.build_model("xception_small", 48, n_outputs=1, head="linear")
+    model = architectures.build_model("xception_small", 48, n_outputs=1, head="linear")
     assert model.output_shape == (None, 1)
     assert model.get_layer("output").get_config()["activation"] == "linear"
     x = np.random.default_rng(1).random((3, 48, 48, 3), dtype="float32")
@@ -43,14 +43,14 @@ def test_linear_head_regressor():
 
 
 def test_build_is_seeded():
-    a, b, c = (models.build_model("resnet_small", 32, seed=s) for s in (3, 3, 4))
+    a, b, c = (architectures.build_model("resnet_small", 32, seed=s) for s in (3, 3, 4))
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     assert any(not np.array_equal(wa, wc) for wa, wc in zip(a.get_weights(), c.get_weights(), strict=True))
 
 
 def test_saved_model_loads_without_custom_objects(tmp_path):
-    model = models.build_model("vgg_small", 32)
+    model = architectures.build_model("vgg_small", 32)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = np.random.default_rng(2).random((2, 32, 32, 3), dtype="float32")
@@ -61,25 +61,25 @@ def test_saved_model_loads_without_custom_objects(tmp_path):
 
 def test_unknown_architecture_lists_allowed():
     with pytest.raises(ValueError, match="unknown architecture 'resnet18'.*vgg16.*xception_small"):
-        models.build_model("resnet18", 64)
+        architectures.build_model("resnet18", 64)
 
 
 @pytest.mark.parametrize(
     ("arch", "too_small"), [("xception", 70), ("vgg16", 31), ("resnet50v2", 31), ("vgg_small", 15)]
 )
 def test_input_below_minimum(arch, too_small):
-    minimum = models.SPECS[arch].min_input_px
+    minimum = architectures.SPECS[arch].min_input_px
     with pytest.raises(ValueError, match=rf"{arch} needs an input of at least {minimum} px.*xception >= 71"):
-        models.validate(arch, too_small)
-    assert models.validate(arch, minimum) is models.SPECS[arch]
+        architectures.validate(arch, too_small)
+    assert architectures.validate(arch, minimum) is architectures.SPECS[arch]
 
 
 def test_imagenet_weights_only_for_paper_backbones():
     with pytest.raises(ValueError, match="no pretrained weights.*vgg16, resnet50v2, xception"):
-        models.validate("vgg_small", 64, weights="imagenet")
-    assert models.validate("xception", 224, weights="imagenet").pretrained
+        architectures.validate("vgg_small", 64, weights="imagenet")
+    assert architectures.validate("xception", 224, weights="imagenet").pretrained
     with pytest.raises(ValueError, match="head"):
-        models.validate("vgg_small", 64, head="softmax")
+        architectures.validate("vgg_small", 64, head="softmax")
 
 
 def _preprocess_model(fn):
@@ -90,10 +90,10 @@ def _preprocess_model(fn):
 def test_in_model_preprocessing_matches_keras_applications():
     """Callers feed [0, 1]; the layers inside reproduce what each ImageNet backbone expects."""
     x = np.random.default_rng(3).random((2, 4, 4, 3), dtype="float32")
-    caffe = _preprocess_model(models._caffe_preprocess).predict(x, verbose=0)
+    caffe = _preprocess_model(architectures._caffe_preprocess).predict(x, verbose=0)
     expected = keras.applications.vgg16.preprocess_input(255.0 * x.copy())
     np.testing.assert_allclose(caffe, expected, rtol=1e-5, atol=1e-3)
-    tf_mode = _preprocess_model(models._tf_preprocess).predict(x, verbose=0)
+    tf_mode = _preprocess_model(architectures._tf_preprocess).predict(x, verbose=0)
     np.testing.assert_allclose(
         tf_mode, keras.applications.xception.preprocess_input(255.0 * x.copy()), atol=1e-5
     )
@@ -105,8 +105,8 @@ def test_paper_backbone_one_training_step(arch):
     """The paper path is never dead code: each ImageNet backbone (random init, no download) builds
     at its smallest input with the shared interface and takes one optimisation step (eagerly:
     tracing these graphs costs more than the step)."""
-    px = models.SPECS[arch].min_input_px if arch == "xception" else 48
-    model = models.build_model(arch, px, seed=0)
+    px = architectures.SPECS[arch].min_input_px if arch == "xception" else 48
+    model = architectures.build_model(arch, px, seed=0)
     print(f"{arch}: {model.count_params()} parameters")
     assert model.get_layer("output").input is model.get_layer("logits").output
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse", run_eagerly=True)
@@ -122,6 +122,6 @@ def test_paper_backbone_one_training_step(arch):
 @pytest.mark.parametrize("px", [16, 40, 50, 71])
 def test_small_models_build_at_any_side_above_the_minimum(arch, px):
     """Odd feature-map sides on the way down must not break the residual additions."""
-    model = models.build_model(arch, px)
+    model = architectures.build_model(arch, px)
     assert model.output_shape == (None, 37)
     assert model(np.zeros((1, px, px, 3), "float32")).shape == (1, 37)

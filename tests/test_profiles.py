@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from galaxy_xai import algorithm1, profiles
-from tests.test_barlength import _ideal_bar_maps
+from galaxy_xai.bars import algorithm1, profiles
+from tests.oracle import ideal_bar_maps
 
 
 def test_a_pure_m2_pattern_has_its_amplitude_and_phase():
@@ -35,7 +35,7 @@ def test_a_round_map_has_no_m2_and_no_length():
 
 @pytest.mark.parametrize("rule", profiles.FOURIER_RULES)
 def test_fourier_lengths_track_ideal_bars(rule):
-    maps, truth = _ideal_bar_maps(120, 64, np.random.default_rng(3))
+    maps, truth = ideal_bar_maps(120, 64, np.random.default_rng(3))
     lengths = profiles.fourier_bar_length(maps, rule=rule)
     assert spearmanr(lengths, truth)[0] > 0.95
     assert 0.7 < np.median(lengths / truth) < 1.6
@@ -43,7 +43,7 @@ def test_fourier_lengths_track_ideal_bars(rule):
 
 def test_fourier_length_ignores_a_stray_pixel_that_breaks_the_largest_distance():
     """One bright pixel in a corner sets Algorithm 1's length; an annulus's m = 2 mode barely moves."""
-    maps, truth = _ideal_bar_maps(80, 64, np.random.default_rng(5))
+    maps, truth = ideal_bar_maps(80, 64, np.random.default_rng(5))
     stray = maps.copy()
     stray[:, 2, 2] = 1.0
     fourier = profiles.fourier_bar_length(stray)
@@ -54,7 +54,7 @@ def test_fourier_length_ignores_a_stray_pixel_that_breaks_the_largest_distance()
 
 
 def test_fourier_length_is_rotation_invariant_under_quarter_turns():
-    maps, _ = _ideal_bar_maps(20, 48, np.random.default_rng(7))
+    maps, _ = ideal_bar_maps(20, 48, np.random.default_rng(7))
     np.testing.assert_allclose(
         profiles.fourier_bar_length(maps), profiles.fourier_bar_length(np.rot90(maps, axes=(1, 2))), rtol=1e-9
     )
@@ -84,7 +84,7 @@ def test_isophote_length_of_an_elliptical_galaxy_with_a_bar():
 
 
 def test_fourier_lengths_of_several_fractions_share_one_profile():
-    maps, _ = _ideal_bar_maps(30, 64, np.random.default_rng(9))
+    maps, _ = ideal_bar_maps(30, 64, np.random.default_rng(9))
     lengths = profiles.fourier_lengths(maps, [0.3, 0.5, 0.7])
     for k, fraction in enumerate((0.3, 0.5, 0.7)):
         np.testing.assert_array_equal(lengths[:, k], profiles.fourier_bar_length(maps, fraction=fraction))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from galaxy_xai.headline import write_headline
+from galaxy_xai.results.headline import write_headline
 from tools import record_experiment as rec
 from tools import run_tables as rt
 

@@ -1,4 +1,4 @@
-"""The comparisons and report tables of the figure stage (galaxy_xai.comparison, galaxy_xai.report):
+"""The comparisons and report tables of the figure stage (galaxy_xai.results.comparison, galaxy_xai.results.report):
 the saliency method vs the cross-fitted control CNN (all shared test galaxies and the paper's split),
 vs each classical control, and every estimator; and the figure helpers."""
 
@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import comparison as comparisons
-from galaxy_xai import report as rep
-from galaxy_xai.report import RunMetrics
+from galaxy_xai.results import comparison as comparisons
+from galaxy_xai.results import report as rep
+from galaxy_xai.results.report import RunMetrics
 
 N_TEST, N_VAL = 90, 45
 
@@ -255,7 +255,7 @@ def test_a_setting_reads_with_only_the_parameters_that_apply():
 
 
 def test_axis_segment_lies_along_the_long_axis_of_the_map():
-    from galaxy_xai import figures
+    from galaxy_xai.results import figures
 
     bar = np.zeros((32, 32))
     bar[15:18, 6:27] = 1.0  # a horizontal bar centred on (16, 16)
@@ -270,7 +270,7 @@ def test_grid_heatmaps_draw_one_panel_per_source_x_input_and_mask_of_algorithm1_
     import matplotlib
 
     matplotlib.use("Agg")
-    from galaxy_xai import figures
+    from galaxy_xai.results import figures
 
     rows = [
         {"map_source": m, "x_input": x, "mask": k, "estimator": "algorithm1", "corr_threshold": tc,
@@ -509,3 +509,10 @@ def test_summary_quotes_the_measured_gap_closed_with_its_joint_interval():
     text = "\n".join(rep.summary_section(run, {}, "integrated_gradients"))
     assert "= 57% [45%, 68%] of the gap (95% interval: the three lengths resampled jointly)." in text
     assert "point estimate" not in text
+
+
+def test_the_accuracy_table_has_a_column_for_every_accuracy_score():
+    from galaxy_xai.results.report import ACCURACY_COLUMNS
+    from galaxy_xai.statistics import ACCURACY_SCORES
+
+    assert [key for key, _ in ACCURACY_COLUMNS] == list(ACCURACY_SCORES)

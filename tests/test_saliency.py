@@ -1,4 +1,4 @@
-"""Explainers (galaxy_xai.explainers): known answers on a linear model, invariants, seeding, tf-keras-vis
+"""Explainers (galaxy_xai.xai.explainers): known answers on a linear model, invariants, seeding, tf-keras-vis
 equivalence, the registry, the heatmap files and the stage."""
 
 from __future__ import annotations
@@ -13,55 +13,21 @@ import pandas as pd
 import pytest
 import yaml
 
-from galaxy_xai import explainers, heatmaps
-from galaxy_xai.catalogue import CLASS_COLUMNS
 from galaxy_xai.config import METHODS, XaiConfig, config_from_dict
-from galaxy_xai.explainers.core import class_index, finish_maps, sample_layout, score_model
-from galaxy_xai.explainers.gradcam import GradCam
-from galaxy_xai.explainers.gradients import SmoothGrad, Vanilla
-from stages import heatmap as heatmap_stage
-from tests.fixtures import ROOT, galaxy_image, write_jpeg
-
-PX = 16
-
-
-def linear_model(weights: np.ndarray) -> keras.Model:
-    """score = flatten(x) @ weights: its input gradient is the weight column, whatever x."""
-    px, n_out = int(round((weights.shape[0] / 3) ** 0.5)), weights.shape[1]
-    inputs = keras.Input((px, px, 3))
-    x = keras.layers.Flatten()(inputs)
-    logits = keras.layers.Dense(n_out, name="logits")(x)
-    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="output")(logits))
-    model.get_layer("logits").set_weights([weights.astype("float32"), np.zeros(n_out, "float32")])
-    return model
-
-
-def tiny_cnn(px: int = PX, seed: int = 0) -> keras.Model:
-    """A small nonlinear functional model with the project's interface (pool, logits, output)."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((px, px, 3), name="image")
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="tanh", name="conv1")(inputs)
-    x = keras.layers.Conv2D(12, 3, strides=2, padding="same", activation="relu", name="features")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    logits = keras.layers.Dense(len(CLASS_COLUMNS), name="logits")(x)
-    return keras.Model(inputs, keras.layers.Activation("sigmoid", name="output")(logits))
-
-
-def galaxies(n: int, px: int = PX) -> np.ndarray:
-    return np.stack([galaxy_image(i, px) for i in range(n)]).astype("float32") / 255
+from galaxy_xai.data.galaxyzoo import CLASS_COLUMNS
+from galaxy_xai.xai import explainers, heatmaps
+from galaxy_xai.xai.explainers.core import class_index, finish_maps, sample_layout, score_model
+from galaxy_xai.xai.explainers.gradcam import GradCam
+from galaxy_xai.xai.explainers.gradients import SmoothGrad, Vanilla
+from stages import heatmap_shard as heatmap_stage
+from tests.fixtures import ROOT, write_jpeg
+from tests.tiny_models import BAR, PX, galaxies, linear_model, tiny_cnn
 
 
 def expected_linear_map(weights: np.ndarray, index: int, px: int) -> np.ndarray:
     grad = np.abs(weights[:, index]).reshape(px, px, 3).max(axis=-1)
     return (grad - grad.min()) / (grad.max() - grad.min())
 
-
-@pytest.fixture(scope="module")
-def cnn():
-    return tiny_cnn()
-
-
-BAR = class_index("Class3.1")
 
 
 def test_class_index_names_the_column():
@@ -139,7 +105,7 @@ def test_input_x_gradient_keeps_the_sign_of_the_smoothed_gradient(cnn):
 
 def test_finish_maps_min_max_and_constant_maps(caplog):
     maps = np.array([[[2.0, 4.0], [6.0, 10.0]], [[3.0, 3.0], [3.0, 3.0]], [[0.0, 0.0], [0.0, 0.0]]])
-    with caplog.at_level(logging.WARNING, logger="galaxy_xai.explainers"):
+    with caplog.at_level(logging.WARNING, logger="galaxy_xai.xai.explainers"):
         out = finish_maps(maps, "test maps")
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[0], [[0.0, 0.25], [0.5, 1.0]])
@@ -153,14 +119,14 @@ def test_zero_gradient_gives_zero_maps_and_one_warning(caplog):
     weights = np.zeros((PX * PX * 3, 2))
     weights[:, 1] = 1.0  # class 0 has no gradient at all; class 1 a constant one
     model, images = linear_model(weights), galaxies(3)
-    with caplog.at_level(logging.WARNING, logger="galaxy_xai.explainers"):
+    with caplog.at_level(logging.WARNING, logger="galaxy_xai.xai.explainers"):
         for index in (0, 1):
             maps = SmoothGrad(index, samples=4, noise=0.2)(model, images)
             assert np.isfinite(maps).all() and not maps.any()
     warnings_ = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.WARNING and r.name.startswith("galaxy_xai.explainers")
+        if r.levelno == logging.WARNING and r.name.startswith("galaxy_xai.xai.explainers")
     ]
     assert (
         warnings_ == ["smoothgrad N=4: 3 of 3 maps are constant (no gradient signal); returned as zeros"] * 2
@@ -186,11 +152,11 @@ def test_model_without_logits_layer_uses_the_last_activation_made_linear():
 def test_smoothgrad_is_seeded_and_independent_of_batching(cnn, caplog):
     images = galaxies(5)
     kwargs = dict(samples=12, noise=0.2)
-    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.explainers"):
+    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.xai.explainers"):
         a = SmoothGrad(BAR, batch_size=24, **kwargs)(cnn, images, seed=7)  # 2 galaxies per chunk, padded
     assert "traced 1 time(s)" in caplog.text  # padding the last chunk avoids a retrace
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.explainers"):
+    with caplog.at_level(logging.DEBUG, logger="galaxy_xai.xai.explainers"):
         b = SmoothGrad(BAR, batch_size=24, **kwargs)(cnn, images, seed=7)
         # Another call (other galaxies, another output) reuses the compiled function.
         SmoothGrad(BAR + 1, batch_size=24, **kwargs)(cnn, images[:1], seed=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galaxy_xai import sanity
+from galaxy_xai.xai import sanity
 
 LEARNT_TOP_DOWN = ["logits", "hidden", "bn", "dw", "sep"]
 

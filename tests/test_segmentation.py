@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import localisation, segmentation, units
+from galaxy_xai import units
 from galaxy_xai.config import ConfigError, config_from_dict
+from galaxy_xai.models import segmentation
+from galaxy_xai.xai import localisation
 from tests.e2e import complete
 
 CROP_PX, MAP_PX = 160, 32
@@ -92,7 +94,7 @@ def test_the_deepest_level_keeps_a_pixel():
 
 
 def test_the_unet_maps_images_to_masks_at_map_resolution():
-    from galaxy_xai.unet import build_unet
+    from galaxy_xai.models.unet import build_unet
 
     model = build_unet(64, (4, 8, 16), downsample=2, seed=1)
     assert model.output_shape == (None, 32, 32, 1)

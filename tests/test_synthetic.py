@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from galaxy_xai import catalogue, units
-from galaxy_xai.synthetic import population, render, volunteers
-from galaxy_xai.synthetic.sky import write_sky
+from galaxy_xai import units
+from galaxy_xai.data import catalogue, galaxyzoo
+from galaxy_xai.data.synthetic import population, render, volunteers
+from galaxy_xai.data.synthetic.sky import write_sky
 from stages import synthesize
 from tests.fixtures import params_file
 
@@ -54,11 +55,11 @@ def test_another_seed_gives_another_sky(tmp_path, sky):
 def test_real_layout_columns_and_id_types(sky):
     d = sky / "one"
     labels = pd.read_csv(d / catalogue.LABELS_CSV)
-    assert list(labels.columns) == catalogue.LABEL_COLUMNS
+    assert list(labels.columns) == galaxyzoo.LABEL_COLUMNS
     assert labels["GalaxyID"].dtype == np.int64 and labels["GalaxyID"].between(100_000, 999_999).all()
     assert labels["GalaxyID"].is_monotonic_increasing and len(labels) == SIZES["n_labelled"]
     assert all(
-        np.issubdtype(labels[c].dtype, np.number) for c in catalogue.CLASS_COLUMNS
+        np.issubdtype(labels[c].dtype, np.number) for c in galaxyzoo.CLASS_COLUMNS
     )  # "0" columns read as int
 
     mapping = pd.read_csv(d / catalogue.GZ2_MAPPING_CSV)
@@ -102,7 +103,7 @@ def test_coadd_objids_repeat_with_their_own_images(sky):
 
 def test_every_label_row_obeys_the_tree(sky):
     labels = pd.read_csv(sky / "one" / catalogue.LABELS_CSV)
-    assert catalogue.tree_violation(labels[catalogue.CLASS_COLUMNS].to_numpy()).max() <= 1e-6
+    assert catalogue.tree_violation(labels[galaxyzoo.CLASS_COLUMNS].to_numpy()).max() <= 1e-6
     text = (sky / "one" / catalogue.LABELS_CSV).read_text().splitlines()[1]
     assert all(len(v.split(".")[-1]) <= 6 for v in text.split(",")[1:]), (
         "at most 6 decimals, as in the real file"
@@ -123,7 +124,7 @@ def test_votes_obey_the_tree_for_many_galaxies():
 
 def test_round_tree_known_answer():
     row = np.zeros(37)
-    index = {c: i for i, c in enumerate(catalogue.CLASS_COLUMNS)}
+    index = {c: i for i, c in enumerate(galaxyzoo.CLASS_COLUMNS)}
     for column, value in {"Class1.1": 1 / 3, "Class1.2": 2 / 3, "Class6.2": 1.0}.items():
         row[index[column]] = value
     for column, value in {"Class2.2": 2 / 3, "Class3.2": 2 / 3, "Class4.2": 2 / 3, "Class5.2": 2 / 3}.items():
@@ -146,7 +147,7 @@ def test_volunteers_see_what_is_there():
     galaxies = [population.draw_galaxy(rng, "training") for _ in range(400)]
     m = volunteers.morphology_features(galaxies)
     votes = volunteers.simulate_votes(volunteers.answer_probabilities(m, rng), rng)
-    col = {c: votes[:, i] for i, c in enumerate(catalogue.CLASS_COLUMNS)}
+    col = {c: votes[:, i] for i, c in enumerate(galaxyzoo.CLASS_COLUMNS)}
     assert col["Class1.1"][m["smooth"] == 1].mean() > col["Class1.1"][m["smooth"] == 0].mean() + 0.3
     assert col["Class2.1"][m["edgeon"] == 1].mean() > 0.4 > col["Class2.1"][m["edgeon"] == 0].mean()
     disks = (m["smooth"] == 0) & (m["edgeon"] == 0)

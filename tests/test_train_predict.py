@@ -13,8 +13,11 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from galaxy_xai import catalogue, control, models, morphology, splits, training, units
+from galaxy_xai import units
 from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
+from galaxy_xai.data import catalogue, galaxyzoo, splits
+from galaxy_xai.models import architectures, control, training
+from galaxy_xai.results import table1
 from stages import control as control_stage
 from stages import predict as predict_stage
 from stages import train as train_stage
@@ -47,12 +50,12 @@ def project(tmp_path_factory):
     for k, name in enumerate(KAGGLE_BAD):
         write_jpeg(data / catalogue.TEST_IMAGES / name, k)
     truncate(data / catalogue.TEST_IMAGES / "123456.jpg")
-    table = pd.DataFrame(tree_labels(n, rng), columns=catalogue.CLASS_COLUMNS)
+    table = pd.DataFrame(tree_labels(n, rng), columns=galaxyzoo.CLASS_COLUMNS)
     table.insert(0, "image_path", paths)
     table.insert(0, "GalaxyID", ids)
     table["split"] = np.repeat(list(N_ROWS), list(N_ROWS.values()))
     (root / "prepared").mkdir()
-    table.to_csv(root / "prepared" / "morphology.csv", index=False)
+    table.to_csv(root / "prepared" / "table1.csv", index=False)
     pd.DataFrame(
         {
             "set": "training",
@@ -73,7 +76,7 @@ def project(tmp_path_factory):
             },
         },
     )
-    return {"root": root, "params": params, "table": root / "prepared" / "morphology.csv", "frame": table}
+    return {"root": root, "params": params, "table": root / "prepared" / "table1.csv", "frame": table}
 
 
 def _train_args(project, name):
@@ -115,7 +118,7 @@ def test_restored_weights_give_best_val_rmse(trained):
     """EarlyStopping restores the best epoch: the saved model reproduces the best val RMSE."""
     root, frame = trained["root"], trained["frame"]
     model = keras.models.load_model(root / "models" / "resnet_small.keras")
-    paths, y = training.split_inputs(frame, "val", catalogue.CLASS_COLUMNS)
+    paths, y = training.split_inputs(frame, "val", galaxyzoo.CLASS_COLUMNS)
     pred = training.predict(model, paths, ImagesConfig(crop_px=212, size_px=SIZE_PX))
     best = json.loads((root / "metrics" / "train" / "resnet_small.json").read_text())["best_val_rmse"]
     assert np.sqrt(np.mean((pred - y) ** 2)) == pytest.approx(best, rel=1e-4)
@@ -125,7 +128,7 @@ def _predict_args(project, metrics, out):
     root = project["root"]
     return [
         "--params", str(project["params"]), "--models", str(root / "models"), "--table", str(project["table"]),
-        "--train-metrics", str(root / "metrics" / "train"), "--metrics", str(metrics / "morphology.json"),
+        "--train-metrics", str(root / "metrics" / "train"), "--metrics", str(metrics / "table1.json"),
         "--table1", str(metrics / "table1.md"), "--predictions", str(out),
     ]  # fmt: skip
 
@@ -134,28 +137,28 @@ def test_predict_stage(trained):
     root = trained["root"]
     out = root / "predictions"
     predict_stage.main(_predict_args(trained, root / "metrics", out))
-    metrics = json.loads((root / "metrics" / "morphology.json").read_text())
+    metrics = json.loads((root / "metrics" / "table1.json").read_text())
     names = [*SMALL, "ensemble", "baseline_zeros", "baseline_train_mean"]
     assert list(metrics["rmse"]) == names
     frame = trained["frame"]
     test = frame[frame["split"] == "test"]
-    y = test[catalogue.CLASS_COLUMNS].to_numpy()
+    y = test[galaxyzoo.CLASS_COLUMNS].to_numpy()
     assert metrics["rmse"]["baseline_zeros"]["test"] == pytest.approx(np.sqrt(np.mean(y**2)))
     assert metrics["per_question_test_rmse"]["baseline_zeros"]["Q3"] == pytest.approx(
         np.sqrt(np.mean(test[["Class3.1", "Class3.2"]].to_numpy() ** 2))
     )
-    mean = frame.loc[frame["split"] == "train", catalogue.CLASS_COLUMNS].to_numpy().mean(axis=0)
+    mean = frame.loc[frame["split"] == "train", galaxyzoo.CLASS_COLUMNS].to_numpy().mean(axis=0)
     assert metrics["rmse"]["baseline_train_mean"]["test"] == pytest.approx(np.sqrt(np.mean((y - mean) ** 2)))
     assert metrics["n"] == N_ROWS
 
     preds = {name: pd.read_csv(out / f"{name}.csv") for name in [*SMALL, "ensemble"]}
     for frame_ in preds.values():
-        assert list(frame_.columns) == ["GalaxyID", "split", *catalogue.CLASS_COLUMNS]
+        assert list(frame_.columns) == ["GalaxyID", "split", *galaxyzoo.CLASS_COLUMNS]
         assert frame_["GalaxyID"].tolist() == frame["GalaxyID"].tolist()
-    ensemble = np.mean([preds[name][catalogue.CLASS_COLUMNS].to_numpy() for name in SMALL], axis=0)
-    np.testing.assert_allclose(preds["ensemble"][catalogue.CLASS_COLUMNS].to_numpy(), ensemble, atol=1e-6)
+    ensemble = np.mean([preds[name][galaxyzoo.CLASS_COLUMNS].to_numpy() for name in SMALL], axis=0)
+    np.testing.assert_allclose(preds["ensemble"][galaxyzoo.CLASS_COLUMNS].to_numpy(), ensemble, atol=1e-6)
     test_mask = (preds["ensemble"]["split"] == "test").to_numpy()
-    ours = np.sqrt(np.mean((preds["ensemble"][catalogue.CLASS_COLUMNS].to_numpy()[test_mask] - y) ** 2))
+    ours = np.sqrt(np.mean((preds["ensemble"][galaxyzoo.CLASS_COLUMNS].to_numpy()[test_mask] - y) ** 2))
     assert metrics["rmse"]["ensemble"]["test"] == pytest.approx(ours, rel=1e-5)
     assert metrics["bar_auc"] is None or 0 <= metrics["bar_auc"] <= 1
 
@@ -164,7 +167,7 @@ def test_predict_stage(trained):
     assert "ensemble (mean)" in table1 and "baseline: all zeros" in table1
 
     submission = (out / "kaggle_submission.csv").read_text().splitlines()
-    assert submission[0] == ",".join(["GalaxyID", *catalogue.CLASS_COLUMNS])
+    assert submission[0] == ",".join(["GalaxyID", *galaxyzoo.CLASS_COLUMNS])
     assert [int(line.split(",")[0]) for line in submission[1:]] == sorted(KAGGLE_IDS)
     values = np.array([[float(v) for v in line.split(",")[1:]] for line in submission[1:]])
     assert values.shape == (3, 37) and np.all((values >= 0) & (values <= 1))
@@ -223,9 +226,9 @@ def test_bar_auc_known_answer():
     log = logging.getLogger("test")
     # Galaxy 4 (smooth) and the gz2 row are ignored; among disks the score ranks bars first.
     scores = np.array([0.9, 0.1, 0.8, 0.95, 0.2])
-    assert morphology.bar_auc(truth, np.arange(1, 6), scores, log) == 1.0
-    assert morphology.bar_auc(truth, np.arange(1, 6), -scores, log) == 0.0
-    assert morphology.bar_auc(truth, np.array([2, 5]), scores[[1, 4]], log) is None
+    assert table1.bar_auc(truth, np.arange(1, 6), scores, log) == 1.0
+    assert table1.bar_auc(truth, np.arange(1, 6), -scores, log) == 0.0
+    assert table1.bar_auc(truth, np.array([2, 5]), scores[[1, 4]], log) is None
 
 
 def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
@@ -269,7 +272,7 @@ def _fit(arch, distribute="none", mixed=False, px=16, seed=0):
     x, y = rng.random((4, px, px, 3), dtype="float32"), rng.random((4, 37), dtype="float32")
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
     return training.fit(
-        lambda: models.build_model(arch, px, seed=seed),
+        lambda: architectures.build_model(arch, px, seed=seed),
         ds,
         ds,
         n_train=4,

@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_xai import gridsearch, statistics, training
-from galaxy_xai.galaxyzoo import CLASS_COLUMNS
+from galaxy_xai import statistics
+from galaxy_xai.bars import gridsearch
+from galaxy_xai.data.galaxyzoo import CLASS_COLUMNS
+from galaxy_xai.models import training
 
 N = 300
 

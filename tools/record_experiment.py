@@ -35,8 +35,8 @@ from pathlib import Path
 
 import yaml
 
-from galaxy_xai.headline import read_headline
 from galaxy_xai.io import write_json
+from galaxy_xai.results.headline import read_headline
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "records"

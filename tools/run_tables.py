@@ -9,7 +9,7 @@ A table is whatever stands between two marker comments of a page; the start mark
     <!-- runs-table:start runs=default,seed-1 columns=morphology_rmse,spearman_truth,vs_* -->
     <!-- runs-table:end -->
 
-``columns`` entries are headline row names (:mod:`galaxy_xai.headline`); ``vs_*`` stands for every
+``columns`` entries are headline row names (:mod:`galaxy_xai.results.headline`); ``vs_*`` stands for every
 ``vs_<control>`` row any of the runs has (so a new control becomes a column by itself); the default
 is :data:`DEFAULT_COLUMNS`. Each table starts with the run (a link to its record) and the params it
 changed, and ends with the run's wall time (``-`` if it was recorded without running it). Everything between the markers is rewritten: edit the records or the markers, never the

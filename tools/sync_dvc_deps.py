@@ -5,8 +5,8 @@
 
 After moving code between modules, this keeps ``tests/test_dvc_deps.py`` (which computes the same
 closure) green without hand-editing a dozen deps lists. Only the contiguous runs of
-``- stages/*.py`` / ``- galaxy_xai/*.py`` lines of each stage are replaced; data deps, params, outs
-and comments are left as written.
+``- stages/*.py`` / ``- galaxy_xai/**.py`` lines of each stage are replaced, each under a comment line
+that says so (:data:`MARK`); data deps, params, outs and other comments are left as written.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from tests.test_dvc_deps import ROOT, import_closure, stage_module
+from tools.deps import ROOT, import_closure, stage_module
 
 CODE_LINE = re.compile(r"^(\s+)- ((?:stages|galaxy_xai)/\S+\.py)\s*$")
+MARK = "# code deps: the stage's import closure, written by python -m tools.sync_dvc_deps"
+MARK_LINE = re.compile(r"^\s+" + re.escape(MARK) + r"\s*$")
 STAGE_LINE = re.compile(r"^  (\w+):\s*$")
 
 
@@ -46,7 +48,10 @@ def synced(text: str, modules: dict[str, str], root: Path = ROOT) -> str:
             indent = match.group(1)
             while i < len(lines) and CODE_LINE.match(lines[i]):
                 i += 1
-            out += [f"{indent}- {f}\n" for f in ordered(import_closure(root, modules[stage]))]
+            out += [f"{indent}{MARK}\n", *(f"{indent}- {f}\n" for f in ordered(import_closure(root, modules[stage])))]
+            continue
+        if MARK_LINE.match(lines[i]):  # written again above the run it marks
+            i += 1
             continue
         out.append(lines[i])
         i += 1
