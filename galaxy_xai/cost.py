@@ -83,7 +83,7 @@ SECONDS = {
 }
 """Seconds of the steps that do not depend on the architecture (calibration CPU)."""
 
-INTERVALS = {"gridsearch": 10, "measure": 40, "figure": 15, "explainers": 70, "segment": 12}
+INTERVALS = {"gridsearch": 10, "measure": 40, "compare": 15, "explainers": 70, "segment": 12}
 """Bootstrap intervals per stage, in units of one interval of the stage's galaxies (counted on the default run)."""
 
 CORES = 2
@@ -204,8 +204,9 @@ def estimate(cfg: Config, sizes: Sizes) -> list[StageCost]:
                          max(_arch(cfg, n).base_bytes for n in models), "every labelled and Kaggle test image"))  # fmt: skip
     out += _xai_stages(cfg, xai_split, models)
     out += [_control(cfg, sizes.bars), _segment(cfg, sizes, xai_split), _explainers(cfg, xai_split["test"], models)]
-    out.append(StageCost("figure", SECONDS["figure"] + _interval_seconds("figure", xai.bootstrap, xai_split["test"]),
-                         _stored_bytes(cfg, xai_split), f"xai.bootstrap = {xai.bootstrap}"))  # fmt: skip
+    out.append(StageCost("compare", SECONDS["stage"] + _interval_seconds("compare", xai.bootstrap, xai_split["test"]),
+                         0.5e9, f"xai.bootstrap = {xai.bootstrap}"))  # fmt: skip
+    out.append(StageCost("figure", SECONDS["figure"], _stored_bytes(cfg, xai_split), "the figures' maps of a few galaxies"))
     return out
 
 

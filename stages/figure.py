@@ -12,7 +12,8 @@ the saliency length against the number of models averaged (:func:`galaxy_xai.res
 
 What each figure shows is computed by :mod:`galaxy_xai.results.panels` and drawn by
 :mod:`galaxy_xai.results.figures`. ``--report``: :func:`galaxy_xai.results.report.report_markdown` of the
-run's metrics, with the compare stage's ``comparison.json`` and ``catalogue_benchmark.json``.
+run's metrics, with the compare stage's ``comparison.json`` and ``catalogue_benchmark.json`` and the
+recorded runs of the default configuration on other training seeds (``--records``).
 
 Params read: ``seed`` (figure 3's random galaxies and the seeds of a sampling explainer in figures 1
 and 5), ``images`` (``crop_px``, ``size_px`` and the rest of the
@@ -32,7 +33,7 @@ from galaxy_xai import io
 from galaxy_xai.bars import barlength
 from galaxy_xai.data import tables
 from galaxy_xai.data.images import load_images
-from galaxy_xai.results import figures, panels, report
+from galaxy_xai.results import figures, panels, report, runs
 from galaxy_xai.xai import explainers
 from stages._common import exit_on_bad_input, start
 
@@ -47,6 +48,7 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--metrics-dir", type=Path, required=True, help="folder of the run's metrics")
     parser.add_argument("--plots-dir", type=Path, required=True, help="folder of the run's plot tables")
     parser.add_argument("--out", type=Path, required=True, help="folder of the PNGs")
+    parser.add_argument("--records", type=Path, required=True, help="folder of the experiment records (records/)")
     parser.add_argument("--report", type=Path, required=True, help="report (Markdown)")
     return parser
 
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         figures.save(figures.ensemble_curve(run.barlengths["ensemble"], lines, targets=targets), args.out / "ensemble.png")
 
     setup = {"size_px": cfg.images.size_px, "archs": sorted({m.arch for m in cfg.models.values()})}
-    io.write_text(args.report, report.report_markdown(run, shared, explainer, setup, benchmark))
+    seed_runs = runs.seed_records(args.records)
+    io.write_text(args.report, report.report_markdown(run, shared, explainer, setup, benchmark, seed_runs))
     log.info("wrote %s and %s", args.out, args.report)
 
 

@@ -15,9 +15,10 @@ from tests.e2e import ROOT, TINY_PARAMS, committed_params, complete
 from tests.fixtures import make_data_folder, params_file
 
 MEASURED_DEFAULT_S = {
-    # docs/results.md, "Time and reproducibility": the default run on this idle 2-core machine
+    # docs/results.md, "Time and reproducibility": the default run on this idle 2-core machine (compare:
+    # 10.6 s, timed alone on 2026-12-07 when it split from the figure stage)
     "synthesize": 43, "prepare": 7, "train": 176, "twins": 176, "predict": 12, "heatmap": 285, "gridsearch": 18,
-    "measure": 29, "rotation": 32, "control": 209, "segment": 83, "explainers": 141, "figure": 20,
+    "measure": 29, "rotation": 32, "control": 209, "segment": 83, "explainers": 141, "compare": 11, "figure": 20,
 }  # fmt: skip
 
 

@@ -1,5 +1,5 @@
 """Experiment records (tools/record_experiment.py) and the tables of runs generated from them
-(tools/run_tables.py), on synthetic records in a temporary folder."""
+(galaxy_xai/results/runs.py, tools/run_tables.py), on synthetic records in a temporary folder."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from galaxy_xai.results import runs
 from galaxy_xai.results.headline import write_headline
 from tools import record_experiment as rec
 from tools import run_tables as rt
@@ -51,6 +52,11 @@ def test_params_changed_lists_every_difference_and_rerun_recreates_it():
         "dvc exp run -S 'train.seed=1' -S 'xai.grid.t_c=[0.9]'"
     )
     assert rec.params_changed(default, default) == {} and rec.rerun_command({}) == "dvc exp run"
+
+
+def test_cpu_flags_name_the_vector_extensions_that_change_the_numbers():
+    assert rec.cpu_flags("model name\t: X\nflags\t\t: fpu sse avx2 fma avx512f avx512bw\n") == ["avx2", "fma", "avx512f"]
+    assert rec.cpu_flags("flags\t: fpu avx2\n") == ["avx2"] and rec.cpu_flags("") == []
 
 
 def test_cpu_model_from_cpuinfo():
@@ -118,7 +124,7 @@ def test_bad_invocations_stop(argv):
 # --- the tables -------------------------------------------------------------------------------------------
 def test_a_table_row_per_run_with_intervals_verdicts_and_a_link_to_its_record():
     records = [a_record("default"), a_record("seed-1", {"train.seed": {"default": 42, "value": 1}})]
-    lines = rt.table(records, rt.DEFAULT_COLUMNS, "records/")
+    lines = runs.table(records, runs.DEFAULT_COLUMNS, "records/")
     assert lines[0] == ("| run | params | ensemble test RMSE | validation's choice | Spearman vs truth | vs control CNN "
                         "| vs image-only | vs isophote | rotation spread | wall time |")  # fmt: skip
     assert lines[2] == (
@@ -132,16 +138,16 @@ def test_a_table_row_per_run_with_intervals_verdicts_and_a_link_to_its_record():
 def test_a_new_control_row_becomes_a_column_and_a_run_without_it_shows_a_dash():
     twin = {"value": 0.40, "gain": 0.21, "gain_95lo": 0.15, "gain_95up": 0.27, "gain_verdict": "beats"}
     records = [a_record("old"), a_record("new", vs_random_weights=twin)]
-    lines = rt.table(records, ["spearman_truth", "vs_*"], "../records/")
+    lines = runs.table(records, ["spearman_truth", "vs_*"], "../records/")
     assert lines[0].endswith("| vs random weights | wall time |")
     assert lines[2].endswith("| - | 10.0 min |") and lines[3].endswith("| +0.210 [+0.15, +0.27] beats | 10.0 min |")
-    assert rt.label("rank_mean_isophote+control_swap_image") == "rank mean isophote+control: saliency for image"
+    assert runs.label("rank_mean_isophote+control_swap_image") == "rank mean isophote+control: saliency for image"
 
 
 def test_just_loses_and_a_clear_loss():
-    assert rt.verdict_text({"gain_verdict": "loses", "gain_95up": -0.01}) == "just loses"
-    assert rt.verdict_text({"gain_verdict": "loses", "gain_95up": -0.05}) == "loses"
-    assert rt.verdict_text({"gain_verdict": "ties", "gain_95lo": -0.01}) == "ties"
+    assert runs.verdict_text({"gain_verdict": "loses", "gain_95up": -0.01}) == "just loses"
+    assert runs.verdict_text({"gain_verdict": "loses", "gain_95up": -0.05}) == "loses"
+    assert runs.verdict_text({"gain_verdict": "ties", "gain_95lo": -0.01}) == "ties"
 
 
 PAGE = """# Runs
@@ -179,3 +185,32 @@ def test_the_committed_records_are_complete():
         record = json.loads(path.read_text())
         assert record["name"] == path.stem and record["headline"] and len(record["commit"]) == 40
         assert {"command", "rerun", "params_changed", "machine", "wall_seconds"} <= record.keys()
+
+
+# --- the report's seed spread -------------------------------------------------------------------------------
+def seed(value: int) -> dict:
+    return {"train.seed": {"default": 42, "value": value}}
+
+
+def test_seed_records_are_the_default_then_the_seed_only_runs_by_seed(tmp_path):
+    folder = tmp_path / "records"
+    write_records(
+        folder, a_record("seed-2", seed(2)), a_record("default"), a_record("seed-1", seed(1)),
+        a_record("other", {"xai.method": {"default": "integrated_gradients", "value": "vanilla"}}),
+        a_record("seed-and-more", {**seed(3), "images.size_px": {"default": 64, "value": 96}}),
+    )  # fmt: skip
+    assert [r["name"] for r in runs.seed_records(folder)] == ["default", "seed-1", "seed-2"]
+    assert runs.seed_records(tmp_path / "absent") == []
+
+
+def test_the_report_shows_the_seed_spread_only_with_two_runs_or_more():
+    from galaxy_xai.results import report
+
+    assert report.seeds_section(None) == [] and report.seeds_section([a_record("default")]) == []
+    lines = report.seeds_section([a_record("default"), a_record("seed-1", seed(1))])
+    assert lines[0].startswith("## Seed spread")
+    rows = [line for line in lines if line.startswith("| [")]
+    assert [row.split("]")[0] for row in rows] == ["| [default", "| [seed-1"]
+    assert "(records/seed-1.json)" in rows[1] and "`train.seed=1`" in rows[1]
+    assert "0.613 [0.56, 0.67]" in rows[0]  # spearman_truth with its interval
+    assert "+0.061 [+0.00, +0.12] just beats" in rows[0]  # vs_image: a lower bound under +0.02

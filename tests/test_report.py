@@ -516,3 +516,20 @@ def test_the_accuracy_table_has_a_column_for_every_accuracy_score():
     from galaxy_xai.statistics import ACCURACY_SCORES
 
     assert [key for key, _ in ACCURACY_COLUMNS] == list(ACCURACY_SCORES)
+
+
+def test_the_compare_stage_names_a_missing_metrics_file(tmp_path, capfd):
+    from stages import compare
+    from tests.fixtures import params_file
+
+    params = params_file(tmp_path / "params.yaml", {})
+    argv = [
+        "--params", str(params), "--barlengths", str(tmp_path / "b.csv"), "--control", str(tmp_path / "c.csv"),
+        "--metrics-dir", str(tmp_path), "--comparison", str(tmp_path / "cmp.json"),
+        "--benchmark", str(tmp_path / "bench.json"), "--headline", str(tmp_path / "headline"),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        compare.main(argv)
+    assert stop.value.code == 2
+    assert f"{tmp_path / 'table1.md'}: not found" in capfd.readouterr().err
+    assert not (tmp_path / "cmp.json").exists() and not (tmp_path / "headline").exists()

@@ -88,12 +88,24 @@ def cpu_model(cpuinfo: str) -> str | None:
     return None
 
 
+SIMD_FLAGS = ("avx2", "fma", "avx512f")
+"""The CPU's vector extensions a record names: NumPy, GalSim's FFTs and TensorFlow pick their kernels by
+them, so two CPUs with the same model name can render a different sky and train different models."""
+
+
+def cpu_flags(cpuinfo: str) -> list[str]:
+    """Which of :data:`SIMD_FLAGS` the first CPU of /proc/cpuinfo's text has, in that order."""
+    match = re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.M)
+    present = set(match.group(1).split()) if match else set()
+    return [flag for flag in SIMD_FLAGS if flag in present]
+
+
 def machine() -> dict:
-    """This machine: CPU model, logical cores, system, Python."""
+    """This machine: CPU model and vector extensions, logical cores, system, Python."""
     cpuinfo = Path("/proc/cpuinfo")
-    model = cpu_model(cpuinfo.read_text()) if cpuinfo.is_file() else None
-    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "system": platform.platform(terse=True), "python": platform.python_version()}  # fmt: skip
+    text = cpuinfo.read_text() if cpuinfo.is_file() else ""
+    return {"cpu": cpu_model(text) or platform.processor() or platform.machine(), "cpu_flags": cpu_flags(text),
+            "cores": os.cpu_count(), "system": platform.platform(terse=True), "python": platform.python_version()}  # fmt: skip
 
 
 def git(*args: str, root: Path = ROOT) -> str:

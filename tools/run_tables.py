@@ -19,110 +19,16 @@ table (``tests/test_docs.py`` fails when a table and its records disagree).
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from galaxy_xai.results.runs import DEFAULT_COLUMNS, read_records, table
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "records"
 MARKER = re.compile(r"<!-- runs-table:start(?P<options>[^>]*?)-->\n(?P<table>.*?)<!-- runs-table:end -->", re.S)
-DEFAULT_COLUMNS = ("morphology_rmse", "choice", "spearman_truth", "vs_*", "rotation_spread")
-JUST = 0.02
-"""A verdict whose interval clears 0 by less than this reads "just beats" / "just loses" (issue #27)."""
-
-LABELS = {
-    "morphology_rmse": "ensemble test RMSE", "morphology_bar_auc": "bar ROC AUC", "choice": "validation's choice",
-    "paper_rho": "rho (paper convention)", "spearman_truth": "Spearman vs truth",
-    "spearman_catalogue": "Spearman vs catalogue", "k_models_asymptote": "infinitely many models",
-    "rotation_spread": "rotation spread", "vs_image": "vs image-only", "vs_control_cnn": "vs control CNN",
-    "vs_fourier_light": "vs Fourier of the light",
-}  # fmt: skip
-"""Column headers of known headline rows; others: the row name with 'vs_' as 'vs ' (see :func:`label`)."""
-
-
-def label(row: str) -> str:
-    """A column's header: :data:`LABELS`, else the row name ('vs_isophote' -> 'vs isophote',
-    'rank_mean_isophote+control' -> 'rank mean isophote+control: + saliency')."""
-    if row in LABELS:
-        return LABELS[row]
-    if row.startswith("rank_mean_"):
-        rest, _, swapped = row.removeprefix("rank_mean_").partition("_swap_")
-        return f"rank mean {rest}: {'saliency for ' + swapped if swapped else '+ saliency'}"
-    return row.replace("vs_", "vs ", 1).replace("_", " ")
-
-
-def verdict_text(fields: Mapping) -> str:
-    """The paired verdict as a table says it: 'beats', 'just beats' (lower bound under +0.02), 'ties', ..."""
-    verdict = fields.get("gain_verdict", "")
-    close = (verdict == "beats" and fields.get("gain_95lo", 1) < JUST) or (
-        verdict == "loses" and fields.get("gain_95up", -1) > -JUST
-    )
-    return f"just {verdict}" if close else verdict
-
-
-def interval(fields: Mapping, key: str, fmt: str) -> str:
-    """``fields[key]`` with its ``_95lo`` / ``_95up`` bounds, e.g. '0.613 [0.56, 0.67]'."""
-    bounds = [fields.get(f"{key}_95{side}") for side in ("lo", "up")]
-    text = format(fields[key], fmt)
-    if None in bounds:
-        return text
-    bound_fmt = "+.2f" if fmt.startswith("+") else ".2f"
-    return f"{text} [{format(bounds[0], bound_fmt)}, {format(bounds[1], bound_fmt)}]"
-
-
-def cell(row: str, headline: Mapping[str, Mapping]) -> str:
-    """One run's cell of column ``row``: '-' where the run has no such row."""
-    fields = headline.get(row)
-    if not fields:
-        return "-"
-    if row == "choice":
-        best = headline.get("choice_validation_best", {}).get("value")
-        return fields["value"] if best in (None, fields["value"]) else f"{best} -> {fields['value']}"
-    if "gain" in fields:
-        return f"{interval(fields, 'gain', '+.3f')} {verdict_text(fields)}"
-    if row == "rotation_spread":
-        return format(fields["value"], ".1%")
-    if row == "morphology_rmse":
-        return format(fields["value"], ".4f")
-    return interval(fields, "value", ".3f") if isinstance(fields["value"], float) else str(fields["value"])
-
-
-def minutes(wall_seconds: float | None) -> str:
-    """A wall time as '12.3 min'; '-' when unknown."""
-    return "-" if wall_seconds is None else f"{wall_seconds / 60:.1f} min"
-
-
-def params_text(changed: Mapping[str, Mapping]) -> str:
-    """The params a run changed, as ``-S`` would set them; 'default' if none."""
-    return ", ".join(f"`{key}={json.dumps(entry['value'])}`" for key, entry in changed.items()) or "default"
-
-
-def expand(columns: Sequence[str], records: Sequence[Mapping]) -> list[str]:
-    """``columns`` with each pattern (``vs_*``) replaced by the matching rows of any record, in row order."""
-    rows = sorted({row for rec in records for row in rec["headline"]})
-    out: list[str] = []
-    for column in columns:
-        matches = fnmatch.filter(rows, column) if any(c in column for c in "*?[") else [column]
-        out += [m for m in matches if m not in out]
-    return out
-
-
-def table(records: Sequence[Mapping], columns: Sequence[str], link_prefix: str) -> list[str]:
-    """Markdown lines: one row per record; ``link_prefix`` leads from the page to records/."""
-    shown = expand(columns, records)
-    lines = [
-        f"| run | params | {' | '.join(label(c) for c in shown)} | wall time |",
-        "|---|---|" + "---|" * len(shown) + "---:|",
-    ]
-    for rec in records:
-        cells = [cell(c, rec["headline"]) for c in shown]
-        link = f"[{rec['name']}]({link_prefix}{rec['name']}.json)"
-        lines.append(f"| {link} | {params_text(rec['params_changed'])} | {' | '.join(cells)} | {minutes(rec.get('wall_seconds'))} |")
-    return lines
 
 
 def options(text: str) -> dict[str, list[str]]:
@@ -132,14 +38,6 @@ def options(text: str) -> dict[str, list[str]]:
     if unknown or "runs" not in found:
         raise ValueError(f"runs-table marker {text.strip()!r}: expected runs=a,b[ columns=x,y]")
     return {key: value.split(",") for key, value in found.items()}
-
-
-def read_records(names: Sequence[str], folder: Path = RECORDS) -> list[dict]:
-    """The records of ``names``; ValueError naming every run that has none."""
-    missing = [name for name in names if not (folder / f"{name}.json").is_file()]
-    if missing:
-        raise ValueError(f"no record for {', '.join(missing)} in {folder} (python -m tools.record_experiment)")
-    return [json.loads((folder / f"{name}.json").read_text(encoding="utf-8")) for name in names]
 
 
 def regenerate(page_text: str, page: Path, folder: Path = RECORDS) -> str:

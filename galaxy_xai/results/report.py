@@ -21,12 +21,12 @@ computes a score but the gap fraction of runs older than the measure stage's ``g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from galaxy_xai.io import read_json
-from galaxy_xai.results import paper
+from galaxy_xai.results import paper, runs
 from galaxy_xai.results.formatting import number, percent_interval, with_interval
 
 SPEARMAN_TRUTH_TARGET = {"target": 0.70, "floor": 0.65}
@@ -733,15 +733,37 @@ def rotation_section(rotation: Mapping) -> list[str]:
     ]
 
 
+SEED_COLUMNS = ("spearman_truth", "vs_random_weights", "vs_permuted_labels", "vs_image", "vs_isophote", "vs_control_cnn", "gap_closed")
+"""The headline rows the seed-spread table shows: the claims of the README, one column each."""
+
+
+def seeds_section(records: Sequence[Mapping] | None) -> list[str]:
+    """The recorded runs of the default configuration on other training seeds (:func:`galaxy_xai.results.runs.seed_records`),
+    so a reader sees which of this run's verdicts hold on every seed; [] with fewer than two runs."""
+    if not records or len(records) < 2:
+        return []
+    return [
+        "## Seed spread: the default configuration on other training seeds", "",
+        f"Another training seed trains other models (and twins); a conclusion holds only where it holds on every seed. "
+        f"The {len(records)} recorded runs of the committed `params.yaml` that differ at most in `train.seed` "
+        "(`records/`, written by `python -m tools.record_experiment`; each row links its record, with the command, "
+        "commit and machine). Cells: value [95% bootstrap interval]; for `vs` columns the saliency length minus the "
+        "other, paired on the same test galaxies, and the verdict (\"just\": the interval clears 0 by less than 0.02).",
+        "", *runs.table(records, SEED_COLUMNS, "records/"), "",
+    ]  # fmt: skip
+
+
 def report_markdown(
-    run: RunMetrics, shared: Mapping, explainer: str, setup: Mapping | None = None, benchmark: Mapping | None = None
+    run: RunMetrics, shared: Mapping, explainer: str, setup: Mapping | None = None, benchmark: Mapping | None = None,
+    seed_runs: Sequence[Mapping] | None = None,
 ) -> str:
     """report.md: a summary, definitions, then this run's tables and headline numbers beside the paper's.
 
     ``shared``: the saliency maps' lengths vs the control CNN's (:func:`galaxy_xai.results.comparison.control_comparisons`);
     ``explainer``: the explainer as the figures name it (:func:`galaxy_xai.results.figures.explainer_name`);
     ``setup``: the run's ``size_px`` and model ``archs`` (:func:`setup_sentence`); ``benchmark``: the
-    catalogue's scores against the truth (:func:`galaxy_xai.results.comparison.catalogue_benchmark`), if known.
+    catalogue's scores against the truth (:func:`galaxy_xai.results.comparison.catalogue_benchmark`), if known;
+    ``seed_runs``: the recorded runs of the default configuration on other seeds (:func:`seeds_section`).
     """
     lines = [
         "# Report of the last `dvc repro`",
@@ -756,6 +778,7 @@ def report_markdown(
         *table2_section(run),
         *headline_section(run.barlengths, run.control, shared),
         *controls_section(run, shared, benchmark),
+        *seeds_section(seed_runs),
         *extras_section(run.barlengths, shared),
         *rotation_section(run.rotation),
         setup_sentence(run, explainer, setup or {}),
