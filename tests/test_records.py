@@ -208,7 +208,7 @@ def test_the_report_shows_the_seed_spread_only_with_two_runs_or_more():
 
     assert report.seeds_section(None) == [] and report.seeds_section([a_record("default")]) == []
     lines = report.seeds_section([a_record("default"), a_record("seed-1", seed(1))])
-    assert lines[0].startswith("## Seed spread")
+    assert lines[0].startswith("## Seed spread: the default configuration on other training seeds")
     rows = [line for line in lines if line.startswith("| [")]
     assert [row.split("]")[0] for row in rows] == ["| [default", "| [seed-1"]
     assert "(records/seed-1.json)" in rows[1] and "`train.seed=1`" in rows[1]

@@ -743,11 +743,11 @@ def seeds_section(records: Sequence[Mapping] | None) -> list[str]:
     if not records or len(records) < 2:
         return []
     return [
-        "## Seed spread: the default configuration on other training seeds", "",
-        f"Another training seed trains other models (and twins); a conclusion holds only where it holds on every seed. "
-        f"The {len(records)} recorded runs of the committed `params.yaml` that differ at most in `train.seed` "
-        "(`records/`, written by `python -m tools.record_experiment`; each row links its record, with the command, "
-        "commit and machine). Cells: value [95% bootstrap interval]; for `vs` columns the saliency length minus the "
+        "## Seed spread: the default configuration on other training seeds and CPUs", "",
+        f"Another training seed trains other models (and twins), and another CPU renders another synthetic sky from "
+        f"the same seed; a conclusion holds only where it holds on every run. The {len(records)} recorded runs of the "
+        "committed `params.yaml` that differ at most in `train.seed` (`records/`, written by `python -m "
+        "tools.record_experiment`; each row links its record, with the command, commit and machine). Cells: value [95% bootstrap interval]; for `vs` columns the saliency length minus the "
         "other, paired on the same test galaxies, and the verdict (\"just\": the interval clears 0 by less than 0.02).",
         "", *runs.table(records, SEED_COLUMNS, "records/"), "",
     ]  # fmt: skip
