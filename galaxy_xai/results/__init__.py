@@ -4,5 +4,5 @@ Submodules are imported on use, not here, so that a stage loads (and DVC hashes)
 
 __all__ = [
     "comparison", "ensemble", "evaluation", "explainers_report", "figures", "formatting", "headline", "panels", "paper", "report",
-    "table1",
+    "runs", "table1",
 ]
