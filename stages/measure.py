@@ -83,22 +83,22 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
 
     lengths = protocol.TestLengths(draws_px424, image_px424, isophote_px424, twins_px424, segmentation_px424, map_px)
-    per_galaxy, scores = protocol.score_lengths(
+    per_galaxy, scores, details = protocol.score_lengths(
         settings, lengths, sample, crop_px, cfg.xai.permutations, cfg.xai.bootstrap, np.random.default_rng(cfg.seed)
     )
-    for line in protocol.summary_lines(scores):
+    for line in protocol.summary_lines(scores, details):
         log.info("%s", line)
     write_csv(args.table, per_galaxy)
     write_json(
         args.metrics,
         evaluation.finite_or_none(
             {
-                **{k: v for k, v in scores.items() if k not in ("estimators", "controls", "ensemble")},
+                **scores,
                 **settings.choice.to_json(map_px, crop_px),
                 "linearity": linearity,
                 "map_px": int(map_px),
                 "r90_map_px": r90_px,
-                **{k: scores[k] for k in ("estimators", "controls", "ensemble")},
+                **details,
             }
         ),
     )

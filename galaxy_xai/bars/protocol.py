@@ -238,14 +238,13 @@ def score_lengths(
     permutations: int,
     n_boot: int,
     rng: np.random.Generator,
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[pd.DataFrame, dict, dict]:
     """The protocol on the test galaxies ``sample`` (:func:`galaxy_xai.data.tables.xai_rows` rows):
     the per-galaxy table (:func:`galaxy_xai.results.evaluation.measurement_summary`'s, plus a
-    ``<source>_px424`` column per control) and the scores: the headline, ``estimators``
-    (:func:`estimator_scores`), ``controls`` (:func:`control_scores`), ``ensemble``
-    (:func:`ensemble_scores`) and, with a ceiling and true lengths, ``gap_closed``
-    (:func:`galaxy_xai.results.evaluation.gap_closed`). ``rng`` draws every permutation and bootstrap,
-    in that order."""
+    ``<source>_px424`` column per control), the headline scores (with a ceiling and true lengths also
+    ``gap_closed``, :func:`galaxy_xai.results.evaluation.gap_closed`) and the details: ``estimators``
+    (:func:`estimator_scores`), ``controls`` (:func:`control_scores`) and ``ensemble``
+    (:func:`ensemble_scores`). ``rng`` draws every permutation and bootstrap, in that order."""
     draws = lengths.draws
     per_galaxy, scores = evaluation.measurement_summary(
         draws[:, :, settings.saliency.index(settings.choice)], sample, permutations, rng, n_boot
@@ -277,13 +276,13 @@ def score_lengths(
             evaluation.gap_closed(per_galaxy["measured_px424"], lengths.twins["random_weights"], lengths.segmentation,
                                   per_galaxy["true_px424"], n_boot, rng)
         )  # fmt: skip
-    return per_galaxy, {**scores, "estimators": estimators, "controls": controls, "ensemble": ensembles}
+    return per_galaxy, scores, {"estimators": estimators, "controls": controls, "ensemble": ensembles}
 
 
-def summary_lines(metrics: dict) -> list[str]:
+def summary_lines(scores: dict, details: dict) -> list[str]:
     """One log line each for the headline, the gap closed, every ensemble curve and every control of
-    :func:`score_lengths`' scores."""
-    s = metrics
+    :func:`score_lengths`' scores and details."""
+    s = scores
     truth = f" spearman_truth_image={s['spearman_truth_image']:.3f}" if "spearman_truth_image" in s else ""
     lines = [
         f"rho={s['rho']:.3f} [{s['rho_ci95'][0]:.3f}, {s['rho_ci95'][1]:.3f}] (null {s['rho_null']:.3f}, "
@@ -294,14 +293,14 @@ def summary_lines(metrics: dict) -> list[str]:
     if "gap_closed" in s:
         lo, hi = s["gap_closed_ci95"]
         lines.append(f"gap closed between the random-weights twins and the U-Net: {s['gap_closed']:.2f} [{lo:.2f}, {hi:.2f}]")
-    for reference, curve in s["ensemble"].items():
+    for reference, curve in details["ensemble"].items():
         lines.append(
             f"ensemble curve against the {reference}: Spearman {' / '.join(f'{r:.3f}' for r in curve['spearman'])} "
             f"for 1..{len(curve['k'])} models; {curve['doubled_k']} models: {curve['doubled']:.3f} "
             f"[{curve['doubled_ci95'][0]:.3f}, {curve['doubled_ci95'][1]:.3f}]; asymptote {curve['asymptote']:.3f} "
             f"[{curve['asymptote_ci95'][0]:.3f}, {curve['asymptote_ci95'][1]:.3f}]"
         )
-    for name, control in s["controls"].items():
+    for name, control in details["controls"].items():
         differences = ", ".join(
             f"{key} {d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] {d['verdict']}"
             for key, d in control["difference"].items()
