@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.provenance import run_context, save
+
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_ARCHS = ("vgg16", "resnet50v2", "xception")
 SCALING_ARCH = "resnet50v2"
@@ -204,24 +206,25 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"extra input sides (px) for {SCALING_ARCH} only")
     parser.add_argument("--batch", type=int, default=8, help="images per timed call")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per measure (median)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--out", "--json", type=Path, help="also write the results and the tables, with the run's "
+                        "commit and machine, here (benchmarks/results/backbones.json is the one the docs quote)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child process: arch:px
     args = parser.parse_args(argv)
     if args.case:
         arch, px = args.case.split(":")
         print(json.dumps(run_case(arch, int(px), args.batch, args.repeats)))
         return
+    context = run_context()
     cases = [(a, s) for a in args.archs for s in args.sizes]
     cases += [(SCALING_ARCH, s) for s in args.scaling_sizes if (SCALING_ARCH, s) not in cases]
     results = []
     for arch, px in cases:
         results.append(spawn(arch, px, args.batch, args.repeats))
         print(f"{arch} at {px} px: {json.dumps(results[-1])}", file=sys.stderr, flush=True)
-    print(table(results))
-    print()
-    print(paper_table(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    tables = f"{table(results)}\n\n{paper_table(results)}"
+    print(tables)
+    if args.out:
+        save(args.out, context, {"cases": results, "tables": tables})
 
 
 if __name__ == "__main__":

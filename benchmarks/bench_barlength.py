@@ -23,9 +23,10 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.provenance import run_context, save
 from galaxy_xai.bars.algorithm1 import bar_length_px, scale_len_threshold
 from galaxy_xai.bars.barlength import map_source_lengths
-from galaxy_xai.io import setup_logging, write_json
+from galaxy_xai.io import setup_logging
 from tests.oracle import bar_like_map, published_bar_length
 
 T_C = [0.7, 0.75, 0.8, 0.85, 0.9]
@@ -129,9 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agree-maps-224", type=int, default=100, help="extra agreement maps at 224 px")
     parser.add_argument("--search-galaxies", type=int, default=1050)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--out", default=None, help="write the results, with the run's commit and machine, as JSON here")
     args = parser.parse_args(argv)
     setup_logging()
+    context = run_context()
     results = {}
     results["speed"] = speed(args.literal_maps, args.fast_maps, args.seed)
     log.info("speed: %s", results["speed"])
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         results["agreement"].append(agreement(args.agree_maps_224, 224, args.seed + 4))
     log.info("agreement: %s", results["agreement"])
     if args.out:
-        write_json(args.out, results)
+        save(args.out, context, results)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.provenance import run_context, save
 from galaxy_xai.config import ATTRIBUTIONS
 
 VARIANTS = ("baseline", "ours", "tkv_single", "tkv_batch", "floor")
@@ -199,12 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of one process per variant")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per process")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
-    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    parser.add_argument("--out", type=Path, help="write the results, with the run's commit and machine, as JSON")
     args = parser.parse_args(argv)
     if args.variant:
         print(json.dumps(run_variant(args)))
         return
 
+    context = run_context()
     # Rounds of one run per variant: a change in the machine's load hits every variant alike.
     results: dict[str, dict] = {}
     for round_index in range(args.rounds):
@@ -227,9 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, ratio in summary["ratios"].items():
         print(f"ours {name}: {ratio:.2f}x")
     if args.out:
-        from galaxy_xai.io import write_json
-
-        write_json(args.out, {"summary": summary, "runs": results})
+        save(args.out, context, {"summary": summary, "runs": results})
 
 
 if __name__ == "__main__":

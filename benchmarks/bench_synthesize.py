@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.provenance import run_context, save
 from galaxy_xai.data.synthetic import write_sky
 
 
@@ -37,15 +38,20 @@ def rate(n_labelled: int, n_bars: int, workers: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=60, help="labelled galaxies per run")
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, help="write the rates, with the run's commit and machine, as JSON here")
+    args = parser.parse_args(argv)
+    context = run_context()
     results = {w: rate(args.n, max(1, args.n // 3), w, args.repeats) for w in (1, 2)}
     for workers, value in results.items():
         print(f"workers={workers}: {value:.1f} galaxies/s")
     print(f"ratio 2/1: {results[2] / results[1]:.2f}")
+    if args.out:
+        save(args.out, context, {"galaxies_per_s": {f"workers_{w}": v for w, v in results.items()},
+                                 "ratio_2_over_1": results[2] / results[1]})
 
 
 if __name__ == "__main__":
