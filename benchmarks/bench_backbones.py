@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     tables = f"{table(results)}\n\n{paper_table(results)}"
     print(tables)
     if args.out:
-        save(args.out, context, {"cases": results, "tables": tables})
+        assumptions = {"gpu_speedup": GPU_SPEEDUP, "gpu_scaling": GPU_SCALING, "paper_counts": PAPER}
+        save(args.out, context, {"cases": results, "tables": tables, "assumptions": assumptions})
 
 
 if __name__ == "__main__":
