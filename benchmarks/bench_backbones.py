@@ -152,14 +152,26 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-GPU_SPEEDUP = 200
-"""Assumed speed of one A100 over this 2-core CPU on our passes: NVIDIA publishes 2,375 images/s for
-ResNet-50 v1.5 training on one A100 (TensorFlow, mixed precision + XLA, batch 256; DeepLearningExamples,
-TensorFlow/Classification/ConvNets/resnet50v1.5/README.md), ~300x our ResNet50V2 training step on the
-idle machine (0.128 s per image); derated (x 0.7) for batch 32, no XLA and a JPEG input pipeline. An
-assumption, not a measurement."""
+A100_TRAIN_IMAGES_PER_S = 2_375
+"""NVIDIA's published ResNet-50 v1.5 training throughput on one A100 (TensorFlow, mixed precision + XLA,
+batch 256; DeepLearningExamples, TensorFlow/Classification/ConvNets/resnet50v1.5/README.md)."""
 
-GPU_SCALING = 17_400 / (8 * 2_375)
+A100_DERATE = 0.7
+"""What we assume our training keeps of it: batch 32, no XLA and a JPEG input pipeline. An assumption."""
+
+FALLBACK_GPU_SPEEDUP = 200
+"""One A100 over this CPU when no 224-px ResNet50V2 training step was timed (the earlier machine's ratio)."""
+
+
+def gpu_speedup(results: list[dict]) -> float:
+    """How many times faster one A100 does our passes than the CPU that timed ``results``: NVIDIA's
+    training throughput, derated, against the measured 224-px ResNet50V2 training step. Tied to the
+    measured CPU, so the GPU hours do not depend on which CPU ran the benchmark."""
+    step = next((r["train_s_per_image"] for r in results if r["arch"] == SCALING_ARCH and r["px"] == 224), None)
+    return FALLBACK_GPU_SPEEDUP if step is None else A100_TRAIN_IMAGES_PER_S * A100_DERATE * step
+
+
+GPU_SCALING = 17_400 / (8 * A100_TRAIN_IMAGES_PER_S)
 """Per-GPU efficiency of data-parallel training over 8 GPUs, from the same README (17,400 images/s on
 8 A100s); assumed to hold over 4 machines of 8 GPUs too. Heatmap shards are independent: efficiency 1."""
 
@@ -172,6 +184,7 @@ def paper_table(results: list[dict]) -> str:
     if not cases:
         return ""
     costs = {arch: paper_scale(r) for arch, r in cases.items()}
+    speedup = gpu_speedup(results)
     stages = list(next(iter(costs.values())))
 
     def cpu_hours(stage: str, arch: str) -> float:
@@ -186,7 +199,7 @@ def paper_table(results: list[dict]) -> str:
         first = next(iter(costs.values()))[stage]
         total = sum(cpu_hours(stage, a) for a in costs)
         efficiency = 1.0 if first["kind"] == "gradient" else GPU_SCALING
-        wall = {s: total / GPU_SPEEDUP / (n if n == 1 else n * efficiency) for s, n in SETUPS.items()}
+        wall = {s: total / speedup / (n if n == 1 else n * efficiency) for s, n in SETUPS.items()}
         totals["cpu"] += total
         for s in SETUPS:
             totals[s] += wall[s]
@@ -196,6 +209,17 @@ def paper_table(results: list[dict]) -> str:
     lines.append("| **total** | | | " + " | " * len(costs) + f"**{totals['cpu']:,.0f}** | "
                  + " | ".join(f"**{totals[s]:,.2f}**" for s in SETUPS) + " |")
     return "\n".join(lines)
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    """Time every case, each in a fresh interpreter."""
+    cases = [(a, s) for a in args.archs for s in args.sizes]
+    cases += [(SCALING_ARCH, s) for s in args.scaling_sizes if (SCALING_ARCH, s) not in cases]
+    results = []
+    for arch, px in cases:
+        results.append(spawn(arch, px, args.batch, args.repeats))
+        print(f"{arch} at {px} px: {json.dumps(results[-1])}", file=sys.stderr, flush=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per measure (median)")
     parser.add_argument("--out", "--json", type=Path, help="also write the results and the tables, with the run's "
                         "commit and machine, here (benchmarks/results/backbones.json is the one the docs quote)")
+    parser.add_argument("--cases", type=Path, help="an earlier --out file: tabulate its measured cases again, "
+                        "timing nothing (after a change to the tables' arithmetic)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child process: arch:px
     args = parser.parse_args(argv)
     if args.case:
@@ -215,16 +241,16 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_case(arch, int(px), args.batch, args.repeats)))
         return
     context = run_context()
-    cases = [(a, s) for a in args.archs for s in args.sizes]
-    cases += [(SCALING_ARCH, s) for s in args.scaling_sizes if (SCALING_ARCH, s) not in cases]
-    results = []
-    for arch, px in cases:
-        results.append(spawn(arch, px, args.batch, args.repeats))
-        print(f"{arch} at {px} px: {json.dumps(results[-1])}", file=sys.stderr, flush=True)
+    if args.cases:
+        earlier = json.loads(args.cases.read_text())
+        results, context["cases_measured_by"] = earlier["results"]["cases"], earlier["run"]
+    else:
+        results = measure(args)
     tables = f"{table(results)}\n\n{paper_table(results)}"
     print(tables)
     if args.out:
-        assumptions = {"gpu_speedup": GPU_SPEEDUP, "gpu_scaling": GPU_SCALING, "paper_counts": PAPER}
+        assumptions = {"gpu_speedup": gpu_speedup(results), "gpu_scaling": GPU_SCALING, "paper_counts": PAPER,
+                       "a100_train_images_per_s": A100_TRAIN_IMAGES_PER_S, "a100_derate": A100_DERATE}
         save(args.out, context, {"cases": results, "tables": tables, "assumptions": assumptions})
 
 
