@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,34 +142,133 @@ def test_the_layout_names_every_library_module():
     assert not missing, f"docs/pipeline.md does not list {missing}"
 
 
-def _shown_values(value) -> set[str]:
-    """How the docs may print a recorded number: 2-4 decimals (with or without its sign) or a percentage."""
+NUMBER = re.compile(r"(?<![\w./#])(?:\d+\.\d+(?!\w|\.\d)|\d+(?:\.\d+)?(?=%))")
+"""A number a page reports: a decimal (0.537, 25.5) or a percentage (18%, 6.5%); counts and sizes
+(640 galaxies, 64 px) are the configuration's, and the params reference is tested on its own."""
+SOURCES = re.compile(r"<!--\s*sources:\s*(.*?)\s*-->", re.S)
+NOT_PROSE = re.compile(
+    r"<!-- runs-table:start.*?<!-- runs-table:end -->"            # generated from records, tested above
+    r"|<!--.*?-->|`[^`\n]*`|\]\([^)]*\)",                          # comments, code spans, link targets
+    re.S | re.M,
+)
+TRACED_PAGES = [p for p in PAGES if p.name not in ("params.md", "history.md", "references.md")]
+"""params.md is generated from the config; history.md holds the runs before records and references.md
+the literature's numbers (each has its own test)."""
+
+
+def _leaves(tree, key: str = ""):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _leaves(v, str(k))
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _leaves(v, key)
+    else:
+        yield key, tree
+
+
+def shown_values(key: str, value) -> set[str]:
+    """How a page may print a recorded number: 1-4 decimals (with or without its sign), a percentage
+    with 0-1 decimals; a duration in seconds (a key ending in ``seconds``) also in minutes, and in
+    milliseconds (``seconds`` or ``_s``); megabytes (``_mb``) also in GB."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return set()
-    shown = {f"{v:.{d}f}" for v in (value, abs(value)) for d in (2, 3, 4)}
-    return shown | {f"{100 * value:.{d}f}" for d in (0, 1)}
+    shown = {f"{v:.{d}f}" for v in (value, abs(value)) for d in (1, 2, 3, 4)}
+    shown |= {f"{100 * value:.{d}f}" for d in (0, 1)}
+    if key.endswith("seconds"):
+        shown |= {f"{value / 60:.1f}", f"{value / 60:.0f}"}
+    if key.endswith(("seconds", "_s")):
+        shown |= {f"{1000 * value:.{d}f}" for d in (1, 2)}
+    if key.endswith("_mb"):
+        shown |= {f"{value / 1000:.1f}"}
+    return shown
 
 
-def test_the_readmes_headline_numbers_come_from_the_records_or_the_report():
-    """Issue #27: no number in the README's headline table or its claims without a source file: each
-    is a recorded run's headline value (records/*.json) or is printed in report.md."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    report = (ROOT / "report.md").read_text(encoding="utf-8")
-    recorded = {
-        shown
-        for path in (ROOT / "records").glob("*.json")
-        for row in json.loads(path.read_text())["headline"].values()
-        for value in row.values()
-        for shown in _shown_values(value)
-    }
-    table = readme[readme.index("| on the 640 test galaxies") :]
-    table = table[: table.index("\n\n")]
-    cells = [line.split("|")[2] for line in table.splitlines()[2:]]
-    claims = readme[readme.index("What this says, and on how many runs") : readme.index("Every number above is in")]
-    unsourced = [
-        number
-        for text in (*cells, claims)
-        for number in re.findall(r"(?<![\w.])\d+\.\d+|\d+(?=%)", text)
-        if number not in recorded and number not in report
-    ]
-    assert not unsourced, f"README numbers found in no record and not in report.md: {unsourced}"
+def source_numbers(pattern: str) -> set[str]:
+    """Every number the files matching ``pattern`` (relative to the repository) hold: a JSON file's
+    values as a page may print them, the numbers of a text file (or of a JSON string) as written and
+    rounded."""
+    paths = sorted(ROOT.glob(pattern))
+    assert paths, f"sources: {pattern} matches no file"
+    found: set[str] = set()
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        leaves = list(_leaves(json.loads(text))) if path.suffix == ".json" else [("", text)]
+        for key, value in leaves:
+            if isinstance(value, str):  # numbers as written, and as a page may round them
+                written = re.findall(r"\d+(?:\.\d+)?", value)
+                found |= set(written) | {s for n in written for s in shown_values("", float(n))}
+            else:
+                found |= shown_values(key, value)
+    return found
+
+
+def sections(markdown: str) -> list[tuple[str, str]]:
+    """(heading, text) of a page cut at its level-1 and level-2 headings; the sources named before the
+    first level-2 heading (under the page's title) hold for the whole page."""
+    prose = re.sub(r"^(```|~~~).*?^\1[^\n]*$", "", markdown, flags=re.S | re.M)
+    parts = re.split(r"^(#{1,2} .*)$", prose, flags=re.M)
+    return [("(head)", parts[0]), *zip(parts[1::2], parts[2::2], strict=True)]
+
+
+def unsourced_numbers(page: Path) -> dict[str, list[str]]:
+    """{section: numbers found in none of the files its ``<!-- sources: ... -->`` comments name}."""
+    text = page.read_text(encoding="utf-8")
+    cut = sections(text)
+
+    def named(body: str) -> list[str]:  # not the ones quoted in code spans
+        return SOURCES.findall(re.sub(r"`[^`\n]*`", "", body))
+
+    page_sources = [s for heading, body in cut if not heading.startswith("## ") for s in named(body)]
+    out = {}
+    for heading, body in cut:
+        patterns = [p for comment in (*page_sources, *named(body)) for p in comment.split()]
+        known = set().union(*(source_numbers(p) for p in patterns)) if patterns else set()
+        missing = [n for n in NUMBER.findall(NOT_PROSE.sub(" ", body)) if n not in known]
+        if missing:
+            out[heading] = missing
+    return out
+
+
+def test_numbers_are_looked_up_in_their_sources(tmp_path, monkeypatch):
+    (tmp_path / "m.json").write_text(json.dumps(
+        {"a": {"rho": 0.5371, "wall_seconds": 1530.0, "fast_s": 0.0008175, "peak_rss_mb": 2432.0}, "d": -0.074,
+         "run": {"python": "3.11.7"}}))
+    (tmp_path / "c.py").write_text("PAPER_RMSE = 0.07747\n")
+    page = tmp_path / "p.md"
+    page.write_text(
+        "# T\n<!-- sources: m.json -->\nrho 0.537, 0.54, 25.5 min, 53.7%, -0.074, 0.82 ms, 2.4 GB, Python 3.11"
+        " `0.999` [x](a/1.5.md) <!-- 0.3 -->\n"
+        "## S\nOnly 0.123 here, not 0.0775.\n"
+        "## U\n<!-- sources: c.py -->\nThe paper's 0.0775; ours 0.537.\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert unsourced_numbers(page) == {"## S": ["0.123", "0.0775"]}
+
+
+@pytest.mark.parametrize("page", TRACED_PAGES, ids=lambda p: p.name)
+def test_every_number_on_a_page_comes_from_a_source_it_names(page):
+    """Issue #27: a number in README.md or docs/ is a value of a committed record, metrics file,
+    benchmark result, config or report that its section names in ``<!-- sources: ... -->``."""
+    missing = unsourced_numbers(page)
+    assert not missing, f"{page.name}: numbers found in none of their section's sources: {missing}"
+
+
+def test_every_number_from_the_literature_names_its_paper():
+    rows = [line for line in (ROOT / "docs" / "references.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ") and not line.startswith("| reference")]
+    assert rows and all(re.search(r"\((?:19|20)\d\d\)|NVIDIA", row.split("|")[1]) for row in rows), rows
+
+
+def test_every_section_of_the_history_names_the_commit_it_was_written_at():
+    """docs/history.md's numbers predate the records: each section points at the commit whose page
+    and runs they come from, and the commit is in this repository."""
+    cut = [(h, b) for h, b in sections((ROOT / "docs" / "history.md").read_text(encoding="utf-8")) if h.startswith("## ")]
+    named = {heading: re.findall(r"commits? `([0-9a-f]{7,40})`(?: and `([0-9a-f]{7,40})`)?", body) for heading, body in cut}
+    assert all(named.values()), [h for h, c in named.items() if not c]
+    if not (ROOT / ".git").exists() or (ROOT / ".git" / "shallow").exists():
+        pytest.skip("no full git history here")
+    for heading, found in named.items():
+        for commit in filter(None, sum(found, ())):
+            check = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True)
+            assert check.returncode == 0, f"history.md {heading}: commit {commit} is not in this repository"
