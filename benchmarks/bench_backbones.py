@@ -123,6 +123,10 @@ def paper_scale(case: dict, p: dict = PAPER) -> dict[str, dict]:
         "heatmap (SmoothGrad)": (maps * p["samples"], "gradient"),
         "rotation": (p["rotation_maps"] * p["samples"], "gradient"),
         "control (xception only)": (p["bars"] * p["control_train_fraction"] * p["epochs"] * p["control_folds"], "train"),
+        # Issue #26's twins: the permuted-labels twin trains as long as its model, and both twins
+        # (it and the random-weights copy, which costs nothing to make) are explained like the model.
+        "twins: permuted-labels training": (train_images * p["epochs"], "train"),
+        "twins: heatmaps (two per backbone)": (2 * maps * p["samples"], "gradient"),
     }
     return {
         stage: {"images": n, "kind": kind, "cpu_hours": n * case[f"{kind}_s_per_image"] / 3600}
