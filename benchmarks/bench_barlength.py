@@ -6,7 +6,7 @@
    published threshold loop literally and computes the same per-pair ``sqrt(dx^2 + dy^2)`` with NumPy
    broadcasting instead of the double loop (same floats, see tests/oracle.py);
 3. the paper-scale grid search: 1,050 galaxies x 3 models of 224-px maps, 5 map sources x 2 X_input x
-   25 (T_c, T_l) with :func:`galaxy_xai.bars.barlength.map_source_lengths`.
+   25 (T_c, T_l) with :func:`galaxy_xai.bars.barlength.map_source_lengths` (target: under 60 s).
 
 Maps are saliency-like: an elongated Gaussian bar, often a bulge, smoothed noise, normalised; half
 are rounded to float16 like the heatmap files.

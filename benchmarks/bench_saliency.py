@@ -10,6 +10,9 @@ Variants (each runs in its own subprocess, so its peak RSS is its own):
                  gradient of a fixed batch); maps/s = gradients/s / N, what any SmoothGrad can reach;
 * ``baseline``   TensorFlow imported and the model built, nothing explained (the RSS floor).
 
+Targets: ``ours`` at least 15x ``tkv_single`` and 3x ``tkv_batch``, at least 80% of ``floor``, and
+under 4 GB peak at 224 px with N = 256.
+
 Throughput is maps per second, the median over ``--rounds`` rounds (each round runs every variant
 once, in a fresh process, so a change in the machine's load hits all variants alike) of
 ``--repeats`` timed runs after ``--warmup`` untimed runs (on the timed galaxies; on two for
