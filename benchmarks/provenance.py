@@ -16,14 +16,17 @@ import sys
 from pathlib import Path
 
 from galaxy_xai.io import write_json
-from tools.record_experiment import machine
+from tools.record_experiment import git, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 else ""
+    """``git`` output, or '' where there is no repository (a benchmark still runs from an export)."""
+    try:
+        return git(*args, root=ROOT).strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return ""
 
 
 def run_context() -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -155,10 +156,13 @@ def reported(number: str) -> bool:
         return True
     value = int(number.replace(",", ""))
     return value >= 10 and not (1900 <= value <= 2099 and "," not in number)
+
+
 SOURCES = re.compile(r"<!--\s*sources:\s*(.*?)\s*-->", re.S)
+CODE_SPAN = r"`[^`\n]*`"
 NOT_PROSE = re.compile(
     r"<!-- runs-table:start.*?<!-- runs-table:end -->"            # generated from records, tested above
-    r"|<!--.*?-->|`[^`\n]*`|\]\([^)]*\)",                          # comments, code spans, link targets
+    r"|<!--.*?-->|" + CODE_SPAN + r"|\]\([^)]*\)",                   # comments, code spans, link targets
     re.S | re.M,
 )
 TRACED_PAGES = [p for p in PAGES if p.name not in ("params.md", "history.md", "references.md")]
@@ -199,7 +203,12 @@ def source_numbers(pattern: str) -> set[str]:
     """Every number the files matching ``pattern`` (relative to the repository) hold: a JSON file's
     values as a page may print them, the numbers of a text file (or of a JSON string) as written and
     rounded."""
-    paths = sorted(ROOT.glob(pattern))
+    return _source_numbers(ROOT, pattern)
+
+
+@functools.cache
+def _source_numbers(root: Path, pattern: str) -> frozenset[str]:  # pages share sources: read each once
+    paths = sorted(root.glob(pattern))
     assert paths, f"sources: {pattern} matches no file"
     found: set[str] = set()
     for path in paths:
@@ -211,7 +220,7 @@ def source_numbers(pattern: str) -> set[str]:
                 found |= set(written) | {s for n in written for s in shown_values("", float(n))}
             else:
                 found |= shown_values(key, value)
-    return found
+    return frozenset(found)
 
 
 def sections(markdown: str) -> list[tuple[str, str]]:
@@ -228,7 +237,7 @@ def unsourced_numbers(page: Path) -> dict[str, list[str]]:
     cut = sections(text)
 
     def named(body: str) -> list[str]:  # not the ones quoted in code spans
-        return SOURCES.findall(re.sub(r"`[^`\n]*`", "", body))
+        return SOURCES.findall(re.sub(CODE_SPAN, "", body))
 
     page_sources = [s for heading, body in cut if not heading.startswith("## ") for s in named(body)]
     out = {}
