@@ -71,7 +71,7 @@ ATTRIBUTIONS = ("abs_gradient", "input_x_gradient")
 """How gradients become a saliency map: the paper's channel maximum of |gradient|, or the positive
 part of the channel sum of input x gradient (see :mod:`galaxy_xai.xai.explainers`)."""
 
-METHODS = ("smoothgrad", "vanilla", "gradcam", "smoothgrad_sq", "vargrad", "integrated_gradients", "occlusion", "gradcam_pp", "scorecam")
+METHODS = ("smoothgrad", "vanilla", "gradcam", "smoothgrad_sq", "vargrad", "integrated_gradients", "occlusion", "gradcam_pp", "scorecam", "layercam")
 """Explainers (``xai.method``), see :mod:`galaxy_xai.xai.explainers` (its EXPLAINERS lists them in this order)."""
 
 SYMMETRIES = (1, 4, 8)
@@ -217,6 +217,15 @@ class OcclusionConfig:
 
 
 @dataclass(frozen=True)
+class CamConfig:
+    grid_px: int | None = _f(None, "class-activation maps (gradcam, gradcam_pp, scorecam, layercam): the feature map of this many pixels a side they weigh (the model's last layer of that grid; 16 or 32 at 64 px input); null: the last conv grid (Grad-CAM's)", 1, 4096)
+
+    def __post_init__(self) -> None:
+        if self.grid_px is not None and self.grid_px & (self.grid_px - 1):
+            raise ConfigError(f"grid_px = {self.grid_px}: expected a power of 2 (the models halve their grid at each stage)")
+
+
+@dataclass(frozen=True)
 class XaiConfig:
     method: str = _f("smoothgrad", f"explainer: {', '.join(METHODS)}", choices=METHODS)
     target: str = _f("Class3.1", "Galaxy Zoo answer explained (Class3.1: bar)", choices=tuple(CLASS_COLUMNS))
@@ -228,6 +237,7 @@ class XaiConfig:
     smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)
     integrated_gradients: IntegratedGradientsConfig = field(default_factory=IntegratedGradientsConfig)
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
+    cam: CamConfig = field(default_factory=CamConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
 
@@ -438,12 +448,18 @@ def check_synthetic_sizes(n_labelled: int, n_unlabelled: int, n_bars: int, n_coa
 
 
 def _check_explainer(cfg: Config) -> None:
-    """Settings the chosen explainer needs: enough noise samples, an occlusion patch that fits."""
+    """Settings the explainers need: enough noise samples, an occlusion patch that fits, a CAM grid a model has."""
     xai = cfg.xai
     fewest = {"smoothgrad_sq": 1, "vargrad": 2}.get(xai.method, 0)
     if xai.smoothgrad.samples < fewest:
         raise ConfigError(
             f"xai.smoothgrad.samples = {xai.smoothgrad.samples}: xai.method = {xai.method} needs at least {fewest}"
+        )
+    grid = xai.cam.grid_px
+    if grid is not None and grid > cfg.images.size_px // 2:
+        # Every architecture's stem halves the input, so no feature map is finer than that.
+        raise ConfigError(
+            f"xai.cam.grid_px = {grid}: expected at most images.size_px / 2 = {cfg.images.size_px // 2} (the finest feature map)"
         )
     if xai.method == "occlusion":
         patch, stride = xai.occlusion.patch, xai.occlusion.stride

@@ -45,7 +45,7 @@ from galaxy_xai.data import tables
 from galaxy_xai.data.images import load_images
 from galaxy_xai.io import atomic_path, load_model, write_metrics
 from galaxy_xai.results import evaluation, explainers_report
-from galaxy_xai.xai import explainer_study
+from galaxy_xai.xai import explainer_study, explainers
 from galaxy_xai.xai.heatmaps import draw_seed
 from stages._common import exit_on_bad_input, start
 
@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> None:
         "twins: every weight re-drawn; the recipe trained on permuted labels)",
     )  # fmt: skip
     with atomic_path(args.table) as tmp:
-        Path(tmp).write_text(explainers_report.markdown(study, model_name, choice, study_cfg.deletion_steps), encoding="utf-8")
+        Path(tmp).write_text(
+            explainers_report.markdown(study, model_name, choice, study_cfg.deletion_steps, explainers.explained_score(cfg.xai)), encoding="utf-8"
+        )
     verdict = explainers_report.verdict_sentence(study)
     write_metrics(
         args.metrics,

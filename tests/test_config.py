@@ -273,3 +273,23 @@ def test_explainer_settings_are_checked_against_the_method(tmp_path):
     params["xai"]["occlusion"] = {"patch": 8, "stride": 4}
     path.write_text(yaml.safe_dump(params))
     assert load_config(path).xai.occlusion.patch == 8
+
+
+@pytest.mark.parametrize(
+    ("grid_px", "message"),
+    [
+        (12, r"xai.cam: grid_px = 12: expected a power of 2"),
+        (64, r"xai.cam.grid_px = 64: expected at most images.size_px / 2 = 32"),
+        (0, r"xai.cam.grid_px = 0: expected .* in \[1, 4096\]"),
+    ],
+)
+def test_a_cam_grid_no_model_has_is_refused_before_any_work(tmp_path, grid_px, message):
+    params = yaml.safe_load(open("params.yaml"))
+    params["xai"]["cam"]["grid_px"] = grid_px
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+    params["xai"]["cam"]["grid_px"] = 16
+    path.write_text(yaml.safe_dump(params))
+    assert load_config(path).xai.cam.grid_px == 16

@@ -179,6 +179,10 @@ def test_table_verdict_and_figure(study, tmp_path):
     assert text.count("\n|") == 2 * (len(METHODS) + 2)
     sentence = explainers_report.verdict_sentence(result)
     assert sentence in text and explainers_report.best_explainer(result.explainers) in sentence
+    assert "Every explainer explains" not in text  # said only when the stage names the score
+    assert "Every explainer explains the Class3.1 score minus the Class3.2 score, as" in explainers_report.markdown(
+        result, "vgg_small", CHOICE, 4, "the Class3.1 score minus the Class3.2 score"
+    )
     assert "should" in sentence
     explainers_report.figure(tmp_path / "f.png", images, result.maps, bars, [0, 1], CROP, "t")
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

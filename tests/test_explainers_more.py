@@ -17,7 +17,7 @@ from scipy import ndimage
 from galaxy_xai.config import XaiConfig, load_config
 from galaxy_xai.xai import explainers
 from galaxy_xai.xai.explainers.core import contrastive, finish_maps, score_model
-from galaxy_xai.xai.explainers.gradcam import GradCam
+from galaxy_xai.xai.explainers.gradcam import GradCam, LayerCam
 from galaxy_xai.xai.explainers.gradcampp import GradCamPlusPlus
 from galaxy_xai.xai.explainers.gradients import Vanilla
 from galaxy_xai.xai.explainers.integrated import IntegratedGradients, baselines, integrated_gradients
@@ -359,3 +359,80 @@ def test_the_contrast_applies_to_the_target_only():
     assert explainers.from_config(xai).contrast == explainers.class_index("Class3.2")
     assert explainers.from_config(xai, target="Class5.3").contrast is None  # figure 1's other answers: alone
     assert explainers.from_config(dataclasses.replace(xai, contrast=None)).contrast is None
+
+
+def test_the_explainer_study_explains_what_the_heatmap_stage_explains():
+    """Every stage builds its explainers through explainers.from_config, so the explainers stage's
+    default map is the heatmap stage's map of the same galaxy (with the contrast), not the target alone."""
+    from galaxy_xai.xai import explainer_study
+
+    model = tiny_cnn()
+    images = galaxies(3)
+    xai = dataclasses.replace(
+        load_config(ROOT / "params.yaml").xai, method="integrated_gradients", contrast="Class3.2",
+        integrated_gradients=dataclasses.replace(XaiConfig().integrated_gradients, steps=2, baseline="blur", symmetries=1),
+    )  # fmt: skip
+    keys = np.arange(3)
+    maps = explainer_study.explain_all(model, images, xai, 0, keys, ["integrated_gradients", "vanilla"])[0]
+    np.testing.assert_array_equal(maps["integrated_gradients"], explainers.from_config(xai)(model, images, seed=0, keys=keys))
+    alone = explainers.from_config(dataclasses.replace(xai, contrast=None), method="vanilla")(model, images)
+    assert not np.allclose(maps["vanilla"], alone)  # the contrast changed the map
+
+
+# --- Layer-CAM and the CAM grid (xai.cam.grid_px) ----------------------------------------------------
+
+
+def test_layercam_matches_tf_keras_vis(cnn):
+    from tf_keras_vis.layercam import Layercam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    images = galaxies(3)
+    for layer, grid in (("conv1", PX), ("features", PX // 2)):
+        explainer = LayerCam(BAR, batch_size=2, layer=layer)
+        assert explainer.cams(cnn, images).shape == (3, grid, grid)  # the layer's own grid
+        maps = explainer(cnn, images)
+        assert maps.shape == (3, PX, PX) and maps.dtype == np.float32
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = Layercam(score_model(cnn), clone=False)(
+                CategoricalScore(BAR), images, penultimate_layer=layer, seek_penultimate_conv_layer=False, normalize_cam=False
+            )
+        np.testing.assert_allclose(maps, _min_max(reference), atol=1e-4)
+
+
+def test_layercam_weights_each_pixel_by_its_own_positive_gradient():
+    """relu(sum_k relu(dS/dA^k_ij) A^k_ij): with one channel and a linear head, the map is A where the
+    head's weight is positive and 0 where it is negative (Grad-CAM would weigh every pixel alike)."""
+    inputs = keras.Input((4, 4, 1))
+    features = keras.layers.Conv2D(1, 1, use_bias=False, name="features")(inputs)
+    logits = keras.layers.Dense(1, name="logits")(keras.layers.Flatten()(features))
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="output")(logits))
+    model.get_layer("features").set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    head = np.where(np.arange(16) % 2 == 0, 1.0, -1.0).astype(np.float32)[:, None]
+    model.get_layer("logits").set_weights([head, np.zeros(1, np.float32)])
+    image = np.linspace(0.1, 1.0, 16, dtype=np.float32).reshape(1, 4, 4, 1)
+    cams = LayerCam(0, layer="features").cams(model, image)
+    np.testing.assert_allclose(cams[0].ravel(), np.where(head[:, 0] > 0, image.ravel(), 0.0), atol=1e-6)
+
+
+def test_the_cam_grid_picks_the_last_layer_of_that_size(cnn):
+    from galaxy_xai.xai.explainers.gradcam import grid_layer
+
+    assert grid_layer(cnn, PX) == "conv1" and grid_layer(cnn, PX // 2) == "features"
+    with pytest.raises(ValueError, match=r"grid_px = 4: model .* has no 4 x 4 feature map \(its grids: 16, 8\)"):
+        grid_layer(cnn, 4)
+    images = galaxies(2)
+    for cls in (GradCam, GradCamPlusPlus, LayerCam):
+        np.testing.assert_array_equal(cls(BAR, grid_px=PX)(cnn, images), cls(BAR, layer="conv1")(cnn, images))
+    with pytest.raises(ValueError, match="not both"):
+        LayerCam(BAR, layer="conv1", grid_px=PX)
+    xai = dataclasses.replace(XaiConfig(), method="layercam", cam=dataclasses.replace(XaiConfig().cam, grid_px=8))
+    assert explainers.from_config(xai) == LayerCam(explainers.class_index(xai.target), batch_size=xai.smoothgrad.batch_size, grid_px=8)
+
+
+def test_layercam_is_grad_cam_plus_plus_on_the_map_before_global_pooling(cnn):
+    """Before global average pooling dS/dA^k is the same at every pixel, so Grad-CAM++'s alphas are
+    uniform and its weight is relu(g_k): Layer-CAM's map. Finer maps are where the two differ."""
+    images = galaxies(3)
+    np.testing.assert_allclose(LayerCam(BAR).cams(cnn, images), GradCamPlusPlus(BAR).cams(cnn, images), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(LayerCam(BAR, layer="conv1")(cnn, images), GradCamPlusPlus(BAR, layer="conv1")(cnn, images), atol=1e-3)

@@ -72,13 +72,15 @@ def verdict_sentence(study: Study) -> str:
     )
 
 
-def markdown(study: Study, model_name: str, choice: barlength.Choice, steps: int) -> str:
-    """metrics/explainers.md: the table (means or rhos with 95% bootstrap intervals) and the verdict."""
+def markdown(study: Study, model_name: str, choice: barlength.Choice, steps: int, explained: str = "") -> str:
+    """metrics/explainers.md: the table (means or rhos with 95% bootstrap intervals) and the verdict.
+    ``explained``: the score every explainer explains, in words (as the heatmap stage's maps)."""
     results = study.explainers
     lines = [
         f"# Explainers against the true bar ({model_name}, {study.n} test galaxies)",
         "",
-        f"Each cell: mean over galaxies (or Spearman rho) [95% bootstrap interval]. Mask = the true bar's ellipse "
+        (f"Every explainer explains {explained}, as the heatmap stage does. " if explained else "")
+        + "Each cell: mean over galaxies (or Spearman rho) [95% bootstrap interval]. Mask = the true bar's ellipse "
         f"at map resolution; a uniform map scores its area fraction "
         f"{mean_interval(study.mask_fraction, digits=3)} on mass and rank accuracy. Deletion / insertion: areas "
         f"under the bar vote-fraction curve over {steps} steps (sky-level / blurred baselines). Random model: "

@@ -56,12 +56,12 @@ from galaxy_xai.bars import barlength
 from galaxy_xai.config import METHODS, XaiConfig
 from galaxy_xai.xai import explainers, faithfulness, localisation, sanity
 from galaxy_xai.xai.explainers.core import score_model
-from galaxy_xai.xai.explainers.gradcam import feature_tensor
+from galaxy_xai.xai.explainers.gradcam import feature_tensor, grid_layer
 
 log = logging.getLogger(__name__)
 
-CAM_METHODS = ("gradcam", "gradcam_pp", "scorecam")
-"""Explainers whose maps are class-activation maps at the last convolution grid's resolution."""
+CAM_METHODS = ("gradcam", "gradcam_pp", "scorecam", "layercam")
+"""Explainers whose maps are class-activation maps at a convolution grid's resolution (``xai.cam.grid_px``)."""
 
 LOCALISATION_KEYS = ("mass_accuracy", "rank_accuracy", "pointing_game")
 FAITHFULNESS_KEYS = ("deletion_auc", "insertion_auc")
@@ -73,11 +73,14 @@ def resolution(name: str, model: keras.Model, xai: XaiConfig) -> dict:
 
     Gradient methods: the input grid (one value per input pixel). Occlusion: one value per patch
     position, ``(H - patch) // stride + 1`` a side (then spread over each patch). CAM methods: the
-    spatial size of the last convolutional feature map (:func:`~galaxy_xai.xai.explainers.gradcam.feature_tensor`).
+    spatial size of the feature map they weigh (``xai.cam.grid_px``'s, else the last convolutional
+    one, :func:`~galaxy_xai.xai.explainers.gradcam.feature_tensor`).
     """
     side = int(model.input_shape[1])
     if name in CAM_METHODS:
-        grid = tuple(int(s) for s in feature_tensor(score_model(model)).shape[1:3])
+        scores = score_model(model)
+        layer = None if xai.cam.grid_px is None else grid_layer(scores, xai.cam.grid_px)
+        grid = tuple(int(s) for s in feature_tensor(scores, layer).shape[1:3])
         return {"grid_px": grid[0], "note": f"{grid[0]}x{grid[1]} conv grid, upsampled to {side}x{side}"}
     if name == "occlusion":
         patch, stride = xai.occlusion.patch, xai.occlusion.stride
@@ -90,19 +93,20 @@ def explain_all(
     model: keras.Model,
     images: np.ndarray,
     xai: XaiConfig,
-    index: int,
     seed: int,
     keys: np.ndarray,
     names: Sequence[str] = METHODS,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Maps of every explainer in ``names``: ({name: float32 (n, H, W) in [0, 1]}, {name: seconds}).
 
-    Each explainer is built with ``xai``'s settings (:meth:`Explainer.from_config`) for output
-    ``index``; stochastic ones use ``seed`` and the per-galaxy noise ``keys`` (n,).
+    Each explainer is built with ``xai``'s settings as the heatmap stage builds its one
+    (:func:`galaxy_xai.xai.explainers.from_config`: ``xai.target`` against ``xai.contrast``), so the
+    default explainer's maps here are the heatmap stage's; stochastic ones use ``seed`` and the
+    per-galaxy noise ``keys`` (n,).
     """
     maps, seconds = {}, {}
     for name in names:
-        explainer = explainers.EXPLAINERS[name].from_config(xai, index)
+        explainer = explainers.from_config(xai, method=name)
         began = time.perf_counter()
         maps[name] = np.asarray(explainer(model, images, seed=seed, keys=keys), dtype=np.float32)
         seconds[name] = time.perf_counter() - began
@@ -282,15 +286,15 @@ def run_study(
     masks = localisation.bar_masks(bars["length_px424"], bars["axis_ratio"], bars["angle_deg"], map_px, crop_px)
 
     say(f"explaining {n} galaxies with the trained model: {', '.join(names)}")
-    maps, seconds = explain_all(model, images, xai, index, seed, keys, names)
+    maps, seconds = explain_all(model, images, xai, seed, keys, names)
     if random_model is None:
         random_model = sanity.randomised_copy(model, None, seed)
     say("explaining them again with the fully randomised model")
-    random_maps, random_seconds = explain_all(random_model, images, xai, index, seed, keys, names)
+    random_maps, random_seconds = explain_all(random_model, images, xai, seed, keys, names)
     permuted_maps: dict[str, np.ndarray] = {}
     if permuted_model is not None:
         say("explaining them again with the model trained on permuted labels")
-        permuted_maps = explain_all(permuted_model, images, xai, index, seed, keys, names)[0]
+        permuted_maps = explain_all(permuted_model, images, xai, seed, keys, names)[0]
 
     scorer = _Scorer(
         images, images.mean(axis=-1), faithfulness.sky_baseline(images), faithfulness.blurred_baseline(images), masks,
@@ -320,7 +324,7 @@ def run_study(
         m = min(int(options.cascade), n)
         say(f"cascading randomisation on {m} galaxies, every learnt layer, output first")
         reference = {name: maps[name][:m] for name in names}
-        study.cascade = cascade_scores(model, images[:m], reference, xai, index, seed, keys[:m], options.n_boot, rng, say)
+        study.cascade = cascade_scores(model, images[:m], reference, xai, seed, keys[:m], options.n_boot, rng, say)
     return study
 
 
@@ -329,7 +333,6 @@ def cascade_scores(
     images: np.ndarray,
     reference: Mapping[str, np.ndarray],
     xai: XaiConfig,
-    index: int,
     seed: int,
     keys: np.ndarray,
     n_boot: int,
@@ -351,7 +354,7 @@ def cascade_scores(
     layers: list[str] = []
     scores: dict[str, dict[str, list]] = {name: {k: [] for k in RANDOMISATION_KEYS} for name in names}
     for depth, (layer, randomised) in enumerate(sanity.cascading_randomisation(model, seed)):
-        maps = explain_all(randomised, images, xai, index, seed, keys, names)[0]
+        maps = explain_all(randomised, images, xai, seed, keys, names)[0]
         layers.append(layer)
         for name in names:
             for key, value in localisation.mean_intervals(sanity.map_similarity(reference[name], maps[name]), n_boot, rng).items():

@@ -1,4 +1,4 @@
-"""Saliency maps of one model output: SmoothGrad (the paper's) and eight other explainers.
+"""Saliency maps of one model output: SmoothGrad (the paper's) and nine other explainers.
 
 Every explainer is a small frozen object (:class:`~galaxy_xai.xai.explainers.core.Explainer`) built
 from the typed ``xai`` config and called on a model and its inputs::
@@ -46,6 +46,10 @@ The explainers (``xai.method``, :data:`EXPLAINERS`):
   :mod:`~galaxy_xai.xai.explainers.scorecam`): class-activation maps like Grad-CAM, at the resolution of
   the last convolution grid (4 x 4 for the small CPU models at 64 px, 2 x 2 for xception_small; 7 x 7
   for the paper's backbones at 224 px).
+* ``layercam`` (:class:`~galaxy_xai.xai.explainers.gradcam.LayerCam`, Jiang et al. 2021): a class-activation
+  map whose weights are the positive gradients pixel by pixel, so it can be read off an earlier,
+  finer feature map: ``xai.cam.grid_px`` (16 or 32 at 64 px input) picks the model's last layer of
+  that grid for every CAM method (null: the last conv grid).
 
 The implementation differs from tf-keras-vis where it matters for speed and reproducibility, not
 for the result: noisy copies of several galaxies go through the model together in one compiled
@@ -70,7 +74,7 @@ import dataclasses
 
 from galaxy_xai.config import METHODS, XaiConfig
 from galaxy_xai.xai.explainers.core import Explainer, class_index
-from galaxy_xai.xai.explainers.gradcam import GradCam
+from galaxy_xai.xai.explainers.gradcam import GradCam, LayerCam
 from galaxy_xai.xai.explainers.gradcampp import GradCamPlusPlus
 from galaxy_xai.xai.explainers.gradients import SmoothGrad, Vanilla
 from galaxy_xai.xai.explainers.integrated import IntegratedGradients
@@ -88,16 +92,27 @@ EXPLAINERS: dict[str, type[Explainer]] = {
     "occlusion": Occlusion,
     "gradcam_pp": GradCamPlusPlus,
     "scorecam": ScoreCam,
+    "layercam": LayerCam,
 }
 """Each ``xai.method`` (:data:`galaxy_xai.config.METHODS`, in that order) -> its explainer class."""
 
 
-def from_config(xai: XaiConfig, target: str | None = None) -> Explainer:
-    """The explainer of ``xai.method`` with the settings of ``xai``, explaining ``xai.target`` against
-    ``xai.contrast`` (if set), or ``target`` alone (another Galaxy Zoo answer such as ``"Class5.3"``)."""
-    if xai.method not in EXPLAINERS:
-        raise ValueError(f"method = {xai.method!r}: expected one of {', '.join(METHODS)}")
-    explainer = EXPLAINERS[xai.method].from_config(xai, class_index(target or xai.target))
+def from_config(xai: XaiConfig, target: str | None = None, method: str | None = None) -> Explainer:
+    """The explainer of ``method`` (default ``xai.method``) with the settings of ``xai``, explaining
+    ``xai.target`` against ``xai.contrast`` (if set), or ``target`` alone (another Galaxy Zoo answer
+    such as ``"Class5.3"``). Every stage builds its explainers here, so all explain the same score."""
+    method = method or xai.method
+    if method not in EXPLAINERS:
+        raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
+    explainer = EXPLAINERS[method].from_config(xai, class_index(target or xai.target))
     if xai.contrast is None or (target or xai.target) != xai.target:
         return explainer  # the contrast is the target's: another answer (figure 1's) is explained alone
     return dataclasses.replace(explainer, contrast=class_index(xai.contrast))
+
+
+def explained_score(xai: XaiConfig) -> str:
+    """What the maps of ``xai`` explain, in words: ``"the Class3.1 score minus the Class3.2 score"``
+    with a contrast, ``"the Class3.1 score"`` without (pre-activation scores)."""
+    if xai.contrast is None:
+        return f"the {xai.target} score"
+    return f"the {xai.target} score minus the {xai.contrast} score"

@@ -24,6 +24,25 @@ from galaxy_xai.xai.explainers.core import (
 POOL_LAYER = "pool"
 
 
+def grid_layer(model: keras.Model, grid_px: int) -> str:
+    """The name of the last layer of ``model`` whose output is a feature map of ``grid_px`` x ``grid_px``
+    pixels (batch, grid_px, grid_px, channels): the deepest, most class-specific features that still
+    resolve that grid (Jiang et al. 2021 read Layer-CAM off such earlier layers). A ValueError lists
+    the grids the model has when none matches."""
+    found, grids = None, []
+    for lay in model.layers:
+        shape = lay.output.shape if hasattr(lay, "output") else None
+        if shape is None or len(shape) != 4 or shape[1] != shape[2]:
+            continue
+        grids.append(int(shape[1]))
+        if shape[1] == grid_px:
+            found = lay.name
+    if found is None:
+        have = ", ".join(str(g) for g in sorted(set(grids), reverse=True)) or "none"
+        raise ValueError(f"xai.cam.grid_px = {grid_px}: model {model.name!r} has no {grid_px} x {grid_px} feature map (its grids: {have})")
+    return found
+
+
 def feature_tensor(scores: keras.Model, layer: str | None = None) -> keras.KerasTensor:
     """The feature map Grad-CAM weighs, as a tensor of the model's own graph.
 
@@ -58,20 +77,35 @@ def upsample_cams(cams: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class ConvCam(Explainer):
-    """A class-activation map: a weighted sum of the channels of the last convolutional feature map
-    (``layer``, see :func:`feature_tensor`), computed on the conv grid by a compiled per-chunk
-    function, upsampled to the input (:func:`upsample_cams`) and normalised per map: float32
-    (n, H, W) in [0, 1]. Deterministic: ``seed`` and ``keys`` are ignored.
+    """A class-activation map: a weighted sum of the channels of a convolutional feature map,
+    computed on its grid by a compiled per-chunk function, upsampled to the input
+    (:func:`upsample_cams`) and normalised per map: float32 (n, H, W) in [0, 1]. Deterministic:
+    ``seed`` and ``keys`` are ignored.
 
-    Subclasses implement :meth:`chunk_function`, which says how the channels are weighted.
+    The feature map: the layer named ``layer``, else the last one of ``grid_px`` x ``grid_px``
+    pixels (:func:`grid_layer`; ``xai.cam.grid_px``), else the last convolutional block
+    (:func:`feature_tensor`). Subclasses implement :meth:`chunk_function`, which says how the
+    channels are weighted, and find the layer with :meth:`feature_layer`.
     """
 
     _: dataclasses.KW_ONLY
     layer: str | None = None
+    grid_px: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.layer is not None and self.grid_px is not None:
+            raise ValueError(f"{self.name}: give the feature map's layer ({self.layer!r}) or its grid ({self.grid_px} px), not both")
+        if self.grid_px is not None and self.grid_px < 1:
+            raise ValueError(f"{self.name}: grid_px = {self.grid_px}: expected >= 1")
 
     @classmethod
     def from_config(cls, xai: XaiConfig, index: int) -> ConvCam:
-        return cls(index, batch_size=xai.smoothgrad.batch_size)
+        return cls(index, batch_size=xai.smoothgrad.batch_size, grid_px=xai.cam.grid_px)
+
+    def feature_layer(self, model: keras.Model) -> str | None:
+        """The name of the layer whose feature map is weighed on ``model`` (None: the last conv block)."""
+        return self.layer if self.grid_px is None else grid_layer(model, self.grid_px)
 
     def chunk_function(self, model: keras.Model, shape: tuple[int, ...]) -> tuple[Callable, int]:
         """For images of ``shape`` (n, H, W, C): (a compiled function (a chunk of images (g, H, W, C),
@@ -100,7 +134,7 @@ def gradient_cam_function(
     """The compiled gradient-weighted CAM of one chunk: (images (b, H, W, C), output index) -> CAMs
     (b, h, w) = relu(sum_k w_k A^k), the weights from the feature map A (b, h, w, K) and the gradient
     of the class's pre-activation score with respect to it by ``channel_weights(A, dS/dA)`` ->
-    (b, 1, 1, K). Cached (keyed by the model object, the layer, the chunk shape and the weighting):
+    (b, 1, 1, K) (one weight per channel) or (b, h, w, K) (one per pixel, Layer-CAM). Cached (keyed by the model object, the layer, the chunk shape and the weighting):
     a trace costs more than a call."""
     scores = score_model(model)
     both = keras.Model(scores.inputs, [feature_tensor(scores, layer), scores.outputs[0]])
@@ -137,4 +171,29 @@ class GradCam(ConvCam):
 
     def chunk_function(self, model, shape):
         size = min(shape[0], self.batch_size)
-        return gradient_cam_function(model, self.layer, (size, *shape[1:]), gradcam_weights), size
+        return gradient_cam_function(model, self.feature_layer(model), (size, *shape[1:]), gradcam_weights), size
+
+
+def layercam_weights(features: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+    """Layer-CAM's weights: the positive gradient at every pixel and channel (b, h, w, K)."""
+    return tf.nn.relu(grads)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCam(ConvCam):
+    """Layer-CAM maps (Jiang, Zhang, Hou, Cheng & Wei 2021, *LayerCAM: exploring hierarchical class
+    activation maps for localization*, IEEE TIP 30, 5875) of the pre-activation score: float32
+    (n, H, W) in [0, 1].
+
+    Each pixel of each channel of the feature map A is weighted by its own positive gradient,
+    relu(sum_k relu(dS/dA^k_ij) A^k_ij), instead of Grad-CAM's one spatially averaged weight per
+    channel: the weights stay local, so the map stays meaningful at an earlier, finer layer
+    (``grid_px``: 16 or 32 at 64 px input), where Grad-CAM's global weights blur it. At the last
+    conv grid it is close to Grad-CAM's map.
+    """
+
+    name = "layercam"
+
+    def chunk_function(self, model, shape):
+        size = min(shape[0], self.batch_size)
+        return gradient_cam_function(model, self.feature_layer(model), (size, *shape[1:]), layercam_weights), size

@@ -61,4 +61,4 @@ class GradCamPlusPlus(ConvCam):
 
     def chunk_function(self, model, shape):
         size = min(shape[0], self.batch_size)
-        return gradient_cam_function(model, self.layer, (size, *shape[1:]), gradcam_pp_weights), size
+        return gradient_cam_function(model, self.feature_layer(model), (size, *shape[1:]), gradcam_pp_weights), size

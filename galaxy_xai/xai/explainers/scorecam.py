@@ -97,6 +97,7 @@ class ScoreCam(ConvCam):
     name = "scorecam"
 
     def chunk_function(self, model, shape):
-        n_channels = feature_tensor(model, self.layer).shape[-1]
+        layer = self.feature_layer(model)
+        n_channels = feature_tensor(model, layer).shape[-1]
         g, k, steps = sample_layout(n_channels, self.batch_size)
-        return _scorecam_function(model, self.layer, (g, *shape[1:]), k, steps), g
+        return _scorecam_function(model, layer, (g, *shape[1:]), k, steps), g
