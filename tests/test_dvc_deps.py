@@ -9,15 +9,23 @@ that ``check_params`` writes, so a bad params.yaml stops ``dvc repro`` before an
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from galaxy_xai.config import XaiConfig
 from tools.deps import ROOT, code_deps_problems, expanded_stages, import_closure
 
 PARAMS_OK = "data/params.ok"
+
+NOT_EXPLAINER_SETTINGS = {"linearity", "permutations", "bootstrap", "grid", "rotation"}
+"""The xai sections no explainer is built from (they measure maps); every other one is a setting of
+:func:`galaxy_xai.xai.explainers.from_config`, so a new xai section counts as one until named here."""
+
+EXPLAINERS_MODULE = "galaxy_xai/xai/explainers/__init__.py"
 
 STAGES = expanded_stages()
 
@@ -36,6 +44,16 @@ def test_every_stage_runs_after_the_params_check(name):
         assert STAGES[name]["outs"] == [PARAMS_OK]
     else:
         assert PARAMS_OK in deps, f"stage {name}: deps lack {PARAMS_OK}, so a bad params.yaml would not stop it"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, stage in STAGES.items() if EXPLAINERS_MODULE in stage.get("deps", [])))
+def test_a_stage_that_builds_explainers_lists_every_explainer_setting(name):
+    """Otherwise editing that setting (e.g. xai.cam.grid_px) leaves its maps stale and dvc status
+    calls them up to date."""
+    listed = {str(p) for p in STAGES[name].get("params", [])}
+    settings = {f"xai.{f.name}" for f in dataclasses.fields(XaiConfig) if f.name not in NOT_EXPLAINER_SETTINGS}
+    missing = sorted(key for key in settings if key not in listed and "xai" not in listed)
+    assert not missing, f"stage {name} builds explainers but does not list the params {', '.join(missing)}"
 
 
 def test_the_stages_checked_here_are_the_stages_dvc_sees():
