@@ -56,7 +56,7 @@ from galaxy_xai.bars import barlength
 from galaxy_xai.config import METHODS, XaiConfig
 from galaxy_xai.xai import explainers, faithfulness, localisation, sanity
 from galaxy_xai.xai.explainers.core import score_model
-from galaxy_xai.xai.explainers.gradcam import feature_tensor, grid_layer
+from galaxy_xai.xai.explainers.gradcam import feature_tensor
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def resolution(name: str, model: keras.Model, xai: XaiConfig) -> dict:
     side = int(model.input_shape[1])
     if name in CAM_METHODS:
         scores = score_model(model)
-        layer = None if xai.cam.grid_px is None else grid_layer(scores, xai.cam.grid_px)
+        layer = explainers.from_config(xai, method=name).feature_layer(scores)  # the layer the maps were read off
         grid = tuple(int(s) for s in feature_tensor(scores, layer).shape[1:3])
         return {"grid_px": grid[0], "note": f"{grid[0]}x{grid[1]} conv grid, upsampled to {side}x{side}"}
     if name == "occlusion":

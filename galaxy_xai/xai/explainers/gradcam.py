@@ -134,8 +134,8 @@ def gradient_cam_function(
     """The compiled gradient-weighted CAM of one chunk: (images (b, H, W, C), output index) -> CAMs
     (b, h, w) = relu(sum_k w_k A^k), the weights from the feature map A (b, h, w, K) and the gradient
     of the class's pre-activation score with respect to it by ``channel_weights(A, dS/dA)`` ->
-    (b, 1, 1, K) (one weight per channel) or (b, h, w, K) (one per pixel, Layer-CAM). Cached (keyed by the model object, the layer, the chunk shape and the weighting):
-    a trace costs more than a call."""
+    (b, 1, 1, K) (one weight per channel) or (b, h, w, K) (one per pixel, Layer-CAM). Cached (keyed
+    by the model object, the layer, the chunk shape and the weighting): a trace costs more than a call."""
     scores = score_model(model)
     both = keras.Model(scores.inputs, [feature_tensor(scores, layer), scores.outputs[0]])
 
@@ -188,8 +188,8 @@ class LayerCam(ConvCam):
     Each pixel of each channel of the feature map A is weighted by its own positive gradient,
     relu(sum_k relu(dS/dA^k_ij) A^k_ij), instead of Grad-CAM's one spatially averaged weight per
     channel: the weights stay local, so the map stays meaningful at an earlier, finer layer
-    (``grid_px``: 16 or 32 at 64 px input), where Grad-CAM's global weights blur it. At the last
-    conv grid it is close to Grad-CAM's map.
+    (``grid_px``: 16 or 32 at 64 px input), where Grad-CAM's global weights blur it. On the map
+    before global average pooling the gradient is the same at every pixel, and it equals Grad-CAM++.
     """
 
     name = "layercam"
