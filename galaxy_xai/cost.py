@@ -8,14 +8,14 @@ long run start: the documented switch) and warns when a stage may need more memo
 has. It also refuses what the counts make impossible on the synthetic sky (an empty split, more
 explainer galaxies or heatmap shards than test galaxies), which would otherwise stop a stage hours in.
 
-Calibration: the 2-core CPU of docs/results.md ("Time and reproducibility": the default run,
-stage by stage, 12.9 minutes), with the per-image costs of the paper's backbones of
-docs/paper-scale.md ("Cost at scale", ``benchmarks/bench_backbones.py``), training throughput of
-metrics/train/*.json (~450 images/s for the small models at 64 px), the explainers' seconds of
-metrics/explainers.json, and resampling costs timed here (a correlation of one resampled value:
-~40 ns Pearson in the grid search's wide tables, ~400 ns in the measure stage's Spearman
-intervals). The estimate counts every epoch (early stopping may end sooner) and no GPU: on other
-hardware it is a scale, not a forecast (the paper's configuration: ~1,100 h here, hours on a GPU).
+Calibration: the default run on this project's 2-core CPU (AMD EPYC with AVX2), stage by stage in
+``records/default-cpu2.json`` (``stage_seconds``, 37 minutes; tests/test_cost.py holds every stage's
+estimate to it), with the per-image costs of the paper's backbones of docs/paper-scale.md ("Cost at
+scale", ``benchmarks/bench_backbones.py``, measured on an earlier, faster CPU of the same family) and
+resampling costs timed here (a correlation of one resampled value: ~15 ns Pearson in the grid search's
+wide tables, ~400 ns in the measure stage's Spearman intervals). The estimate counts every epoch (early
+stopping may end sooner) and no GPU: on other hardware it is a scale, not a forecast (the paper's
+configuration: thousands of CPU-hours here, hours on a GPU).
 Light on purpose: no TensorFlow.
 """
 
@@ -53,7 +53,8 @@ class ArchCost:
     base_bytes: float  # the process with TensorFlow and the model
 
 
-_SMALL = {"forward": 0.0003, "gradient": 0.0006, "train": 1 / 500, "bytes_per_px": 120.0, "base_bytes": 1.0e9}
+# 225-240 training images/s with augmentation; IG's heatmaps: ~450 gradients/s (records/default-cpu2.json)
+_SMALL = {"forward": 0.0008, "gradient": 0.0022, "train": 1 / 240, "bytes_per_px": 120.0, "base_bytes": 1.0e9}
 ARCH_COSTS = {
     "vgg_small": ArchCost(**_SMALL, learnt_layers=12, last_channels=160),
     "resnet_small": ArchCost(**_SMALL, learnt_layers=20, last_channels=128),
@@ -69,21 +70,23 @@ PIXEL_EXPONENT = 1.2
 """Cost grows as (px / 64)^1.2 with the input side: 4.0-4.7x from 64 to 224 px for ResNet50V2."""
 
 SECONDS = {
-    "render": 2 / 61.6,  # synthesize: one galaxy on one core (61.6 galaxies/s on 2)
+    "render": 2 / 50.5,  # synthesize: one galaxy on one core (50.5 galaxies/s on 2)
     "decode": 7 / 3180,  # prepare: one JPEG decoded and checked
-    "stage": 8.0,  # start-up of a stage that imports TensorFlow
-    "epoch": 0.5,  # a training epoch's fixed cost (callbacks, validation set-up, logging)
+    "stage": 10.0,  # start-up of a stage that imports TensorFlow, and DVC hashing its outputs
+    "light_stage": 3.0,  # the same for a stage without TensorFlow (DVC's bookkeeping, NumPy, pandas)
+    "epoch": 0.2,  # a training epoch's fixed cost (callbacks, validation set-up, logging)
     "explain_call": 0.3,  # the explainers stage: tracing one explainer on one model
-    "isophote": 0.023,  # measure: the isophote fit of one test galaxy (2 processes)
+    "explainer_score": 3.5,  # the explainers stage: one explainer's deletion / insertion curves and intervals
+    "isophote": 0.052,  # measure: the isophote fit of one test galaxy (2 processes)
     "setting_map": 10e-6,  # gridsearch: one setting measured on one 64-px map (Algorithm 1 shares its scan)
     "grid_value": 15e-9,  # one resampled value of the grid search's choice stability (Pearson, wide tables)
     "interval_value": 400e-9,  # one resampled value of an interval (Spearman ranks)
     "permutation_value": 190e-9,  # one permuted value of a null
-    "figure": 20.0,  # the figure stage's plots
+    "figure": 40.0,  # the figure stage's plots and report
 }
 """Seconds of the steps that do not depend on the architecture (calibration CPU)."""
 
-INTERVALS = {"gridsearch": 10, "measure": 40, "compare": 15, "explainers": 70, "segment": 12}
+INTERVALS = {"gridsearch": 10, "measure": 80, "compare": 15, "explainers": 70, "segment": 12}
 """Bootstrap intervals per stage, in units of one interval of the stage's galaxies (counted on the default run)."""
 
 CORES = 2
@@ -187,9 +190,9 @@ def estimate(cfg: Config, sizes: Sizes) -> list[StageCost]:
     rendered = sky.n_labelled + sky.n_unlabelled + sky.n_bars + 2 * sky.n_coadd_repeats
     decoded = sizes.labelled + sizes.bars
     out = [
-        StageCost("synthesize", rendered * SECONDS["render"] / workers, 0.4e9 * workers,
+        StageCost("synthesize", SECONDS["light_stage"] + rendered * SECONDS["render"] / workers, 0.4e9 * workers,
                   "synthetic.n_labelled + n_unlabelled + n_bars galaxies rendered"),
-        StageCost("prepare", decoded * (SECONDS["decode"] if p.check_images else 1e-4), 1e3 * decoded, "JPEGs decoded"),
+        StageCost("prepare", SECONDS["light_stage"] + decoded * (SECONDS["decode"] if p.check_images else 1e-4), 1e3 * decoded, "JPEGs decoded"),
     ]  # fmt: skip
     for name in models:
         m = cfg.models[name]
@@ -204,7 +207,7 @@ def estimate(cfg: Config, sizes: Sizes) -> list[StageCost]:
                          max(_arch(cfg, n).base_bytes for n in models), "every labelled and Kaggle test image"))  # fmt: skip
     out += _xai_stages(cfg, xai_split, models)
     out += [_control(cfg, sizes.bars), _segment(cfg, sizes, xai_split), _explainers(cfg, xai_split["test"], models)]
-    out.append(StageCost("compare", SECONDS["stage"] + _interval_seconds("compare", xai.bootstrap, xai_split["test"]),
+    out.append(StageCost("compare", SECONDS["light_stage"] + _interval_seconds("compare", xai.bootstrap, xai_split["test"]),
                          0.5e9, f"xai.bootstrap = {xai.bootstrap}"))  # fmt: skip
     out.append(StageCost("figure", SECONDS["figure"], _stored_bytes(cfg, xai_split), "the figures' maps of a few galaxies"))
     return out
@@ -226,7 +229,9 @@ def _xai_stages(cfg: Config, xai_split: dict[str, int], models: Sequence[str]) -
     kinds = len(MODEL_KINDS)  # every model and its twins are explained alike
     for name in models:
         arch = _arch(cfg, name)
-        heat_seconds += kinds * (SECONDS["stage"] + n_maps * gradients_per_map(cfg, xai.method, arch) * arch.gradient * _pixels(px))
+        # each map's heatmap_shard stages, then the heatmap stage joining its shards
+        start_up = SECONDS["stage"] * len(cfg.heatmap.shards) + SECONDS["light_stage"]
+        heat_seconds += kinds * (start_up + n_maps * gradients_per_map(cfg, xai.method, arch) * arch.gradient * _pixels(px))
         per_shard = math.ceil((n_val + n_test) / len(cfg.heatmap.shards))
         batch = xai.smoothgrad.batch_size * px * px * arch.bytes_per_px
         heat_peak = max(heat_peak, arch.base_bytes + batch + per_shard * px * px * 3 * 4 * 2)
@@ -241,12 +246,12 @@ def _xai_stages(cfg: Config, xai_split: dict[str, int], models: Sequence[str]) -
     boots = xai.bootstrap
     out.append(StageCost(
         "gridsearch",
-        settings * n_val * SECONDS["setting_map"] * _pixels(px) ** 2 + 1.25 * boots * settings * n_val * SECONDS["grid_value"]
+        SECONDS["light_stage"] + settings * n_val * SECONDS["setting_map"] * _pixels(px) ** 2 + 1.25 * boots * settings * n_val * SECONDS["grid_value"]
         + _interval_seconds("gridsearch", boots, n_val),
         stored, f"{settings} settings x {n_val} validation maps; xai.bootstrap = {boots}"))  # fmt: skip
     out.append(StageCost(
         "measure",
-        n_test * SECONDS["isophote"] * _pixels(px) ** 2 + _interval_seconds("measure", boots, n_test)
+        SECONDS["light_stage"] + n_test * SECONDS["isophote"] * _pixels(px) ** 2 + _interval_seconds("measure", boots, n_test)
         + 2 * xai.permutations * n_test * SECONDS["permutation_value"],
         stored, f"xai.bootstrap = {boots}, xai.permutations = {xai.permutations} on {n_test} test galaxies"))  # fmt: skip
     out.append(_rotation(cfg, n_test, models))
@@ -273,9 +278,9 @@ def _control(cfg: Config, n_bars: int) -> StageCost:
 SEGMENT_BARRED_FRACTION = 0.22
 """Share of the labelled galaxies with a bar on the synthetic sky (434 of the default 2,000): the U-Net's masks."""
 
-SEGMENT_IMAGE_EPOCH_S = 0.0025
+SEGMENT_IMAGE_EPOCH_S = 0.003
 """The segment stage: one training image's share of an epoch (validation included) at 32-px masks with
-filters [16, 32, 64] (50 epochs of 359 images in 69 s on the calibration CPU, 0.5 s of each epoch
+filters [16, 32, 64] (50 epochs of 374 images in 75 s on the calibration CPU, 0.2 s of each epoch
 fixed); grows with the mask's area and the first level's channels squared (the costliest convolutions)."""
 
 
@@ -306,6 +311,7 @@ def _explainers(cfg: Config, n_test: int, models: Sequence[str]) -> StageCost:
     steps = models_explained + (arch.learnt_layers if ex.cascade_galaxies else 0)
     explain = (galaxies * models_explained + ex.cascade_galaxies * arch.learnt_layers) * passes
     seconds = (explain * arch.gradient * _pixels(px) + steps * len(ex.methods) * SECONDS["explain_call"]
+               + len(ex.methods) * SECONDS["explainer_score"]
                + _interval_seconds("explainers", cfg.xai.bootstrap, galaxies))  # fmt: skip
     peak = arch.base_bytes + galaxies * len(ex.methods) * 3 * px * px * 4 + cfg.xai.smoothgrad.batch_size * px * px * arch.bytes_per_px
     return StageCost("explainers", SECONDS["stage"] + seconds, peak,

@@ -114,7 +114,45 @@ def test_a_failing_command_records_nothing():
     assert status == 3 and not (rec.RECORDS / "test-failing-run.json").exists()
 
 
-@pytest.mark.parametrize("argv", [["Bad Name", "--from-workspace"], ["ok"], ["ok", "--from-workspace", "--", "true"]])
+LOG = """\
+Running stage 'check_params':
+> python -m stages.check_params --out data/params.ok
+08:49:34 check_params | params.yaml: valid; wrote data/params.ok
+Stage 'synthesize' didn't change, skipping
+Running stage 'train@vgg_small':
+WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+08:50:59 train | training vgg_small (vgg_small, up to 15 epochs)
+08:52:53 train | wrote models/morphology/vgg_small.keras
+Running stage 'quiet':
+Running stage 'figure':
+23:59:58 figure | writing
+00:00:40 figure | wrote metrics/headline/
+"""
+
+
+def test_stage_seconds_run_from_each_stages_first_line_to_the_next_ones():
+    seconds = rec.stage_seconds(LOG)
+    # skipped and silent stages have no entry; the last one ends at its last line, past midnight
+    assert seconds == {"check_params": 85.0, "train@vgg_small": 15 * 3600 + 8 * 60 + 59, "figure": 42.0}
+    assert rec.stage_seconds("no stage ran\n") == {}
+
+
+def test_the_wrapper_keeps_the_commands_stage_seconds(tmp_path, monkeypatch, capsys):
+    test_workspace_record_after_an_experiment(tmp_path)
+    monkeypatch.setattr(rec, "ROOT", tmp_path)
+    monkeypatch.setattr(rec, "RECORDS", tmp_path / "records")
+    assert rec.main(["logged", "--", sys.executable, "-c", f"print({LOG!r})"]) == 0
+    assert "08:50:59 train | training" in capsys.readouterr().out  # passed through to the terminal
+    record = json.loads((tmp_path / "records" / "logged.json").read_text())
+    assert record["stage_seconds"] == rec.stage_seconds(LOG)
+    (tmp_path / "run.log").write_text(LOG)
+    assert rec.main(["saved", "--from-workspace", "--stage-log", str(tmp_path / "run.log")]) == 0
+    assert json.loads((tmp_path / "records" / "saved.json").read_text())["stage_seconds"] == record["stage_seconds"]
+
+
+@pytest.mark.parametrize("argv", [["Bad Name", "--from-workspace"], ["ok"], ["ok", "--from-workspace", "--", "true"],
+                                  ["ok", "--stage-log", "run.log", "--", "true"],
+                                  ["ok", "--from-workspace", "--stage-log", "/nonexistent/run.log"]])
 def test_bad_invocations_stop(argv):
     with pytest.raises(SystemExit) as stop:
         rec.main(argv)

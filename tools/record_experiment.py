@@ -14,8 +14,9 @@ A record holds the command, the params that differ from ``params.yaml`` at the c
 workspace's params.yaml against ``git show COMMIT:params.yaml``: what ``dvc exp run -S`` changed),
 the commit (``HEAD`` unless ``--commit`` names the one whose ``dvc.lock`` produced the outputs),
 tracked code files that differ from ``HEAD`` (none, for a run DVC can re-create), the machine (CPU
-model, cores; null when unknown), the wall time and the whole headline: every row of ``metrics/headline/`` with its
-interval and paired verdict, so a record grows with the headline. ``dvc exp run -S KEY=VALUE ...``
+model, cores; null when unknown), the wall time, the seconds of every stage that ran (from the command's
+log: ``--stage-log`` names a saved one; {} when there is none) and the whole headline: every row of
+``metrics/headline/`` with its interval and paired verdict, so a record grows with the headline. ``dvc exp run -S KEY=VALUE ...``
 at the commit re-creates the run. ``python -m tools.run_tables`` then regenerates the tables of runs
 in README.md and docs/ from the records.
 """
@@ -108,6 +109,45 @@ def machine() -> dict:
             "cores": os.cpu_count(), "system": platform.platform(terse=True), "python": platform.python_version()}  # fmt: skip
 
 
+STAGE_START = re.compile(r"^Running stage '([^']+)':", re.M)
+LOG_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d) ", re.M)
+
+
+def stage_seconds(log: str) -> dict[str, float]:
+    """{stage: seconds} of the stages a ``dvc repro`` / ``dvc exp run`` log shows running, in run order.
+
+    DVC does not time stages; the stages' own log lines start with HH:MM:SS. A stage's seconds run
+    from its first line to the next stage's first line, so they include its outputs' hashing and the
+    next stage's start-up (importing TensorFlow: a few seconds); the last stage ends at its last line.
+    A stage that logged nothing gets no entry; a clock passing midnight is allowed for.
+    """
+    starts = [(m.start(), m.group(1)) for m in STAGE_START.finditer(log)]
+    first: dict[str, float] = {}
+    last = 0.0
+    for i, (pos, name) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(log)
+        times = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in LOG_TIME.findall(log, pos, end)]
+        if not times:
+            continue
+        start = times[0]
+        while first and start < max(first.values()):
+            start += 86_400
+        first[name] = start
+        last = start + (times[-1] - times[0]) % 86_400
+    names = list(first)
+    return {name: float((first[names[i + 1]] if i + 1 < len(names) else last) - first[name]) for i, name in enumerate(names)}
+
+
+def run_logged(command: Sequence[str], root: Path) -> tuple[int, str]:
+    """Run ``command`` in ``root``, its output passed through to this terminal and kept: (exit status, log)."""
+    lines = []
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            lines.append(line)
+    return proc.returncode, "".join(lines)
+
+
 def git(*args: str, root: Path = ROOT) -> str:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
 
@@ -123,6 +163,7 @@ def record(
     wall_seconds: float | None,
     source: str,
     recorded: str,
+    stages: Mapping[str, float] | None = None,
 ) -> dict:
     """A run's record (see the module docstring); ``source``: "ran" (this tool ran and timed the
     command) or "workspace" (recorded from the workspace as it was)."""
@@ -131,13 +172,15 @@ def record(
     return {
         "name": name, "command": command, "rerun": rerun_command(changed), "params_changed": dict(changed),
         "commit": commit, "code_changes": list(code_changes), "machine": None if host is None else dict(host),
-        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1), "source": source,
+        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
+        "stage_seconds": {stage: round(seconds, 1) for stage, seconds in (stages or {}).items()}, "source": source,
         "recorded": recorded, "headline": dict(headline),
     }  # fmt: skip
 
 
 def workspace_record(
-    name: str, command: str, commit: str, wall_seconds: float | None, source: str, root: Path = ROOT, here: bool = True
+    name: str, command: str, commit: str, wall_seconds: float | None, source: str, root: Path = ROOT, here: bool = True,
+    stages: Mapping[str, float] | None = None,
 ) -> dict:
     """The record of the workspace of ``root`` as it is now; ``here``: the run was on this machine
     (else the machine is unknown: null)."""
@@ -147,7 +190,7 @@ def workspace_record(
     code = git("diff", "--name-only", "HEAD", "--", *CODE_PATTERNS, root=root).split()
     recorded = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return record(name, command, read_headline(root / "metrics" / "headline"), params_changed(default, workspace),
-                  full, code, machine() if here else None, wall_seconds, source, recorded)  # fmt: skip
+                  full, code, machine() if here else None, wall_seconds, source, recorded, stages)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commit", default="HEAD", help="the code commit of the run (default HEAD)")
     parser.add_argument("--wall-seconds", type=float, help="the run's wall time, if measured elsewhere")
     parser.add_argument("--ran-here", action="store_true", help="with --from-workspace: the run was on this machine")
+    parser.add_argument("--stage-log", type=Path, help="with --from-workspace: the saved output of the run, for its stages' seconds")
     parser.add_argument("--force", action="store_true", help="replace an existing record")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if not NAME.fullmatch(args.name):
@@ -170,17 +214,24 @@ def main(argv: list[str] | None = None) -> int:
     out = RECORDS / f"{args.name}.json"
     if out.exists() and not args.force:
         parser.error(f"{out} exists (--force replaces it)")
+    if args.stage_log and run:
+        parser.error("--stage-log is for --from-workspace: a run's own output is read as it runs")
     wall = args.wall_seconds
+    try:
+        log = args.stage_log.read_text(encoding="utf-8", errors="replace") if args.stage_log else ""
+    except OSError as err:
+        parser.error(f"--stage-log {args.stage_log}: {err.strerror}")
     if run:
         began = time.perf_counter()
-        status = subprocess.run(run, cwd=ROOT).returncode
+        status, log = run_logged(run, ROOT)
         wall = time.perf_counter() - began
         if status:
             print(f"record_experiment: {' '.join(run)} failed (exit {status}); nothing recorded", file=sys.stderr)
             return status
     try:
         rec = workspace_record(args.name, args.command or " ".join(run), args.commit, wall,
-                               "ran" if run else "workspace", root=ROOT, here=bool(run) or args.ran_here)  # fmt: skip
+                               "ran" if run else "workspace", root=ROOT, here=bool(run) or args.ran_here,
+                               stages=stage_seconds(log))  # fmt: skip
     except (ValueError, subprocess.CalledProcessError) as err:
         print(f"record_experiment: {getattr(err, 'stderr', None) or err}", file=sys.stderr)
         return 1
