@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from galaxy_xai.results import runs
@@ -252,3 +254,38 @@ def test_the_report_shows_the_seed_spread_only_with_two_runs_or_more():
     assert "(records/seed-1.json)" in rows[1] and "`train.seed=1`" in rows[1]
     assert "0.613 [0.56, 0.67]" in rows[0]  # spearman_truth with its interval
     assert "+0.061 [+0.00, +0.12] just beats" in rows[0]  # vs_image: a lower bound under +0.02
+
+
+def test_a_section_the_run_added_is_named_once_in_the_params_column():
+    new_model = {f"models.vgg_small_1.{k}": {"default": None, "value": v} for k, v in {"arch": "vgg_small", "seed_offset": 1}.items()}
+    changed = {**new_model, "xai.cam.grid_px": {"default": None, "value": 32}, "train.seed": {"default": 42, "value": 1}}
+    assert runs.params_text(changed) == "new `models.vgg_small_1` (2 keys), `xai.cam.grid_px=32`, `train.seed=1`"
+    assert runs.params_text({}) == "default"
+
+
+def lengths_table(objids, measured, truth) -> pd.DataFrame:
+    return pd.DataFrame({"objid": objids, "measured_px424": measured, "true_px424": truth})
+
+
+def test_a_run_is_compared_with_its_commits_run_on_the_same_galaxies(tmp_path):
+    """A lever that measures the true lengths exactly beats a default that measures noise; the
+    comparison is paired (the galaxies both runs measured) and absent on another sky."""
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(20, 80, 200)
+    noisy = truth + rng.normal(0, 30, 200)
+    git(tmp_path, "init", "-q")
+    (tmp_path / "plots").mkdir()
+    lengths_table(np.arange(200), noisy, truth).to_csv(tmp_path / "plots" / "barlengths.csv", index=False)
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "default run")
+    # the lever measured 150 of the galaxies (another order), exactly
+    order = rng.permutation(200)[:150]
+    lengths_table(order, truth[order], truth[order]).to_csv(tmp_path / "plots" / "barlengths.csv", index=False)
+    row = rec.vs_commit_run(tmp_path, "HEAD", {"seed": 42, "xai": {"bootstrap": 200}})
+    assert row["n"] == 150 and row["gain_verdict"] == "beats" and row["gain_95lo"] > 0
+    assert row["value"] + row["gain"] == pytest.approx(1.0)  # the lever's Spearman is exactly 1
+    assert runs.cell("vs_commit_run", {"vs_commit_run": row}).endswith("beats")
+    # another sky: no galaxy in common
+    lengths_table(order + 1000, truth[order], truth[order]).to_csv(tmp_path / "plots" / "barlengths.csv", index=False)
+    assert rec.vs_commit_run(tmp_path, "HEAD", {"seed": 42, "xai": {"bootstrap": 200}}) is None
+    assert rec.vs_commit_run(tmp_path / "absent", "HEAD", {"seed": 42, "xai": {"bootstrap": 200}}) is None

@@ -16,7 +16,10 @@ the commit (``HEAD`` unless ``--commit`` names the one whose ``dvc.lock`` produc
 tracked code files that differ from ``HEAD`` (none, for a run DVC can re-create), the machine (CPU
 model, cores; null when unknown), the wall time, the seconds of every stage that ran (from the command's
 log: ``--stage-log`` names a saved one; {} when there is none) and the whole headline: every row of
-``metrics/headline/`` with its interval and paired verdict, so a record grows with the headline. ``dvc exp run -S KEY=VALUE ...``
+``metrics/headline/`` with its interval and paired verdict, so a record grows with the headline. A
+record also holds ``vs_commit_run``: the run's Spearman against the true length minus that of the
+run committed at its commit (``plots/barlengths.csv`` there), paired on the galaxies both measured,
+so a lever is compared with the default on the same galaxies (absent on another sky, or without truth). ``dvc exp run -S KEY=VALUE ...``
 at the commit re-creates the run. ``python -m tools.run_tables`` then regenerates the tables of runs
 in README.md and docs/ from the records.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import os
 import platform
 import re
@@ -34,8 +38,12 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
+from scipy.stats import spearmanr
 
+from galaxy_xai import statistics
 from galaxy_xai.io import write_json
 from galaxy_xai.results.headline import read_headline
 
@@ -148,6 +156,39 @@ def run_logged(command: Sequence[str], root: Path) -> tuple[int, str]:
     return proc.returncode, "".join(lines)
 
 
+LENGTHS_TABLE = "plots/barlengths.csv"
+"""The measure stage's per-galaxy lengths (git-tracked): what a paired comparison of two runs reads."""
+
+
+def paired_vs(run: pd.DataFrame, base: pd.DataFrame, n_boot: int, seed: int) -> dict | None:
+    """The run's Spearman of ``measured_px424`` vs ``true_px424`` minus the base run's, paired on the
+    galaxies (``objid``) both measured, as a headline row (``value``: the base's Spearman; ``gain``:
+    the difference with its bootstrap interval and verdict); None if they share fewer than 10 galaxies
+    with a true length (another sky, or real data)."""
+    both = run.merge(base, on="objid", suffixes=("", "_base"))
+    both = both[np.isfinite(both["true_px424"]) & np.isfinite(both["measured_px424"]) & np.isfinite(both["measured_px424_base"])]
+    if len(both) < 10 or not np.allclose(both["true_px424"], both["true_px424_base"]):
+        return None
+    truth = both["true_px424"].to_numpy()
+    diff = statistics.paired_bootstrap_difference(both["measured_px424"].to_numpy(), both["measured_px424_base"].to_numpy(),
+                                                  truth, "spearman", n_boot, np.random.default_rng(seed))  # fmt: skip
+    return {"value": float(spearmanr(both["measured_px424_base"], truth)[0]), "gain": diff.difference,
+            "gain_95lo": diff.ci95[0], "gain_95up": diff.ci95[1], "gain_verdict": diff.verdict, "n": len(both)}  # fmt: skip
+
+
+def vs_commit_run(root: Path, commit: str, params: Mapping) -> dict | None:
+    """:func:`paired_vs` of the workspace's lengths against those committed at ``commit`` (None if
+    either is missing), with the workspace params' ``xai.bootstrap`` resamples and ``seed``."""
+    try:
+        base = pd.read_csv(io.StringIO(git("show", f"{commit}:{LENGTHS_TABLE}", root=root)))
+        run = pd.read_csv(root / LENGTHS_TABLE)
+    except (OSError, subprocess.CalledProcessError, pd.errors.ParserError):
+        return None
+    if not {"objid", "measured_px424", "true_px424"} <= set(run.columns) & set(base.columns):
+        return None
+    return paired_vs(run, base, int(params["xai"]["bootstrap"]), int(params["seed"]))
+
+
 def git(*args: str, root: Path = ROOT) -> str:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
 
@@ -164,6 +205,7 @@ def record(
     source: str,
     recorded: str,
     stages: Mapping[str, float] | None = None,
+    vs_commit: Mapping | None = None,
 ) -> dict:
     """A run's record (see the module docstring); ``source``: "ran" (this tool ran and timed the
     command) or "workspace" (recorded from the workspace as it was)."""
@@ -174,7 +216,7 @@ def record(
         "commit": commit, "code_changes": list(code_changes), "machine": None if host is None else dict(host),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
         "stage_seconds": {stage: round(seconds, 1) for stage, seconds in (stages or {}).items()}, "source": source,
-        "recorded": recorded, "headline": dict(headline),
+        "recorded": recorded, "headline": dict(headline), "vs_commit_run": None if vs_commit is None else dict(vs_commit),
     }  # fmt: skip
 
 
@@ -190,7 +232,8 @@ def workspace_record(
     code = git("diff", "--name-only", "HEAD", "--", *CODE_PATTERNS, root=root).split()
     recorded = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return record(name, command, read_headline(root / "metrics" / "headline"), params_changed(default, workspace),
-                  full, code, machine() if here else None, wall_seconds, source, recorded, stages)  # fmt: skip
+                  full, code, machine() if here else None, wall_seconds, source, recorded, stages,
+                  vs_commit_run(root, full, workspace))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

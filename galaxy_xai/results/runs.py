@@ -25,7 +25,7 @@ LABELS = {
     "paper_rho": "rho (paper convention)", "spearman_truth": "Spearman vs truth",
     "spearman_catalogue": "Spearman vs catalogue", "k_models_asymptote": "infinitely many models",
     "rotation_spread": "rotation spread", "vs_image": "vs image-only", "vs_control_cnn": "vs control CNN",
-    "vs_fourier_light": "vs Fourier of the light",
+    "vs_fourier_light": "vs Fourier of the light", "vs_commit_run": "vs the default (paired)",
 }  # fmt: skip
 """Column headers of known headline rows; others: the row name with 'vs_' as 'vs ' (see :func:`label`)."""
 
@@ -83,13 +83,37 @@ def minutes(wall_seconds: float | None) -> str:
 
 
 def params_text(changed: Mapping[str, Mapping]) -> str:
-    """The params a run changed, as ``-S`` would set them; 'default' if none."""
-    return ", ".join(f"`{key}={json.dumps(entry['value'])}`" for key, entry in changed.items()) or "default"
+    """The params a run changed, as ``-S`` would set them; 'default' if none. A section the run added
+    whole (every key under it new, e.g. another model) is named once: 'new `models.vgg_small_1` (6 keys)'."""
+    parents: dict[str, list[str]] = {}
+    for key in changed:
+        parents.setdefault(key.rpartition(".")[0], []).append(key)
+    added = {
+        parent for parent, keys in parents.items()
+        if parent and len(keys) > 1 and all(changed[k]["default"] is None for k in keys)
+    }  # fmt: skip
+    parts, named = [], set()
+    for key, entry in changed.items():
+        parent = key.rpartition(".")[0]
+        if parent in added:
+            if parent not in named:
+                named.add(parent)
+                parts.append(f"new `{parent}` ({len(parents[parent])} keys)")
+        else:
+            parts.append(f"`{key}={json.dumps(entry['value'])}`")
+    return ", ".join(parts) or "default"
+
+
+def rows_of(rec: Mapping) -> dict[str, Mapping]:
+    """A record's rows a table can show: its headline and, where it has one, ``vs_commit_run`` (the run
+    minus the run committed at its commit, paired on the same galaxies: tools/record_experiment.py)."""
+    paired = rec.get("vs_commit_run")
+    return {**rec["headline"], **({"vs_commit_run": paired} if paired else {})}
 
 
 def expand(columns: Sequence[str], records: Sequence[Mapping]) -> list[str]:
     """``columns`` with each pattern (``vs_*``) replaced by the matching rows of any record, in row order."""
-    rows = sorted({row for rec in records for row in rec["headline"]})
+    rows = sorted({row for rec in records for row in rows_of(rec)})
     out: list[str] = []
     for column in columns:
         matches = fnmatch.filter(rows, column) if any(c in column for c in "*?[") else [column]
@@ -105,7 +129,7 @@ def table(records: Sequence[Mapping], columns: Sequence[str], link_prefix: str) 
         "|---|---|" + "---|" * len(shown) + "---:|",
     ]
     for rec in records:
-        cells = [cell(c, rec["headline"]) for c in shown]
+        cells = [cell(c, rows_of(rec)) for c in shown]
         link = f"[{rec['name']}]({link_prefix}{rec['name']}.json)"
         lines.append(f"| {link} | {params_text(rec['params_changed'])} | {' | '.join(cells)} | {minutes(rec.get('wall_seconds'))} |")
     return lines
