@@ -41,11 +41,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy.stats import spearmanr
 
 from galaxy_xai import statistics
 from galaxy_xai.io import write_json
-from galaxy_xai.results.headline import read_headline
+from galaxy_xai.results.headline import paired_fields, read_headline
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "records"
@@ -130,20 +129,18 @@ def stage_seconds(log: str) -> dict[str, float]:
     A stage that logged nothing gets no entry; a clock passing midnight is allowed for.
     """
     starts = [(m.start(), m.group(1)) for m in STAGE_START.finditer(log)]
-    first: dict[str, float] = {}
-    last = 0.0
-    for i, (pos, name) in enumerate(starts):
-        end = starts[i + 1][0] if i + 1 < len(starts) else len(log)
-        times = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in LOG_TIME.findall(log, pos, end)]
-        if not times:
-            continue
-        start = times[0]
-        while first and start < max(first.values()):
-            start += 86_400
-        first[name] = start
-        last = start + (times[-1] - times[0]) % 86_400
-    names = list(first)
-    return {name: float((first[names[i + 1]] if i + 1 < len(names) else last) - first[name]) for i, name in enumerate(names)}
+    first: dict[str, int] = {}
+    end = 0
+    bounds = [pos for pos, _ in starts] + [len(log)]
+    for (pos, name), stop in zip(starts, bounds[1:], strict=True):
+        times = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in LOG_TIME.findall(log, pos, stop)]
+        if times:
+            start = times[0]
+            while start < end:  # the clock passed midnight
+                start += 86_400
+            first[name], end = start, start + (times[-1] - times[0]) % 86_400
+    ends = [*list(first.values())[1:], end] if first else []
+    return {name: float(stop - start) for (name, start), stop in zip(first.items(), ends, strict=True)}
 
 
 def run_logged(command: Sequence[str], root: Path) -> tuple[int, str]:
@@ -169,11 +166,9 @@ def paired_vs(run: pd.DataFrame, base: pd.DataFrame, n_boot: int, seed: int) -> 
     both = both[np.isfinite(both["true_px424"]) & np.isfinite(both["measured_px424"]) & np.isfinite(both["measured_px424_base"])]
     if len(both) < 10 or not np.allclose(both["true_px424"], both["true_px424_base"]):
         return None
-    truth = both["true_px424"].to_numpy()
-    diff = statistics.paired_bootstrap_difference(both["measured_px424"].to_numpy(), both["measured_px424_base"].to_numpy(),
-                                                  truth, "spearman", n_boot, np.random.default_rng(seed))  # fmt: skip
-    return {"value": float(spearmanr(both["measured_px424_base"], truth)[0]), "gain": diff.difference,
-            "gain_95lo": diff.ci95[0], "gain_95up": diff.ci95[1], "gain_verdict": diff.verdict, "n": len(both)}  # fmt: skip
+    run_px424, base_px424, truth = (both[c].to_numpy() for c in ("measured_px424", "measured_px424_base", "true_px424"))
+    diff = statistics.paired_bootstrap_difference(run_px424, base_px424, truth, "spearman", n_boot, np.random.default_rng(seed))
+    return {"value": statistics.spearman(base_px424, truth), **paired_fields(diff.to_json()), "n": len(both)}
 
 
 def vs_commit_run(root: Path, commit: str, params: Mapping) -> dict | None:
