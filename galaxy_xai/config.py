@@ -144,6 +144,7 @@ class TrainConfig:
     stop_patience: int = _f(10, "EarlyStopping patience in epochs (best weights restored)", 1, 1000)
     distribute: str = _f("auto", "auto (multi_worker if TF_CONFIG names several tasks, else mirrored if several GPUs), none, mirrored (GPUs of one machine) or multi_worker (machines named by TF_CONFIG)", choices=DISTRIBUTE)
     mixed_precision: bool = _f(False, "train in mixed_float16 (GPU)")
+    bar_weight: float = _f(1.0, "loss weight of the bar question's answers (Class3.1, Class3.2) in the morphology models' MSE, each other vote fraction weighing 1: 1 is the paper's plain MSE, 5 asks the models to learn bars first (their twins use it too; the control CNN has one output)", 0.0, 1000.0)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from galaxy_xai.config import XaiConfig
+from galaxy_xai.config import TrainConfig, XaiConfig
 from tools.deps import ROOT, code_deps_problems, expanded_stages, import_closure
 
 PARAMS_OK = "data/params.ok"
@@ -54,6 +54,14 @@ def test_a_stage_that_builds_explainers_lists_every_explainer_setting(name):
     settings = {f"xai.{f.name}" for f in dataclasses.fields(XaiConfig) if f.name not in NOT_EXPLAINER_SETTINGS}
     missing = sorted(key for key in settings if key not in listed and "xai" not in listed)
     assert not missing, f"stage {name} builds explainers but does not list the params {', '.join(missing)}"
+
+
+def test_the_control_lists_every_training_setting_but_the_bar_weight():
+    """The control CNN reads train.* except bar_weight (it has one output): a new train key that it
+    does not list would leave its outputs stale, the bar weight listed would rerun it for nothing."""
+    listed = {str(p).split("#")[0].strip() for p in STAGES["control"]["params"]}
+    expected = {f"train.{f.name}" for f in dataclasses.fields(TrainConfig) if f.name != "bar_weight"}
+    assert "train" not in listed and {key for key in listed if key.startswith("train.")} == expected
 
 
 def test_the_stages_checked_here_are_the_stages_dvc_sees():

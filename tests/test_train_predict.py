@@ -266,7 +266,7 @@ def test_train_stage_rejects_bad_model_before_work(project, tmp_path, capsys):
     logging.root.handlers.clear()
 
 
-def _fit(arch, distribute="none", mixed=False, px=16, seed=0):
+def _fit(arch, distribute="none", mixed=False, px=16, seed=0, loss="mse"):
     """One epoch on four random images: exercises a code path, not learning."""
     rng = np.random.default_rng(0)
     x, y = rng.random((4, px, px, 3), dtype="float32"), rng.random((4, 37), dtype="float32")
@@ -279,7 +279,40 @@ def _fit(arch, distribute="none", mixed=False, px=16, seed=0):
         model_cfg=ModelConfig(arch=arch, epochs=1, batch_size=2),
         train_cfg=TrainConfig(distribute=distribute, mixed_precision=mixed),
         seed=seed,
+        loss=loss,
     )
+
+
+def test_weighted_mse_known_answer():
+    """sum_i w_i e_i^2 / sum_i w_i per row; all ones is Keras' MSE."""
+    y_true = np.array([[0.0, 1.0, 0.5], [1.0, 1.0, 0.0]], dtype="float32")
+    y_pred = np.array([[1.0, 1.0, 0.0], [0.0, 0.5, 0.0]], dtype="float32")
+    squared = (y_true - y_pred) ** 2  # rows [1, 0, 0.25] and [1, 0.25, 0]
+    per_row = keras.ops.convert_to_numpy(training.WeightedMSE([2.0, 1.0, 1.0]).call(y_true, y_pred))
+    np.testing.assert_allclose(per_row, [(2 * 1 + 0.25) / 4, (2 * 1 + 0.25) / 4], rtol=1e-6)
+    ones = float(training.WeightedMSE([1.0, 1.0, 1.0])(y_true, y_pred))
+    assert ones == pytest.approx(float(keras.losses.MeanSquaredError()(y_true, y_pred)), rel=1e-6)
+    assert ones == pytest.approx(squared.mean(), rel=1e-6)
+
+
+def test_bar_weight_weighs_the_bar_question_only_and_one_is_the_papers_mse():
+    assert training.morphology_loss(1.0) == "mse"  # the default compiles the plain MSE, bit for bit
+    loss = training.morphology_loss(5.0)
+    weights = dict(zip(galaxyzoo.CLASS_COLUMNS, loss.output_weights, strict=True))
+    assert weights["Class3.1"] == weights["Class3.2"] == 5.0
+    assert {w for c, w in weights.items() if not c.startswith("Class3.")} == {1.0}
+
+
+def test_a_model_trained_with_bar_weight_differs_and_loads_compiled(tmp_path):
+    """The weight changes what is learnt (same seed, other weights) and a model compiled with the
+    weighted loss loads with compile=True, as the predict stage loads it."""
+    plain, _ = _fit("vgg_small")
+    weighted, result = _fit("vgg_small", loss=training.morphology_loss(20.0))
+    assert np.isfinite(result.best_val_rmse)
+    assert not all(np.allclose(a, b) for a, b in zip(plain.get_weights(), weighted.get_weights(), strict=True))
+    weighted.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.loss.output_weights == training.morphology_loss(20.0).output_weights
 
 
 def test_mirrored_strategy_on_one_cpu():

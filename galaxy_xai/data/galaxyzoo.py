@@ -41,6 +41,10 @@ CLASS_COLUMNS: list[str] = [f"Class{q}.{a}" for q in N_ANSWERS for a in range(1,
 
 LABEL_COLUMNS: list[str] = ["GalaxyID", *CLASS_COLUMNS]
 
+BAR_QUESTION = 3
+"""Galaxy Zoo 2's question 3, "Is there a sign of a bar feature through the centre of the galaxy?"
+(answers Class3.1 bar, Class3.2 no bar)."""
+
 
 def question_columns(question: int) -> list[str]:
     """Column names of one question's answers, e.g. 3 -> ['Class3.1', 'Class3.2']."""

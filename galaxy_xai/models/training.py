@@ -3,7 +3,8 @@
 Generic on purpose: the morphology models (37 sigmoid outputs) and the control regressor (one
 linear output, bar length) both go through :func:`fit`; :func:`cross_fit` trains one model per fold
 and predicts every row with the model that did not see it (the control CNN). The recipe is the paper's: Adam, MSE
-loss, RMSE metric, ReduceLROnPlateau (factor 0.5), EarlyStopping with the best weights restored.
+loss (for the morphology models optionally weighted towards the bar question: ``train.bar_weight``),
+RMSE metric, ReduceLROnPlateau (factor 0.5), EarlyStopping with the best weights restored.
 Learning curves are logged one line per epoch, to a TSV that ``dvc plots`` draws, and through
 DVCLive.
 """
@@ -23,6 +24,7 @@ import tensorflow as tf
 
 from galaxy_xai import io
 from galaxy_xai.config import ImagesConfig, ModelConfig, TrainConfig
+from galaxy_xai.data import galaxyzoo
 from galaxy_xai.data.galaxyzoo import CLASS_COLUMNS
 from galaxy_xai.data.images import make_dataset
 from galaxy_xai.distribute import select_strategy
@@ -82,6 +84,35 @@ def split_inputs(
     if missing:
         raise ValueError(f"{len(missing)} image(s) of the {split} split not found, e.g. {missing[0]}")
     return paths, rows[list(target_columns)].to_numpy(dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="galaxy_xai")
+class WeightedMSE(keras.losses.Loss):
+    """Squared error weighted per output: sum_i w_i (y_i - p_i)^2 / sum_i w_i over the last axis, so
+    that any weights keep the loss's scale (all ones: the MSE). Registered, so a model compiled with
+    it loads with ``compile=True``."""
+
+    def __init__(self, output_weights: Sequence[float], name: str = "weighted_mse", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.output_weights = [float(w) for w in output_weights]
+
+    def call(self, y_true, y_pred):
+        weights = keras.ops.convert_to_tensor(self.output_weights, dtype="float32")
+        error = keras.ops.cast(y_true, "float32") - keras.ops.cast(y_pred, "float32")
+        return keras.ops.sum(weights * keras.ops.square(error), axis=-1) / keras.ops.sum(weights)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "output_weights": self.output_weights}
+
+
+def morphology_loss(bar_weight: float) -> str | WeightedMSE:
+    """The morphology models' loss: the paper's plain ``"mse"`` when ``bar_weight`` is 1, else
+    :class:`WeightedMSE` with the bar question's answers (:data:`galaxyzoo.BAR_QUESTION`) weighing
+    ``bar_weight`` and the other 35 vote fractions 1 (``train.bar_weight``)."""
+    if bar_weight == 1.0:
+        return "mse"
+    bar = set(galaxyzoo.question_columns(galaxyzoo.BAR_QUESTION))
+    return WeightedMSE([bar_weight if column in bar else 1.0 for column in CLASS_COLUMNS])
 
 
 def model_seed(train_cfg: TrainConfig, model_cfg: ModelConfig) -> int:
@@ -173,10 +204,11 @@ def fit(
     curve_path: str | Path | None = None,
     live_dir: str | Path | None = None,
     deterministic: bool = True,
+    loss: str | keras.losses.Loss = "mse",
     log: logging.Logger | None = None,
 ) -> tuple[keras.Model, FitResult]:
-    """Build (inside the distribution strategy), compile and train a model; return it with the best
-    validation weights restored, and a :class:`FitResult`.
+    """Build (inside the distribution strategy), compile with ``loss`` and train a model; return it
+    with the best validation weights restored, and a :class:`FitResult`.
 
     ``build`` returns an uncompiled model; ``train_ds``/``val_ds`` yield batches of (images,
     targets) (see :func:`galaxy_xai.data.images.make_dataset`), whose batches are the global batches
@@ -193,7 +225,7 @@ def fit(
         tf.config.experimental.enable_op_determinism()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         train_ds, val_ds = _shard_by_batch(train_ds), _shard_by_batch(val_ds)
-    model = _compiled(build, strategy, model_cfg.learning_rate, train_cfg.mixed_precision)
+    model = _compiled(build, strategy, model_cfg.learning_rate, train_cfg.mixed_precision, loss)
     log.info(
         "%s: %d parameters, %d training images, strategy %s (%d replica(s)), %s",
         model.name, model.count_params(), n_train, type(strategy).__name__, strategy.num_replicas_in_sync,
@@ -218,13 +250,16 @@ def fit(
     return model, result
 
 
-def _compiled(build: Callable[[], keras.Model], strategy, learning_rate: float, mixed_precision: bool) -> keras.Model:
-    """``build()`` inside ``strategy``'s scope, compiled for the vote fractions: MSE loss, RMSE metric, Adam."""
+def _compiled(
+    build: Callable[[], keras.Model], strategy, learning_rate: float, mixed_precision: bool, loss: str | keras.losses.Loss
+) -> keras.Model:
+    """``build()`` inside ``strategy``'s scope, compiled with ``loss``, the RMSE metric (unweighted:
+    the early stopping's monitor) and Adam."""
     with strategy.scope():
         model = _build_with_policy(build, mixed_precision)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
-            loss="mse",
+            loss=loss,
             metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
         )
     return model
@@ -264,13 +299,14 @@ def train_from_table(
     train_cfg: TrainConfig,
     seed: int,
     head: str = "sigmoid",
+    loss: str | keras.losses.Loss = "mse",
     split_column: str = "split",
     curve_path: str | Path | None = None,
     live_dir: str | Path | None = None,
     log: logging.Logger | None = None,
 ) -> tuple[keras.Model, FitResult]:
     """Train ``model_cfg.arch`` on the rows of ``table`` whose ``split_column`` is 'train',
-    validating on 'val': the one entry point of the morphology and the control models.
+    validating on 'val', with ``loss``: the one entry point of the morphology and the control models.
 
     ``table`` has ``image_path`` and the ``target_columns``; the model gets one output per target
     column with the given ``head`` ('sigmoid' or 'linear'). Training images are augmented.
@@ -308,6 +344,7 @@ def train_from_table(
         seed=seed,
         curve_path=curve_path,
         live_dir=live_dir,
+        loss=loss,
         log=log,
     )
 
@@ -323,7 +360,8 @@ def train_morphology(
     log: logging.Logger | None = None,
 ) -> tuple[keras.Model, dict]:
     """Train morphology model ``model_name`` on the 37 vote fractions of ``table`` (its train and val
-    splits, see :func:`train_from_table`) with its recipe and seed (:func:`model_seed`); the learning
+    splits, see :func:`train_from_table`) with its recipe, seed (:func:`model_seed`) and loss
+    (:func:`morphology_loss` of ``train.bar_weight``); the learning
     curves go to ``plots_dir`` (``learning_curve.tsv`` and DVCLive's ``dvclive/``).
 
     Returns the model and its training record (name, architecture, parameters, split sizes and
@@ -338,6 +376,7 @@ def train_morphology(
         model_cfg=model_cfg,
         train_cfg=train_cfg,
         seed=model_seed(train_cfg, model_cfg),
+        loss=morphology_loss(train_cfg.bar_weight),
         curve_path=plots_dir / "learning_curve.tsv",
         live_dir=plots_dir / "dvclive",
         log=log,
