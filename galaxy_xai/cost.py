@@ -83,10 +83,11 @@ SECONDS = {
     "interval_value": 400e-9,  # one resampled value of an interval (Spearman ranks)
     "permutation_value": 190e-9,  # one permuted value of a null
     "figure": 40.0,  # the figure stage's plots and report
+    "axis_map": 0.5e-3,  # true_axis: one map's profiles along its true axis, every strip and fraction
 }
 """Seconds of the steps that do not depend on the architecture (calibration CPU)."""
 
-INTERVALS = {"gridsearch": 10, "measure": 80, "compare": 15, "explainers": 70, "segment": 12}
+INTERVALS = {"gridsearch": 10, "measure": 80, "true_axis": 11, "compare": 15, "explainers": 70, "segment": 12}
 """Bootstrap intervals per stage, in units of one interval of the stage's galaxies (counted on the default run)."""
 
 CORES = 2
@@ -219,7 +220,7 @@ def _stored_bytes(cfg: Config, xai_split: dict[str, int]) -> float:
 
 
 def _xai_stages(cfg: Config, xai_split: dict[str, int], models: Sequence[str]) -> list[StageCost]:
-    """The heatmap, grid search, measure and rotation stages."""
+    """The heatmap, grid search, measure, true-axis and rotation stages."""
     xai, px = cfg.xai, cfg.images.size_px
     n_val, n_test = xai_split["val"], xai_split["test"]
     stochastic = xai.method in ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -254,6 +255,10 @@ def _xai_stages(cfg: Config, xai_split: dict[str, int], models: Sequence[str]) -
         SECONDS["light_stage"] + n_test * SECONDS["isophote"] * _pixels(px) ** 2 + _interval_seconds("measure", boots, n_test)
         + 2 * xai.permutations * n_test * SECONDS["permutation_value"],
         stored, f"xai.bootstrap = {boots}, xai.permutations = {xai.permutations} on {n_test} test galaxies"))  # fmt: skip
+    axis_maps = (n_val + 2 * n_test) * kinds * len(models) + n_val + n_test  # the maps' draws, and the image once
+    out.append(StageCost(
+        "true_axis", SECONDS["light_stage"] + axis_maps * SECONDS["axis_map"] + _interval_seconds("true_axis", boots, n_test),
+        stored, f"{axis_maps} maps along their true axes; xai.bootstrap = {boots}"))  # fmt: skip
     out.append(_rotation(cfg, n_test, models))
     return out
 

@@ -597,3 +597,20 @@ def test_the_highpass_source_is_the_structure_finer_than_the_blur():
         {}, grey, [barlength.Choice(barlength.IMAGE_HIGHPASS, False, 0.9, 10.0)], None, highpass_sigma_px=2.0
     )
     assert lengths.shape == (2, 1) and lengths[1, 0] > 10
+
+
+def test_each_map_source_gives_the_maps_it_measures():
+    rng = np.random.default_rng(3)
+    maps = {"a": rng.random((2, 16, 16)).astype(np.float32), "b": rng.random((2, 16, 16)).astype(np.float32)}
+    grey = rng.random((2, 16, 16)).astype(np.float32)
+    (mean,) = barlength.source_maps(maps, grey, MEAN_MAP)
+    np.testing.assert_allclose(mean, (maps["a"] + maps["b"]) / 2, rtol=1e-6)
+    both = barlength.source_maps(maps, grey, MEAN_LENGTH)  # each model's map: its lengths are averaged
+    assert len(both) == 2 and all(np.array_equal(x, maps[m]) for x, m in zip(both, maps, strict=True))
+    assert np.array_equal(barlength.source_maps(maps, grey, "b")[0], maps["b"])
+    np.testing.assert_array_equal(barlength.source_maps({}, grey, barlength.IMAGE_RESIDUAL)[0], barlength.residual_maps(grey))
+    np.testing.assert_array_equal(barlength.source_maps({}, grey, barlength.IMAGE_HIGHPASS, 2.0)[0], barlength.highpass_maps(grey, 2.0))
+    with pytest.raises(ValueError, match="'c'"):
+        barlength.source_maps(maps, grey, "c")
+    with pytest.raises(ValueError, match="at least one model"):
+        barlength.derived_map(MEAN_MAP, {}, grey)

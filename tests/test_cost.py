@@ -46,15 +46,19 @@ def test_every_architecture_has_a_cost():
     assert set(cost.ARCH_COSTS) == set(ARCHITECTURES)
 
 
+NEWER_THAN_CALIBRATION = {"true_axis"}
+"""Stages added after the calibration run was recorded: estimated, not yet timed there (seconds each)."""
+
+
 def test_the_default_run_is_estimated_as_measured_here():
     cfg = load_config(ROOT / "params.yaml")
     estimated = by_stage(cost.estimate(cfg, cost.run_sizes(cfg)))
     measured = measured_default_seconds()
-    assert set(estimated) == set(measured)
+    assert set(estimated) - set(measured) == NEWER_THAN_CALIBRATION - set(measured) and set(measured) <= set(estimated)
     for stage, seconds in measured.items():
         assert seconds / 1.5 < estimated[stage] < seconds * 1.5, (stage, estimated[stage], seconds)
     total = sum(measured.values())
-    assert 0.85 * total < sum(estimated.values()) < 1.15 * total
+    assert 0.85 * total < sum(estimated[stage] for stage in measured) < 1.15 * total
 
 
 def test_the_paper_scale_is_estimated_as_docs_paper_scale_md_computes_it(caplog):

@@ -171,6 +171,23 @@ def test_the_explainers_stage_scores_every_explainer(repo):
         assert (repo / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_true_axis_stage_measures_every_source_along_the_true_axes(repo):
+    result = json.loads((repo / "metrics/true_axis.json").read_text())
+    bars = pd.read_csv(repo / "data/prepared/bars.csv")
+    assert result["n_test"] == int((bars["xai_split"] == "test").sum())
+    assert list(result["rows"]) == ["explanation", "random_weights", "permuted_labels", "image"]
+    measured = json.loads((repo / "metrics/barlengths.json").read_text())
+    for name, row in result["rows"].items():
+        assert -1 <= row["spearman_truth"] <= 1 and row["fraction"] in result["fractions"], name
+        assert row["minus_own_estimator"]["verdict"] in ("beats", "ties", "loses"), name
+    # Its own estimator's score is the measure stage's, on the same galaxies.
+    own = measured["controls"]["random_weights"]["spearman_truth_image"]
+    assert result["rows"]["random_weights"]["own_estimator_spearman_truth"] == pytest.approx(own)
+    assert "## What the maps hold: lengths along the TRUE bar axis" in (repo / "report.md").read_text()
+    headline_row = json.loads((repo / "metrics/headline/true_axis_image.json").read_text())
+    assert headline_row["value"] == pytest.approx(result["rows"]["image"]["spearman_truth"])
+
+
 def test_a_team_shares_one_run_through_a_dvc_remote(repo, tmp_path):
     """docs/team.md's local recipe: push the run, clone afresh, pull: up to date, nothing reruns.
 

@@ -85,6 +85,22 @@ def test_without_truth_the_headline_scores_against_the_catalogue_and_drops_what_
     assert hl.headline(bare, {}) == {}  # a NaN score (JSON has none) is left out like a missing one
 
 
+def test_the_true_axis_rows_carry_each_sources_score_and_what_the_saliency_length_gains_over_it():
+    detail = {"n_test": 640, "rows": {
+        "explanation": {"spearman_truth": 0.56, "spearman_truth_ci95": [0.51, 0.62],
+                        "explanation_own_minus": paired(-0.03, -0.08, 0.03, "ties")},
+        "image": {"spearman_truth": 0.81, "spearman_truth_ci95": [0.78, 0.84],
+                  "explanation_own_minus": paired(-0.28, -0.34, -0.21, "loses")}}}  # fmt: skip
+    base = run_metrics()
+    rows = hl.headline(RunMetrics(**{**base.__dict__, "true_axis": detail}), comparison())
+    assert rows["true_axis_image"] == {"value": 0.81, "value_95lo": 0.78, "value_95up": 0.84, "gain": -0.28,
+                                       "gain_95lo": -0.34, "gain_95up": -0.21, "gain_verdict": "loses", "n": 640}  # fmt: skip
+    assert rows["true_axis_explanation"]["gain_verdict"] == "ties"
+    assert not any(name.startswith("true_axis") for name in hl.headline(base, comparison()))  # skipped or absent: no rows
+    skipped = RunMetrics(**{**base.__dict__, "true_axis": {"skipped": "real data"}})
+    assert not any(name.startswith("true_axis") for name in hl.headline(skipped, comparison()))
+
+
 @pytest.mark.parametrize(
     "name, row",
     [

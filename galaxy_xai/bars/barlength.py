@@ -126,6 +126,43 @@ def highpass_maps(grey: np.ndarray, sigma_px: float) -> np.ndarray:
     return np.maximum(grey - blurred, np.float32(0.0))
 
 
+DERIVED_SOURCES = (MEAN_MAP, *IMAGE_SOURCES)
+"""Map sources whose map no single model's heatmap file holds: it is computed from the models' maps or the input."""
+
+
+def derived_map(
+    source: str, model_maps: Mapping[str, np.ndarray], grey: np.ndarray, highpass_sigma_px: float = DEFAULT_HIGHPASS_SIGMA_PX
+) -> np.ndarray:
+    """The map (n, H, W) of a :data:`DERIVED_SOURCES` source: :data:`MEAN_MAP`, the mean of every map
+    of ``model_maps`` ({model: (n, H, W)}), or an image source of the grey inputs ``grey`` (n, H, W)
+    (:func:`image_maps`, :func:`residual_maps`, :func:`highpass_maps` with ``highpass_sigma_px``)."""
+    if source == MEAN_MAP:
+        if not model_maps:
+            raise ValueError(f"map source {MEAN_MAP!r}: expected at least one model's maps")
+        return np.mean([np.asarray(maps, dtype=np.float32) for maps in model_maps.values()], axis=0)
+    if source == IMAGE:
+        return image_maps(grey)
+    if source == IMAGE_RESIDUAL:
+        return residual_maps(grey)
+    if source == IMAGE_HIGHPASS:
+        return highpass_maps(grey, highpass_sigma_px)
+    raise ValueError(f"map source {source!r}: expected one of {', '.join(DERIVED_SOURCES)}")
+
+
+def source_maps(
+    model_maps: Mapping[str, np.ndarray], grey: np.ndarray, source: str, highpass_sigma_px: float = DEFAULT_HIGHPASS_SIGMA_PX
+) -> list[np.ndarray]:
+    """The raw maps a map source measures, each (n, H, W): every model's for :data:`MEAN_LENGTH` (whose
+    lengths are then averaged), else the one map of the source (a model's own, or :func:`derived_map`)."""
+    if source == MEAN_LENGTH:
+        return [np.asarray(maps, dtype=np.float32) for maps in model_maps.values()]
+    if source in DERIVED_SOURCES:
+        return [derived_map(source, model_maps, grey, highpass_sigma_px)]
+    if source not in model_maps:
+        raise ValueError(f"map source {source!r}: expected one of {map_sources(list(model_maps))}")
+    return [np.asarray(model_maps[source], dtype=np.float32)]
+
+
 def fourier_map_lengths(maps: np.ndarray, fractions: Sequence[float], floor: float = 0.0) -> np.ndarray:
     """The ``fourier`` estimator: full lengths in map pixels (n, n_fractions) where the m = 2
     amplitude of each map (n, H, W) in [0, 1] falls below each fraction of its peak
@@ -380,15 +417,13 @@ def _chunk_lengths(
     """:func:`_group_lengths` of one chunk of galaxies: ``chunk`` {model: (c, H, W)}, ``grey`` (c, H, W)."""
     measured: dict[tuple, np.ndarray] = {}
     estimated: dict[_Group, np.ndarray] = {}
-    derived = {MEAN_MAP: lambda: np.mean([chunk[m] for m in models], axis=0), IMAGE: lambda: image_maps(grey),
-               IMAGE_RESIDUAL: lambda: residual_maps(grey),
-               IMAGE_HIGHPASS: lambda: highpass_maps(grey, highpass_sigma_px)}  # fmt: skip
     raws: dict[str, np.ndarray] = {}
 
     def raw(source: str) -> np.ndarray:
         """The source's map, computed once per chunk whatever the number of views (X_input x mask) on it."""
         if source not in raws:
-            raws[source] = derived[source]() if source in derived else chunk[source]
+            every = {m: chunk[m] for m in models} if source == MEAN_MAP else {}
+            raws[source] = derived_map(source, every, grey, highpass_sigma_px) if source in DERIVED_SOURCES else chunk[source]
         return raws[source]
 
     def lengths(group: _Group, source: str) -> np.ndarray:

@@ -16,6 +16,12 @@ Erwin 2005), usable on a saliency map as well as on the galaxy's light:
   (:func:`subtract_sky`); the bar's half length is the semi-major axis of the most elongated
   isophote inside ``r_max_px``.
 
+* **profile along a known axis** (:func:`axis_profiles`, :func:`axis_lengths`): the map's mean over a
+  strip along the bar's axis, folded about the centre; the bar ends where it falls below a fraction
+  of its peak. It needs the bar's angle, so it is not a measurement of an unknown bar: given the
+  TRUE angle (synthetic sky) it says how much of the bar's length a map holds when nothing else
+  (orientation, which pixels are the bar) can go wrong (:mod:`galaxy_xai.bars.true_axis`).
+
 Lengths are FULL lengths (twice the half length) in pixels of the array given (map pixels for a
 64-px map; see :mod:`galaxy_xai.units` for 424-px pixels and kpc). Shapes: one map ``(H, W)``, a
 stack ``(n, H, W)``; profiles ``(n, k)`` over ``k`` radii.
@@ -31,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +189,71 @@ def fourier_bar_length(
     turn = np.abs(np.angle(np.exp(2j * (prof.phase_rad - prof.phase_rad[rows, peak][:, None])))) / 2
     half = _crossing(prof.radius_px, np.degrees(turn), np.full(len(peak), max_phase_deg), peak, below=False)
     return np.where(peak_amplitude > 0, 2.0 * half, np.nan)
+
+
+AXIS_STEP_PX = 0.25
+"""Spacing of the samples along the bar's axis in :func:`axis_profiles`, in pixels: a quarter pixel, so
+the crossing's linear interpolation, not the sampling, sets the resolution."""
+
+
+def axis_profiles(
+    maps: np.ndarray, angle_deg, half_width_px: float, r_max_px: float | None = None, step_px: float = AXIS_STEP_PX
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each map's mean over a strip along a given axis through the array centre, folded about the centre.
+
+    ``maps``: non-negative (n, H, W) or (H, W); ``angle_deg`` (n,) or a scalar: the axis's position
+    angle, degrees counter-clockwise from "up", so the axis points along (d_row, d_col) =
+    (-cos phi, -sin phi) (truth.csv's ``bar_angle_deg``, :mod:`galaxy_xai.xai.localisation`);
+    ``half_width_px``: the strip's half width across the axis (samples every half pixel across it);
+    ``r_max_px``: how far along it (default: half the shorter side). Bilinear samples every ``step_px``.
+
+    Returns (radius (k,), profile (n, k)): the mean of the samples at distance ``radius`` on both sides
+    of the centre. Vectorised: one ``ndimage.map_coordinates`` call per stack (the galaxy index is an
+    exact integer coordinate, so no map bleeds into the next).
+    """
+    stack = _as_stack(maps)
+    n, height, width = stack.shape
+    angle = np.broadcast_to(np.radians(np.asarray(angle_deg, dtype=np.float64)), (n,))
+    if not np.isfinite(angle).all():
+        raise ValueError("angle_deg: expected a finite position angle for every map")
+    if not half_width_px >= 0:
+        raise ValueError(f"half_width_px = {half_width_px}: expected >= 0 pixels")
+    r_max = min(height, width) / 2 if r_max_px is None else float(r_max_px)
+    if not r_max > step_px > 0:
+        raise ValueError(f"r_max_px = {r_max_px}, step_px = {step_px}: expected r_max_px > step_px > 0")
+    radius = np.arange(0.0, r_max + step_px / 2, step_px)
+    across = np.linspace(-half_width_px, half_width_px, 2 * int(np.ceil(2 * half_width_px)) + 1)
+    u_row, u_col = -np.cos(angle), -np.sin(angle)  # along the axis; (u_col, -u_row) is across it
+    side = np.array([1.0, -1.0])
+    # coordinates (n, 2 sides, k radii, m offsets across)
+    along = side[None, :, None, None] * radius[None, None, :, None]
+    rows = (height - 1) / 2 + along * u_row[:, None, None, None] + across * u_col[:, None, None, None]
+    cols = (width - 1) / 2 + along * u_col[:, None, None, None] - across * u_row[:, None, None, None]
+    index = np.broadcast_to(np.arange(n, dtype=np.float64)[:, None, None, None], rows.shape)
+    samples = ndimage.map_coordinates(stack, [index.ravel(), rows.ravel(), cols.ravel()], order=1, mode="constant")
+    return radius, samples.reshape(rows.shape).mean(axis=(1, 3))
+
+
+def axis_lengths(
+    maps: np.ndarray, angle_deg, fractions, half_widths_px, r_max_px: float | None = None
+) -> np.ndarray:
+    """Full bar lengths in pixels along a given axis (n, n_half_widths, n_fractions).
+
+    For each strip half width (:func:`axis_profiles`), the bar ends where the folded profile first
+    falls below ``fraction`` x its peak beyond the peak, interpolated linearly (as :func:`fourier_lengths`
+    does with A2); ``r_max_px`` x 2 if it never does. NaN for a map that is 0 all along the axis.
+    """
+    fractions = np.atleast_1d(np.asarray(fractions, dtype=np.float64))
+    for fraction in fractions:
+        _check_fraction(fraction)
+    out = []
+    for half_width in np.atleast_1d(np.asarray(half_widths_px, dtype=np.float64)):
+        radius, profile = axis_profiles(maps, angle_deg, float(half_width), r_max_px)
+        peak_index = np.argmax(profile, axis=1)
+        peak = profile[np.arange(len(profile)), peak_index]
+        half = np.stack([_crossing(radius, profile, f * peak, peak_index, below=True) for f in fractions], axis=1)
+        out.append(np.where(peak[:, None] > 0, 2.0 * half, np.nan))
+    return np.stack(out, axis=1)
 
 
 def border_pixels(images: np.ndarray) -> np.ndarray:

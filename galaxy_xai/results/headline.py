@@ -38,7 +38,10 @@ Spearman rho against the true length in image units on the synthetic sky, or
 * ``accuracy_median_ratio_truth``, ``accuracy_within_20pct_truth``: the saliency length's median
   L / L_true and the fraction of galaxies within 20% of the true length;
 * ``k_models_asymptote``: the mean length of infinitely many models of the recipe (Spearman-Brown);
-* ``rotation_spread``: median relative spread of the length over turns of the galaxy.
+* ``rotation_spread``: median relative spread of the length over turns of the galaxy;
+* ``true_axis_<source>``: a source's maps measured along the TRUE bar axes (``true_axis.json``,
+  synthetic sky: the explanation, its twins, the image), ``gain`` the saliency length (as measured)
+  minus it: what measuring along the true axis would have given.
 """
 
 from __future__ import annotations
@@ -115,6 +118,17 @@ def comparison_rows(score: str, bars: Mapping, comparison: Mapping) -> dict[str,
     return rows
 
 
+def true_axis_rows(detail: Mapping) -> dict[str, dict]:
+    """The ``true_axis_<source>`` rows of the true-axis diagnostic (``true_axis.json``; none when it
+    was skipped or is absent): each source's Spearman vs truth along the true axes, and the saliency
+    length's paired gain over it."""
+    n = detail.get("n_test")
+    return {
+        f"true_axis_{name}": {**value_fields(row, "spearman_truth"), **paired_fields(row.get("explanation_own_minus")), "n": n}
+        for name, row in (detail.get("rows") or {}).items()
+    }
+
+
 def setting_name(setting: Mapping) -> str:
     """A grid-search setting as its map source and estimator, e.g. 'mean_length algorithm1'."""
     return " ".join(str(setting[key]) for key in ("map_source", "estimator") if setting.get(key) is not None)
@@ -146,6 +160,7 @@ def headline(run: RunMetrics, comparison: Mapping) -> dict[str, dict]:
         "accuracy_within_20pct_truth": {**value_fields(bars, "within_20pct_truth"), "n": bars.get("n_truth")},
         "k_models_asymptote": {**value_fields(ensemble, "asymptote"), "n": ensemble.get("n")},
         "rotation_spread": {"value": spread, "n": run.rotation.get("galaxies"), "target": run.rotation.get("elongation_target")},
+        **true_axis_rows(run.true_axis),
     }  # fmt: skip
     # JSON has no NaN: a score that could not be computed is left out like a missing one.
     rows = {name: {k: v for k, v in fields.items() if v is not None and v == v} for name, fields in rows.items()}

@@ -22,7 +22,7 @@ computes a score but the gap fraction of runs older than the measure stage's ``g
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from galaxy_xai.io import read_json
@@ -253,6 +253,11 @@ def target_sentence(bars: dict, shared: dict) -> str | None:
     )
 
 
+def optional_text(path: Path) -> str:
+    """The text of a file a stage may leave out or empty (e.g. on real data): "" if it is absent."""
+    return path.read_text() if path.is_file() else ""
+
+
 @dataclass(frozen=True)
 class RunMetrics:
     """The metrics files of one run that the report reads, each as its stage wrote it.
@@ -261,7 +266,9 @@ class RunMetrics:
     ``morphology``: ``morphology.json`` (predict); ``gridsearch``: ``gridsearch.json`` (its
     ``chosen``, ``choice_stability``, ``linearity``, ``n``); ``barlengths``: ``barlengths.json``
     (measure); ``control``: ``control.json`` (control); ``rotation``: ``rotation.json`` (rotation);
-    ``explainers``: the Markdown of ``explainers.md`` (explainers stage; "" if the file is absent).
+    ``explainers``: the Markdown of ``explainers.md`` (explainers stage; "" if the file is absent);
+    ``true_axis_md``: the Markdown of ``true_axis.md`` (true_axis stage; "" if absent or skipped on real
+    data); ``true_axis``: ``true_axis.json`` ({} if absent).
     """
 
     table1: str
@@ -272,6 +279,8 @@ class RunMetrics:
     control: Mapping
     rotation: Mapping
     explainers: str = ""
+    true_axis_md: str = ""
+    true_axis: Mapping = field(default_factory=dict)
 
     @classmethod
     def read(cls, metrics_dir: str | Path) -> RunMetrics:
@@ -292,7 +301,8 @@ class RunMetrics:
             text("table1.md"),
             text("table2.md"),
             *(metrics(f"{name}.json") for name in ("morphology", "gridsearch", "barlengths", "control", "rotation")),
-            (folder / "explainers.md").read_text() if (folder / "explainers.md").is_file() else "",
+            *(optional_text(folder / name) for name in ("explainers.md", "true_axis.md")),
+            metrics("true_axis.json") if (folder / "true_axis.json").is_file() else {},
         )
 
 
@@ -778,6 +788,7 @@ def report_markdown(
         *table2_section(run),
         *headline_section(run.barlengths, run.control, shared),
         *controls_section(run, shared, benchmark),
+        *([demote_headings(run.true_axis_md.strip()), ""] if run.true_axis_md.strip() else []),
         *seeds_section(seed_runs),
         *extras_section(run.barlengths, shared),
         *rotation_section(run.rotation),
