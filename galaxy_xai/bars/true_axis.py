@@ -5,10 +5,11 @@ bar) or the measurement (Algorithm 1 must find the bar's orientation and which p
 On the synthetic sky every bar's angle is known, so each map can be measured along the TRUE axis
 (:func:`galaxy_xai.bars.profiles.axis_lengths`: the map's mean over a strip along the axis, folded
 about the centre; the bar ends where it falls below a fraction of its peak), where nothing but the
-map can go wrong. The Spearman rho of those lengths with the true length is a reference for what
-any estimator of these maps that must find the axis itself could reach; measured the same way, the
-twins' maps and the image-only source say whether the models' maps hold more than a network that
-learnt nothing, or than the image.
+map can go wrong. The Spearman rho of those lengths with the true length says how much of the
+length the maps hold once the hardest step (finding the bar) is given away. It is a reference, not a
+bound: a cleverer estimator that finds the axis itself can still beat one fixed profile rule.
+Measured the same way, the twins' maps and the image-only source say whether the models' maps hold
+more than a network that learnt nothing, or than the image.
 
 Protocol (:func:`true_axis_rows`): every source is measured as the grid search's chosen setting
 measures it (its map source and X_input, the map zeroed outside R90 and renormalised,
