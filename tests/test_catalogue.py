@@ -749,3 +749,12 @@ def test_the_stage_exits_2_naming_a_missing_file(data, tmp_path, capsys):
     stderr = capsys.readouterr().err  # the stage's logging replaces pytest's handlers: read the stream
     assert f"{cat.HOYLE_CSV}: required file not found" in stderr and cat.EXPECTED_LAYOUT in stderr
     assert not (tmp_path / "prepared").exists()
+
+
+@pytest.mark.parametrize(("folds", "fold_share"), [(2, 0.2), (3, 0.6), (5, 0.8), (9, 0.9)])
+def test_the_share_a_fold_model_learns_from_is_known_and_five_folds_match_the_paper_split(folds, fold_share):
+    share, paper, enough = splits.fold_learning_share(0.64, 0.16, folds)
+    assert share == pytest.approx(fold_share) and paper == pytest.approx(0.8) and enough == 5
+    assert splits.fold_learning_share(0.4, 0.1, 2)[0] == pytest.approx(0.5) and splits.fold_learning_share(0.4, 0.1, 2)[2] == 2
+    with pytest.raises(ValueError, match="control.folds = 1"):
+        splits.fold_learning_share(0.64, 0.16, 1)

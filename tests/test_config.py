@@ -293,3 +293,37 @@ def test_a_cam_grid_no_model_has_is_refused_before_any_work(tmp_path, grid_px, m
     params["xai"]["cam"]["grid_px"] = 16
     path.write_text(yaml.safe_dump(params))
     assert load_config(path).xai.cam.grid_px == 16
+
+
+QUICK_CHANGES = {
+    ("models",): None,  # one model: checked below
+    ("explainers", "galaxies"): 16,
+    ("explainers", "cascade_galaxies"): 0,
+    ("xai", "rotation", "galaxies"): 20,
+}
+"""What configs/quick.yaml changes from params.yaml (its header says why each)."""
+
+
+def _leaves(tree, path=()):
+    if isinstance(tree, dict) and path != ("models",):
+        for key, value in tree.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path, tree
+
+
+def test_the_quick_file_is_the_default_but_for_the_cuts_its_header_lists():
+    """configs/quick.yaml follows params.yaml: a key changed in one and not the other fails here."""
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())
+    quick = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
+    load_config(ROOT / "configs" / "quick.yaml")  # valid and complete
+    assert quick["models"] == {"vgg_small": default["models"]["vgg_small"]}
+    differ = {path for (path, a), (_, b) in zip(_leaves(default), _leaves(quick), strict=True) if a != b}
+    assert [path for path, _ in _leaves(default)] == [path for path, _ in _leaves(quick)]
+    assert differ == set(QUICK_CHANGES)
+    for path, value in QUICK_CHANGES.items():
+        if value is not None:
+            node = quick
+            for key in path:
+                node = node[key]
+            assert node == value, path

@@ -139,3 +139,13 @@ def test_check_params_stops_a_run_past_a_day_with_one_line(tmp_path, capsys):
     check_params.main(["--params", str(params_file(tmp_path / "ok.yaml", {})), "--out", str(tmp_path / "params.ok")])
     assert "estimated run (every stage from nothing" in capsys.readouterr().err
     assert (tmp_path / "params.ok").read_text() == check_params.OK_TEXT
+
+
+def test_check_params_warns_when_the_control_folds_learn_from_less_than_the_papers_split(tmp_path, capsys):
+    weak = params_file(tmp_path / "weak.yaml", {"control": {"folds": 2}})
+    check_params.main(["--params", str(weak), "--out", str(tmp_path / "params.ok")])
+    err = capsys.readouterr().err
+    assert "control.folds = 2: the control model of fold 1 learns from 20% of the bar catalogue" in err
+    assert "(5 folds or more give it as much)" in err and (tmp_path / "params.ok").is_file()
+    check_params.main(["--params", str(params_file(tmp_path / "ok.yaml", {})), "--out", str(tmp_path / "params.ok")])
+    assert "control.folds" not in capsys.readouterr().err  # the default's 5 folds: no warning

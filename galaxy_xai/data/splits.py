@@ -9,6 +9,8 @@ folds and what each galaxy is to each fold's model (:func:`control_folds`, :func
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from galaxy_xai.data.catalogue import DataError
@@ -138,6 +140,24 @@ def control_folds(objids: np.ndarray, control_split: np.ndarray, folds: int, see
     order = rest[_shuffled_positions(objids[rest], np.random.default_rng([seed, _FOLDS_STREAM]))]
     fold[order] = 1 + np.arange(len(order)) % (folds - 1)
     return fold
+
+
+def fold_learning_share(control_train_fraction: float, control_val_fraction: float, folds: int) -> tuple[float, float, int]:
+    """How much of the bar catalogue a cross-fitted control model learns from (trains or stops early on).
+
+    Returns (the share for folds 1..folds-1, the share for fold 0: the paper's single split, and the
+    fewest folds at which the first is at least the second). Fold 0 holds the control test split,
+    ``f = 1 - train - val``; the others share the rest, so each holds ``(1 - f) / (folds - 1)`` and its
+    model learns from everything else. Below ``1 / f`` folds (5 at the paper's 0.64 / 0.16 / 0.20) they
+    learn from less than the paper's model: with 2 folds, fold 1 holds 80% and learns from 20%, a
+    weaker control than the paper's. Fractions as in ``prepare``.
+    """
+    if folds < 2:
+        raise ValueError(f"control.folds = {folds}: expected at least 2")
+    test = 1.0 - control_train_fraction - control_val_fraction
+    if not 0 < test < 1:
+        raise ValueError(f"control test fraction 1 - {control_train_fraction} - {control_val_fraction}: expected in (0, 1)")
+    return 1.0 - (1.0 - test) / (folds - 1), 1.0 - test, math.ceil(1.0 / test - 1e-9)
 
 
 def fold_roles(
