@@ -26,7 +26,7 @@ import pandas as pd
 from galaxy_xai import units
 from galaxy_xai.bars import barlength, true_axis
 from galaxy_xai.bars.protocol import N_DRAWS
-from galaxy_xai.config import MORPHOLOGY, TWINS
+from galaxy_xai.config import MORPHOLOGY, TWINS, Config
 from galaxy_xai.data import tables
 from galaxy_xai.io import write_json, write_text
 from galaxy_xai.xai import heatmaps
@@ -64,7 +64,7 @@ def own_lengths(path: str, objids: np.ndarray) -> dict[str, np.ndarray]:
     return {name: table[column].to_numpy(dtype=np.float64)[where] for name, column in OWN_COLUMNS.items()}
 
 
-def axis_lengths(args: argparse.Namespace, cfg, settings, sample: pd.DataFrame, split: str) -> dict[str, np.ndarray]:
+def split_axis_lengths(args: argparse.Namespace, cfg: Config, settings, sample: pd.DataFrame, split: str) -> dict[str, np.ndarray]:
     """{row: true-axis lengths (n, n_half_widths, n_fractions)} of one split's galaxies: the models' maps
     and each twin's with the chosen setting (the test split averaged over both noise draws, as the measure
     stage does), and the image with the image control's setting."""
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = barlength.read_choice(args.gridsearch, models), barlength.read_choice(args.gridsearch, models, "chosen_image")
         splits = {split: tables.read_bars(args.bars, split, ("objid", "xai_split", *TRUTH_COLUMNS)) for split in ("val", "test")}
         own = own_lengths(args.barlengths, splits["test"]["objid"].to_numpy(dtype=np.int64))
-        lengths = {split: axis_lengths(args, cfg, settings, sample, split) for split, sample in splits.items()}
+        lengths = {split: split_axis_lengths(args, cfg, settings, sample, split) for split, sample in splits.items()}
     log.info(
         "%d validation and %d test galaxies measured along their true axes (%s maps, both twins', the %s image)",
         *(len(s) for s in splits.values()), settings[0].map_source, settings[1].map_source,
