@@ -116,7 +116,7 @@ CONTROL_LABELS = {
     "fourier_of_light": "Fourier m=2 profile of the light",
     "random_weights": "the same explainer on the models with every learnt layer re-initialised (random-weights twins)",
     "permuted_labels": "the same explainer on twins trained on vote fractions permuted across galaxies",
-    "segmentation": "a U-Net trained on the true bar masks (supervised segmentation: the ceiling)",
+    "segmentation": "a U-Net trained on the true bar masks (supervised segmentation: the supervised ceiling of a segmenter)",
 }
 """How the report names the classical and image-only controls of ``barlengths.json``'s ``controls``."""
 
@@ -438,7 +438,7 @@ def summary_section(run: RunMetrics, shared: Mapping, explainer: str, setup: Map
         how = (f"{percent_interval(bars, 'gap_closed')} of the gap (95% interval: the three lengths resampled jointly)"
                if measured else f"{fraction:.0%} of the gap: a point estimate (the three scores were not resampled jointly, so no interval)")  # fmt: skip
         bullets.append(
-            f"Between the floor (random-weights twins, {floor:.3f}) and the ceiling (a U-Net trained on the true bar "
+            f"Between the floor (random-weights twins, {floor:.3f}) and the supervised ceiling (a U-Net trained on the true bar "
             f"masks, {ceiling:.3f}) the explanation closes ({bars[key]:.3f} - {floor:.3f}) / ({ceiling:.3f} - {floor:.3f}) "
             f"= {how}."
         )
@@ -474,7 +474,8 @@ def definitions_section(benchmark: Mapping | None = None) -> list[str]:
         catalogue,
         "**twins**: the same explainer and setting on each model with every learnt layer re-initialised "
         "(`random_weights`), or trained on vote fractions permuted across galaxies (`permuted_labels`): the lengths "
-        "a network that learnt nothing about bars gives. **segmentation**: a U-Net trained on the true bar masks, the ceiling.",
+        "a network that learnt nothing about bars gives. **segmentation**: a U-Net trained on the true bar masks, the supervised "
+        "ceiling (not a ceiling of what the images hold: along the true bar axis the light alone ranks the lengths better).",
         "**gate**: a grid-search setting is a candidate only if its validation lengths beat those of the twins named "
         "in `xai.grid.gate` (by default the random-weights twins) in rho_image (paired bootstrap 95% interval above 0).",
         "**beats / ties with / loses to**: the 95% interval of the paired bootstrap difference (saliency minus the "
