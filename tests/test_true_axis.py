@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from galaxy_xai import statistics
 from galaxy_xai.bars import barlength, profiles, true_axis
 from galaxy_xai.bars.barlength import Choice
 from galaxy_xai.xai import localisation
@@ -97,6 +98,18 @@ def test_validation_picks_the_strip_and_fraction_that_rank_the_truth_best():
         true_axis.choose_on_validation(np.ones((10, 3, 8)), truth[:10])
 
 
+def test_a_paired_difference_read_the_other_way_round_is_b_minus_a_on_the_same_draws():
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(20, 80, 200)
+    good, bad = truth + rng.normal(0, 3, 200), truth + rng.normal(0, 30, 200)
+    better = statistics.paired_bootstrap_difference(good, bad, truth, "spearman", 500, np.random.default_rng(1))
+    worse = statistics.paired_bootstrap_difference(bad, good, truth, "spearman", 500, np.random.default_rng(1))
+    assert better.verdict == "beats" and true_axis.swapped(better).verdict == "loses"
+    assert true_axis.swapped(true_axis.swapped(better)) == better
+    assert true_axis.swapped(better).difference == pytest.approx(worse.difference)
+    np.testing.assert_allclose(true_axis.swapped(better).ci95, worse.ci95)  # the same resamples, the same interval
+
+
 def test_the_table_pairs_every_source_with_its_own_estimator_and_with_the_explanation():
     rng = np.random.default_rng(1)
     val_truth, test_truth = rng.uniform(20, 80, 150), rng.uniform(20, 80, 300)
@@ -114,6 +127,10 @@ def test_the_table_pairs_every_source_with_its_own_estimator_and_with_the_explan
     assert rows["explanation"]["spearman_truth"] > 0.99 and rows["explanation"]["minus_own_estimator"]["verdict"] == "beats"
     assert rows["random_weights"]["minus_own_estimator"]["verdict"] == "loses"
     assert versus["random_weights"]["verdict"] == "beats"
+    # the reference's own row: its headline gain is its true-axis pair read the other way round
+    own, axis = rows["explanation"]["explanation_own_minus"], rows["explanation"]["minus_own_estimator"]
+    assert own["difference"] == -axis["difference"] and own["ci95"] == [-axis["ci95"][1], -axis["ci95"][0]]
+    assert own["verdict"] == "loses"
     lo, hi = rows["explanation"]["spearman_truth_ci95"]
     assert lo <= rows["explanation"]["spearman_truth"] <= hi
     table = true_axis.true_axis_markdown({"n_val": 150, "n_test": 300, **result})

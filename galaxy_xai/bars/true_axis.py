@@ -96,6 +96,12 @@ def choose_on_validation(val_lengths: np.ndarray, val_truth: np.ndarray) -> Axis
     return AxisChoice(best // n_fractions, best % n_fractions, float(rho[best]))
 
 
+def swapped(diff: statistics.PairedDifference) -> statistics.PairedDifference:
+    """b minus a of a paired difference a minus b: the same bootstrap read the other way round (no new draws)."""
+    lo, hi = diff.ci95
+    return statistics.PairedDifference(-diff.difference, (-hi, -lo), statistics.verdict((-hi, -lo)))
+
+
 @dataclass(frozen=True)
 class AxisSource:
     """One row of the diagnostic: a source's true-axis lengths on the validation and test galaxies
@@ -128,20 +134,24 @@ def true_axis_rows(
         pick = choose_on_validation(source.val, val_truth)
         lengths = source.test[:, pick.half_width_index, pick.fraction_index]
         chosen[name] = lengths
+        ci95 = statistics.bootstrap_ci(lengths, test_truth, "spearman", n_boot, rng)
+        minus_own = statistics.paired_bootstrap_difference(lengths, source.own_test, test_truth, "spearman", n_boot, rng)
+        # What the reference's lengths as measured (its own estimator, the headline) gain over this row;
+        # for the reference's own row that is the pair above read the other way round.
+        own_minus = (
+            swapped(minus_own)
+            if name == reference
+            else statistics.paired_bootstrap_difference(sources[reference].own_test, lengths, test_truth, "spearman", n_boot, rng)
+        )
         rows[name] = {
             "map_source": source.setting.map_source,
             "x_input": source.setting.x_input,
             **pick.to_json(),
             "spearman_truth": statistics.spearman(lengths, test_truth),
-            "spearman_truth_ci95": list(statistics.bootstrap_ci(lengths, test_truth, "spearman", n_boot, rng)),
+            "spearman_truth_ci95": list(ci95),
             "own_estimator_spearman_truth": statistics.spearman(source.own_test, test_truth),
-            "minus_own_estimator": statistics.paired_bootstrap_difference(
-                lengths, source.own_test, test_truth, "spearman", n_boot, rng
-            ).to_json(),
-            # what the reference's lengths as measured (its own estimator, the headline) gain over this row
-            f"{reference}_own_minus": statistics.paired_bootstrap_difference(
-                sources[reference].own_test, lengths, test_truth, "spearman", n_boot, rng
-            ).to_json(),
+            "minus_own_estimator": minus_own.to_json(),
+            f"{reference}_own_minus": own_minus.to_json(),
         }
     versus = {
         name: statistics.paired_bootstrap_difference(chosen[reference], lengths, test_truth, "spearman", n_boot, rng).to_json()
