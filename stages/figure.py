@@ -13,7 +13,7 @@ the saliency length against the number of models averaged (:func:`galaxy_xai.res
 What each figure shows is computed by :mod:`galaxy_xai.results.panels` and drawn by
 :mod:`galaxy_xai.results.figures`. ``--report``: :func:`galaxy_xai.results.report.report_markdown` of the
 run's metrics, with the compare stage's ``comparison.json`` and ``catalogue_benchmark.json`` and the
-recorded runs of the default configuration on other training seeds (``--records``).
+recorded runs (``--records``): the default configuration on other training seeds, and the other recipes tried.
 
 Params read: ``seed`` (figure 3's random galaxies and the seeds of a sampling explainer in figures 1
 and 5), ``images`` (``crop_px``, ``size_px`` and the rest of the
@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         figures.save(figures.ensemble_curve(run.barlengths["ensemble"], lines, targets=targets), args.out / "ensemble.png")
 
     setup = {"size_px": cfg.images.size_px, "archs": sorted({m.arch for m in cfg.models.values()})}
-    seed_runs = runs.seed_records(args.records)
-    io.write_text(args.report, report.report_markdown(run, shared, explainer, setup, benchmark, seed_runs))
+    seed_runs, lever_runs = runs.seed_records(args.records), runs.lever_records(args.records)
+    io.write_text(args.report, report.report_markdown(run, shared, explainer, setup, benchmark, seed_runs, lever_runs))
     log.info("wrote %s and %s", args.out, args.report)
 
 

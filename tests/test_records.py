@@ -256,6 +256,47 @@ def test_the_report_shows_the_seed_spread_only_with_two_runs_or_more():
     assert "+0.061 [+0.00, +0.12] just beats" in rows[0]  # vs_image: a lower bound under +0.02
 
 
+def test_lever_records_are_the_other_recipes_best_first(tmp_path):
+    folder = tmp_path / "records"
+    method = {"xai.method": {"default": "integrated_gradients", "value": "vanilla"}}
+    write_records(
+        folder, a_record("default"), a_record("seed-1", seed(1)),
+        a_record("weak", method, spearman_truth={"value": 0.30, "value_95lo": 0.2, "value_95up": 0.4, "n": 640}),
+        a_record("strong", {"images.size_px": {"default": 64, "value": 96}},
+                 spearman_truth={"value": 0.66, "value_95lo": 0.6, "value_95up": 0.7, "n": 640}),
+        a_record("real-data", {"data.path": {"default": "data/raw", "value": "/gz2"}}, spearman_truth={}),
+        a_record("seed-and-more", {**seed(3), "images.size_px": {"default": 64, "value": 96}}),
+    )  # fmt: skip
+    names = [r["name"] for r in runs.lever_records(folder)]
+    # best Spearman first; the seed-and-more run is a lever (it changed more than the seed); no score last
+    assert names[:2] == ["strong", "seed-and-more"] and names[-2:] == ["weak", "real-data"]
+    assert runs.lever_records(tmp_path / "absent") == []
+
+
+def test_the_report_says_which_lever_reached_the_floor_and_which_was_best():
+    from galaxy_xai.results import report
+
+    assert report.levers_section(None) == [] and report.levers_section([]) == []
+    low = a_record("low", {"xai.method": {"default": "integrated_gradients", "value": "vanilla"}},
+                   spearman_truth={"value": 0.45, "value_95lo": 0.38, "value_95up": 0.52, "n": 640})  # fmt: skip
+    lines = report.levers_section([low])
+    assert lines[0] == "## Other recipes tried: the recorded levers"
+    assert "none reaches the floor 0.65 (target 0.70): the best is `low`, 0.450 [0.38, 0.52]" in lines[2]
+    rows = [line for line in lines if line.startswith("| [")]
+    assert len(rows) == 1 and "(records/low.json)" in rows[0] and '`xai.method="vanilla"`' in rows[0]
+    high = a_record("high", {"images.size_px": {"default": 64, "value": 96}},
+                    spearman_truth={"value": 0.68, "value_95lo": 0.62, "value_95up": 0.74, "n": 640})  # fmt: skip
+    assert "1 of them reach the floor 0.65 (`high`)" in report.levers_section([high, low])[2]
+    # the best run's lengths are nearly a random network's: the report also names the best that are not
+    near_random = {"value": 0.5, "gain": 0.06, "gain_95lo": 0.001, "gain_95up": 0.12, "gain_verdict": "beats"}
+    clear = {"value": 0.1, "gain": 0.35, "gain_95lo": 0.25, "gain_95up": 0.45, "gain_verdict": "beats"}
+    ungated = a_record("ungated", {"xai.contrast": {"default": "Class3.2", "value": None}}, vs_random_weights=near_random,
+                       spearman_truth={"value": 0.59, "value_95lo": 0.54, "value_95up": 0.65, "n": 640})  # fmt: skip
+    text = report.levers_section([ungated, {**low, "headline": {**low["headline"], "vs_random_weights": clear}}])[2]
+    assert "the best is `ungated`, 0.590 [0.54, 0.65]; the best whose lengths beat its random-weights twins' clearly (interval above +0.02) is `low`, 0.450" in text
+    assert "clearly" not in report.levers_section([low])[2]  # the best is also the clear one
+
+
 def test_a_section_the_run_added_is_named_once_in_the_params_column():
     new_model = {f"models.vgg_small_1.{k}": {"default": None, "value": v} for k, v in {"arch": "vgg_small", "seed_offset": 1}.items()}
     changed = {**new_model, "xai.cam.grid_px": {"default": None, "value": 32}, "train.seed": {"default": 42, "value": 1}}

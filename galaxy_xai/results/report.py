@@ -764,9 +764,49 @@ def seeds_section(records: Sequence[Mapping] | None) -> list[str]:
     ]  # fmt: skip
 
 
+LEVER_COLUMNS = ("spearman_truth", "vs_commit_run", "vs_random_weights", "vs_permuted_labels", "vs_image", "vs_control_cnn")
+"""The headline rows the levers table shows: the score the floor is about, the pairing with the default and the controls."""
+
+
+def levers_section(records: Sequence[Mapping] | None) -> list[str]:
+    """The recorded runs of other recipes (:func:`galaxy_xai.results.runs.lever_records`, best first): what
+    was tried against the Spearman target and floor, and whether any run reached them; [] without any."""
+    if not records:
+        return []
+    target, floor = SPEARMAN_TRUTH_TARGET["target"], SPEARMAN_TRUTH_TARGET["floor"]
+    scored = [rec for rec in records if rec["headline"].get("spearman_truth", {}).get("value") is not None]
+    if scored:
+
+        def score(rec: Mapping) -> str:
+            return f"`{rec['name']}`, {runs.interval(rec['headline']['spearman_truth'], 'value', '.3f')}"
+
+        best = max(scored, key=lambda rec: rec["headline"]["spearman_truth"]["value"])
+        reached = [rec["name"] for rec in scored if rec["headline"]["spearman_truth"]["value"] >= floor]
+        outcome = (
+            f"{len(reached)} of them reach the floor {floor:.2f} ({', '.join(f'`{n}`' for n in reached)})" if reached
+            else f"none reaches the floor {floor:.2f} (target {target:.2f}): the best is {score(best)}"
+        )  # fmt: skip
+        # A length a random network nearly reproduces is not the model's: name the best that clearly is.
+        model_made = [rec for rec in scored if runs.verdict_text(rec["headline"].get("vs_random_weights", {})) == "beats"]
+        clear = max(model_made, key=lambda rec: rec["headline"]["spearman_truth"]["value"], default=best)
+        if clear is not best:
+            outcome += f"; the best whose lengths beat its random-weights twins' clearly (interval above +{runs.JUST}) is {score(clear)}"
+    else:
+        outcome = "none of them has a Spearman rho against the true length (real data)"
+    return [
+        "## Other recipes tried: the recorded levers", "",
+        f"The {len(records)} recorded runs that change the default's params beyond the training seed (`records/`, "
+        "each a `dvc exp run -S ...` of the default at its commit, twins included, so a row's defaults are its "
+        f"commit's; best first): {outcome}. \"vs the default (paired)\": the run's Spearman minus the default's "
+        "at its commit on the same galaxies, where its lengths were at hand when recorded (a run on another sky has "
+        "none); the other `vs` columns are the run's own explanation minus its controls, as in the tables above.",
+        "", *runs.table(records, LEVER_COLUMNS, "records/"), "",
+    ]  # fmt: skip
+
+
 def report_markdown(
     run: RunMetrics, shared: Mapping, explainer: str, setup: Mapping | None = None, benchmark: Mapping | None = None,
-    seed_runs: Sequence[Mapping] | None = None,
+    seed_runs: Sequence[Mapping] | None = None, lever_runs: Sequence[Mapping] | None = None,
 ) -> str:
     """report.md: a summary, definitions, then this run's tables and headline numbers beside the paper's.
 
@@ -774,7 +814,8 @@ def report_markdown(
     ``explainer``: the explainer as the figures name it (:func:`galaxy_xai.results.figures.explainer_name`);
     ``setup``: the run's ``size_px`` and model ``archs`` (:func:`setup_sentence`); ``benchmark``: the
     catalogue's scores against the truth (:func:`galaxy_xai.results.comparison.catalogue_benchmark`), if known;
-    ``seed_runs``: the recorded runs of the default configuration on other seeds (:func:`seeds_section`).
+    ``seed_runs``: the recorded runs of the default configuration on other seeds (:func:`seeds_section`);
+    ``lever_runs``: the recorded runs of other recipes, best first (:func:`levers_section`).
     """
     lines = [
         "# Report of the last `dvc repro`",
@@ -791,6 +832,7 @@ def report_markdown(
         *controls_section(run, shared, benchmark),
         *([demote_headings(run.true_axis_md.strip()), ""] if run.true_axis_md.strip() else []),
         *seeds_section(seed_runs),
+        *levers_section(lever_runs),
         *extras_section(run.barlengths, shared),
         *rotation_section(run.rotation),
         setup_sentence(run, explainer, setup or {}),

@@ -4,7 +4,7 @@ A record holds one run's command, changed params, machine, wall time and headlin
 (:mod:`galaxy_xai.results.headline`). :func:`table` renders records as one Markdown table, a row per
 run and a column per headline row; ``tools/run_tables`` writes such tables into README.md and docs/,
 and the report shows the runs of the default configuration with other training seeds
-(:func:`seed_records`).
+(:func:`seed_records`) and the runs of other recipes (:func:`lever_records`).
 """
 
 from __future__ import annotations
@@ -147,12 +147,29 @@ SEED_PARAMS = frozenset({"train.seed"})
 """The params a run may change and still count as the default configuration on another training seed."""
 
 
-def seed_records(folder: str | Path) -> list[dict]:
-    """The records in ``folder`` of the default configuration: the run with no changed param first,
-    then the runs that changed only :data:`SEED_PARAMS`, by seed; [] if the folder does not exist."""
+def _all_records(folder: str | Path) -> list[dict]:
+    """Every record in ``folder``, by file name; [] if the folder does not exist."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))]
-    seeds = [rec for rec in found if set(rec.get("params_changed", {})) <= SEED_PARAMS]
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))]
+
+
+def _is_seed_run(rec: Mapping) -> bool:
+    return set(rec.get("params_changed", {})) <= SEED_PARAMS
+
+
+def seed_records(folder: str | Path) -> list[dict]:
+    """The records in ``folder`` of the default configuration: the run with no changed param first,
+    then the runs that changed only :data:`SEED_PARAMS`, by seed; [] if the folder does not exist."""
+    seeds = [rec for rec in _all_records(folder) if _is_seed_run(rec)]
     return sorted(seeds, key=lambda rec: [entry["value"] for entry in rec["params_changed"].values()])
+
+
+def lever_records(folder: str | Path, score: str = "spearman_truth") -> list[dict]:
+    """The records in ``folder`` that change the default's params beyond :data:`SEED_PARAMS` (the
+    levers and cuts tried), best headline ``score`` first (records without it last, by name)."""
+    levers = [rec for rec in _all_records(folder) if not _is_seed_run(rec)]
+    values = [rec["headline"].get(score, {}).get("value") for rec in levers]
+    order = sorted(range(len(levers)), key=lambda i: (values[i] is None, -(values[i] or 0.0)))
+    return [levers[i] for i in order]
