@@ -304,6 +304,13 @@ def test_a_section_the_run_added_is_named_once_in_the_params_column():
     assert runs.params_text({}) == "default"
 
 
+def test_a_section_the_run_removed_is_named_once_in_the_params_column():
+    gone = {f"models.resnet_small.{k}": {"default": v, "value": None} for k, v in {"arch": "resnet_small", "epochs": 15}.items()}
+    changed = {**gone, "xai.rotation.galaxies": {"default": 40, "value": 20}, "control.model.arch": {"default": "x", "value": None}}
+    # one key set to null is a value, not a removed section
+    assert runs.params_text(changed) == "no `models.resnet_small`, `xai.rotation.galaxies=20`, `control.model.arch=null`"
+
+
 def lengths_table(objids, measured, truth) -> pd.DataFrame:
     return pd.DataFrame({"objid": objids, "measured_px424": measured, "true_px424": truth})
 

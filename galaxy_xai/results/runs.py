@@ -84,21 +84,26 @@ def minutes(wall_seconds: float | None) -> str:
 
 def params_text(changed: Mapping[str, Mapping]) -> str:
     """The params a run changed, as ``-S`` would set them; 'default' if none. A section the run added
-    whole (every key under it new, e.g. another model) is named once: 'new `models.vgg_small_1` (6 keys)'."""
+    whole (every key under it new, e.g. another model) is named once: 'new `models.vgg_small_1` (6 keys)';
+    one it removed whole (every key under it gone), likewise: 'no `models.resnet_small`'."""
     parents: dict[str, list[str]] = {}
     for key in changed:
         parents.setdefault(key.rpartition(".")[0], []).append(key)
-    added = {
-        parent for parent, keys in parents.items()
-        if parent and len(keys) > 1 and all(changed[k]["default"] is None for k in keys)
-    }  # fmt: skip
+
+    def whole(side: str) -> set[str]:
+        return {
+            parent for parent, keys in parents.items()
+            if parent and len(keys) > 1 and all(changed[k][side] is None for k in keys)
+        }  # fmt: skip
+
+    added, removed = whole("default"), whole("value")
     parts, named = [], set()
     for key, entry in changed.items():
         parent = key.rpartition(".")[0]
-        if parent in added:
+        if parent in added | removed:
             if parent not in named:
                 named.add(parent)
-                parts.append(f"new `{parent}` ({len(parents[parent])} keys)")
+                parts.append(f"new `{parent}` ({len(parents[parent])} keys)" if parent in added else f"no `{parent}`")
         else:
             parts.append(f"`{key}={json.dumps(entry['value'])}`")
     return ", ".join(parts) or "default"
