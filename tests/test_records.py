@@ -286,7 +286,7 @@ def test_the_report_says_which_lever_reached_the_floor_and_which_was_best():
     assert len(rows) == 1 and "(records/low.json)" in rows[0] and '`xai.method="vanilla"`' in rows[0]
     high = a_record("high", {"images.size_px": {"default": 64, "value": 96}},
                     spearman_truth={"value": 0.68, "value_95lo": 0.62, "value_95up": 0.74, "n": 640})  # fmt: skip
-    assert "1 of them reach the floor 0.65 (`high`)" in report.levers_section([high, low])[2]
+    assert "1 of them reaches the floor 0.65 (`high`)" in report.levers_section([high, low])[2]
     # the best run's lengths are nearly a random network's: the report also names the best that are not
     near_random = {"value": 0.5, "gain": 0.06, "gain_95lo": 0.001, "gain_95up": 0.12, "gain_verdict": "beats"}
     clear = {"value": 0.1, "gain": 0.35, "gain_95lo": 0.25, "gain_95up": 0.45, "gain_verdict": "beats"}

@@ -783,7 +783,7 @@ def levers_section(records: Sequence[Mapping] | None) -> list[str]:
         best = max(scored, key=lambda rec: rec["headline"]["spearman_truth"]["value"])
         reached = [rec["name"] for rec in scored if rec["headline"]["spearman_truth"]["value"] >= floor]
         outcome = (
-            f"{len(reached)} of them reach the floor {floor:.2f} ({', '.join(f'`{n}`' for n in reached)})" if reached
+            f"{len(reached)} of them {'reaches' if len(reached) == 1 else 'reach'} the floor {floor:.2f} ({', '.join(f'`{n}`' for n in reached)})" if reached
             else f"none reaches the floor {floor:.2f} (target {target:.2f}): the best is {score(best)}"
         )  # fmt: skip
         # A length a random network nearly reproduces is not the model's: name the best that clearly is.
