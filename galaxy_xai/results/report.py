@@ -774,21 +774,24 @@ def levers_section(records: Sequence[Mapping] | None) -> list[str]:
     if not records:
         return []
     target, floor = SPEARMAN_TRUTH_TARGET["target"], SPEARMAN_TRUTH_TARGET["floor"]
-    scored = [rec for rec in records if rec["headline"].get("spearman_truth", {}).get("value") is not None]
+
+    def spearman(rec: Mapping) -> float | None:
+        return runs.headline_value(rec, "spearman_truth")
+
+    def score(rec: Mapping) -> str:
+        return f"`{rec['name']}`, {runs.interval(rec['headline']['spearman_truth'], 'value', '.3f')}"
+
+    scored = [rec for rec in records if spearman(rec) is not None]
     if scored:
-
-        def score(rec: Mapping) -> str:
-            return f"`{rec['name']}`, {runs.interval(rec['headline']['spearman_truth'], 'value', '.3f')}"
-
-        best = max(scored, key=lambda rec: rec["headline"]["spearman_truth"]["value"])
-        reached = [rec["name"] for rec in scored if rec["headline"]["spearman_truth"]["value"] >= floor]
+        best = max(scored, key=spearman)
+        reached = [rec["name"] for rec in scored if spearman(rec) >= floor]
         outcome = (
             f"{len(reached)} of them {'reaches' if len(reached) == 1 else 'reach'} the floor {floor:.2f} ({', '.join(f'`{n}`' for n in reached)})" if reached
             else f"none reaches the floor {floor:.2f} (target {target:.2f}): the best is {score(best)}"
         )  # fmt: skip
         # A length a random network nearly reproduces is not the model's: name the best that clearly is.
         model_made = [rec for rec in scored if runs.verdict_text(rec["headline"].get("vs_random_weights", {})) == "beats"]
-        clear = max(model_made, key=lambda rec: rec["headline"]["spearman_truth"]["value"], default=best)
+        clear = max(model_made, key=spearman, default=best)
         if clear is not best:
             outcome += f"; the best whose lengths beat its random-weights twins' clearly (interval above +{runs.JUST}) is {score(clear)}"
     else:

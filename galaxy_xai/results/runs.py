@@ -171,10 +171,15 @@ def seed_records(folder: str | Path) -> list[dict]:
     return sorted(seeds, key=lambda rec: [entry["value"] for entry in rec["params_changed"].values()])
 
 
+def headline_value(rec: Mapping, row: str) -> float | None:
+    """A record's headline ``row`` value; None if the run has no such row (or no value in it)."""
+    return rec["headline"].get(row, {}).get("value")
+
+
 def lever_records(folder: str | Path, score: str = "spearman_truth") -> list[dict]:
     """The records in ``folder`` that change the default's params beyond :data:`SEED_PARAMS` (the
     levers and cuts tried), best headline ``score`` first (records without it last, by name)."""
     levers = [rec for rec in _all_records(folder) if not _is_seed_run(rec)]
-    values = [rec["headline"].get(score, {}).get("value") for rec in levers]
+    values = [headline_value(rec, score) for rec in levers]
     order = sorted(range(len(levers)), key=lambda i: (values[i] is None, -(values[i] or 0.0)))
     return [levers[i] for i in order]
