@@ -287,6 +287,10 @@ def test_the_report_says_which_lever_reached_the_floor_and_which_was_best():
     high = a_record("high", {"images.size_px": {"default": 64, "value": 96}},
                     spearman_truth={"value": 0.68, "value_95lo": 0.62, "value_95up": 0.74, "n": 640})  # fmt: skip
     assert "1 of them reaches the floor 0.65 (`high`)" in report.levers_section([high, low])[2]
+    assert "every run's 95% interval lies below the floor (the highest upper bound, `low`'s, is 0.520)" in lines[2]
+    touching = a_record("touching", {"images.size_px": {"default": 64, "value": 96}},
+                        spearman_truth={"value": 0.60, "value_95lo": 0.55, "value_95up": 0.651, "n": 640})  # fmt: skip
+    assert "`touching`'s 95% interval reaches the floor (upper bound 0.651)" in report.levers_section([touching, low])[2]
     # the best run's lengths are nearly a random network's: the report also names the best that are not
     near_random = {"value": 0.5, "gain": 0.06, "gain_95lo": 0.001, "gain_95up": 0.12, "gain_verdict": "beats"}
     clear = {"value": 0.1, "gain": 0.35, "gain_95lo": 0.25, "gain_95up": 0.45, "gain_verdict": "beats"}

@@ -794,6 +794,15 @@ def levers_section(records: Sequence[Mapping] | None) -> list[str]:
         clear = max(model_made, key=spearman, default=best)
         if clear is not best:
             outcome += f"; the best whose lengths beat its random-weights twins' clearly (interval above +{runs.JUST}) is {score(clear)}"
+        if not reached:
+            # The table rounds bounds to 2 decimals: say whether an interval reaches the floor, to 3.
+            upper = max(scored, key=lambda rec: rec["headline"]["spearman_truth"].get("value_95up", -1.0))
+            bound = upper["headline"]["spearman_truth"].get("value_95up")
+            if bound is not None:
+                outcome += (
+                    f"; `{upper['name']}`'s 95% interval reaches the floor (upper bound {bound:.3f})" if bound >= floor
+                    else f"; every run's 95% interval lies below the floor (the highest upper bound, `{upper['name']}`'s, is {bound:.3f})"
+                )  # fmt: skip
     else:
         outcome = "none of them has a Spearman rho against the true length (real data)"
     return [
